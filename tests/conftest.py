@@ -1,0 +1,87 @@
+"""Shared test fixtures: telemetry off, quiet logging, and a disposable copy of the project."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+# Set before anything imports kedro: no telemetry, no rich tracebacks that swallow errors.
+os.environ["KEDRO_DISABLE_TELEMETRY"] = "true"
+os.environ["DO_NOT_TRACK"] = "1"
+os.environ.setdefault("KEDRO_LOGGING_CONFIG", str(PROJECT_ROOT / "conf" / "logging.yml"))
+
+DATA_LAYERS = (
+    "01_raw",
+    "02_intermediate",
+    "03_primary",
+    "04_feature",
+    "05_model_input",
+    "06_models",
+    "07_model_output",
+    "08_reporting",
+)
+
+
+def make_project_copy(destination: Path) -> Path:
+    """Copy the project's configuration into ``destination`` with empty data layers.
+
+    The package itself is installed (editable), so only ``conf/`` and ``pyproject.toml`` are
+    needed for Kedro to bootstrap the copy; outputs land in the copy, never in the checkout.
+    """
+    destination.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(
+        PROJECT_ROOT / "conf",
+        destination / "conf",
+        ignore=shutil.ignore_patterns("credentials*.yml"),
+        dirs_exist_ok=True,
+    )
+    shutil.copy2(PROJECT_ROOT / "pyproject.toml", destination / "pyproject.toml")
+    for layer in DATA_LAYERS:
+        (destination / "data" / layer).mkdir(parents=True, exist_ok=True)
+    return destination
+
+
+@pytest.fixture
+def project_copy(tmp_path: Path) -> Path:
+    """A throw-away copy of the project (conf + empty data layers) in a temporary folder."""
+    return make_project_copy(tmp_path / "project")
+
+
+def kedro_env(project_dir: Path) -> dict[str, str]:
+    """Environment for a ``kedro`` subprocess run inside ``project_dir``."""
+    env = dict(os.environ)
+    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{project_dir / 'mlflow.db'}"
+    env["KEDRO_LOGGING_CONFIG"] = str(PROJECT_ROOT / "conf" / "logging.yml")
+    return env
+
+
+@pytest.fixture
+def run_kedro() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Run the ``kedro`` CLI of this venv in a project folder and return the completed process."""
+
+    def _run(project_dir: Path, *args: str, check: bool = True, timeout: float = 900):
+        kedro = Path(sys.executable).with_name("kedro")
+        proc = subprocess.run(
+            [str(kedro), *args],
+            cwd=project_dir,
+            env=kedro_env(project_dir),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(
+                f"kedro {' '.join(args)} failed with exit code {proc.returncode}:\n"
+                f"{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+            )
+        return proc
+
+    return _run
