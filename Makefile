@@ -18,7 +18,7 @@ install: venv
 	$(BIN)/pip install --quiet -e ".[serving]"
 
 install-dev: venv
-	$(BIN)/pip install --quiet -e ".[serving,dev]"
+	$(BIN)/pip install --quiet -e ".[serving,dev,spark]"
 
 ## Command 1 of the README: install and run the whole default pipeline on simulated data.
 run: install
