@@ -1,0 +1,69 @@
+"""Fixtures for the deployment tests: rendered kustomize trees and the real tools that check them.
+
+The tools are the ones CI installs (``kubectl``, ``kubernetes-validate`` from the dev extras,
+``prometheus``/``promtool`` from Debian's package); a test that needs a missing one is skipped
+with the reason, never faked.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import yaml
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEPLOY_DIR = PROJECT_ROOT / "deploy"
+K8S_DIR = DEPLOY_DIR / "k8s"
+
+#: Every folder of deploy/k8s that kustomize can build (base, overlays and their parts).
+KUSTOMIZE_DIRS: tuple[str, ...] = tuple(
+    sorted(
+        path.parent.relative_to(K8S_DIR).as_posix() for path in K8S_DIR.rglob("kustomization.yaml")
+    )
+)
+
+
+def tool(name: str) -> str:
+    """Path of a command-line tool, or skip the calling test naming what is missing."""
+    found = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
+    if found is None:
+        pytest.skip(f"{name} is not installed (CI installs it; see .ci/run)")
+    return found
+
+
+@pytest.fixture(scope="session")
+def kubectl() -> str:
+    """The kubectl binary (``kubectl kustomize`` and ``kubectl patch --local`` need no cluster)."""
+    return tool("kubectl")
+
+
+def kustomize_build(kubectl_path: str, directory: Path) -> str:
+    """``kubectl kustomize DIRECTORY`` as text; fails the test with kustomize's message."""
+    proc = subprocess.run(
+        [kubectl_path, "kustomize", str(directory)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, f"kubectl kustomize {directory} failed:\n{proc.stderr}"
+    return proc.stdout
+
+
+@pytest.fixture(scope="session")
+def rendered(kubectl: str) -> dict[str, str]:
+    """The ``kubectl kustomize`` output of every kustomize folder, keyed by its relative path."""
+    return {name: kustomize_build(kubectl, K8S_DIR / name) for name in KUSTOMIZE_DIRS}
+
+
+@pytest.fixture(scope="session")
+def objects(rendered: dict[str, str]) -> Callable[[str], list[dict]]:
+    """Parsed objects of one rendered folder: ``objects("canary")``."""
+    parsed = {
+        name: [doc for doc in yaml.safe_load_all(text) if doc] for name, text in rendered.items()
+    }
+    return parsed.__getitem__

@@ -1,0 +1,540 @@
+"""The kustomize tree of deploy/k8s: schema-valid for Kubernetes and consistent with the app.
+
+Every folder with a kustomization.yaml is built with ``kubectl kustomize`` and validated with
+``kubernetes-validate --strict``; the structural tests then read the built objects, so they
+check what would reach the cluster, not the source files.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.deploy.conftest import K8S_DIR, KUSTOMIZE_DIRS, PROJECT_ROOT, tool
+from tests.deploy.routes import app_routes
+
+# The oldest Kubernetes the manifests support (the native preStop `sleep` action is on by
+# default from 1.30) and the newest the validator knows.
+MIN_KUBERNETES = "1.30.0"
+
+SERVING_DIRS = ("base", "rolling", "canary", "blue-green")
+SERVING_CONTAINER = "serving"
+APP_PORT = 8080
+JWT_SECRET = "churn-serving-jwt"
+TLS_SECRET = "churn-serving-tls"
+
+
+def latest_kubernetes() -> str:
+    from kubernetes_validate.utils import latest_version
+
+    return latest_version()
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def of_kind(objs: list[dict], kind: str) -> list[dict]:
+    return [obj for obj in objs if obj["kind"] == kind]
+
+
+def named(objs: list[dict], kind: str, name: str) -> dict:
+    matches = [obj for obj in of_kind(objs, kind) if obj["metadata"]["name"] == name]
+    assert len(matches) == 1, f"expected one {kind} named {name}, found {len(matches)}"
+    return matches[0]
+
+
+def pod_spec(obj: dict) -> dict:
+    if obj["kind"] == "CronJob":
+        return obj["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    return obj["spec"]["template"]["spec"]
+
+
+def pod_labels(obj: dict) -> dict:
+    if obj["kind"] == "CronJob":
+        return obj["spec"]["jobTemplate"]["spec"]["template"]["metadata"].get("labels", {})
+    return obj["spec"]["template"]["metadata"].get("labels", {})
+
+
+def selects(selector: dict, labels: dict) -> bool:
+    return bool(selector) and all(labels.get(key) == value for key, value in selector.items())
+
+
+def serving_deployments(objs: list[dict]) -> Iterator[dict]:
+    for deployment in of_kind(objs, "Deployment"):
+        names = [c["name"] for c in pod_spec(deployment)["containers"]]
+        if SERVING_CONTAINER in names:
+            yield deployment
+
+
+def serving_container(deployment: dict) -> dict:
+    (container,) = [c for c in pod_spec(deployment)["containers"] if c["name"] == SERVING_CONTAINER]
+    return container
+
+
+def config_of(objs: list[dict], deployment: dict) -> dict[str, str]:
+    """The environment a serving container gets from its ConfigMaps."""
+    env: dict[str, str] = {}
+    for source in serving_container(deployment).get("envFrom", []):
+        if "configMapRef" in source:
+            env.update(named(objs, "ConfigMap", source["configMapRef"]["name"]).get("data", {}))
+    return env
+
+
+# --------------------------------------------------------------------------- schema
+
+
+def test_every_overlay_is_found() -> None:
+    expected = {"base", "rolling", "canary", "blue-green", "jobs/training", "jobs/export"}
+    assert expected <= set(KUSTOMIZE_DIRS)
+
+
+@pytest.fixture(scope="session")
+def validation_runs(rendered: dict[str, str], tmp_path_factory) -> dict[str, str]:
+    """``kubernetes-validate --strict`` output over every rendered folder, per Kubernetes version.
+
+    One run per version over all files keeps the test fast (the schemas load once).
+    """
+    validator = tool("kubernetes-validate")
+    folder = tmp_path_factory.mktemp("rendered")
+    files = []
+    for name, text in rendered.items():
+        path = folder / (name.replace("/", "__") + ".yaml")
+        path.write_text(text)
+        files.append(str(path))
+    outputs = {}
+    for version in (MIN_KUBERNETES, latest_kubernetes()):
+        proc = subprocess.run(
+            [validator, "--strict", "--kubernetes-version", version, *files],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        outputs[version] = f"rc={proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    return outputs
+
+
+@pytest.mark.parametrize("name", KUSTOMIZE_DIRS)
+def test_overlay_passes_strict_schema_validation(
+    name: str, validation_runs: dict[str, str], objects
+) -> None:
+    filename = name.replace("/", "__") + ".yaml"
+    for version, output in validation_runs.items():
+        lines = [line for line in output.splitlines() if f"{filename} " in line]
+        failures = [line for line in lines if "passed" not in line]
+        assert not failures, f"{name} fails kubernetes-validate --strict {version}:\n" + "\n".join(
+            failures
+        )
+        # One "passed" line per object: nothing skipped for want of a schema.
+        passed = [line for line in lines if "passed" in line]
+        assert len(passed) == len(objects(name)), output
+
+
+def test_strict_validation_rejects_an_unknown_field(tmp_path: Path, rendered) -> None:
+    """The validator really is strict: a misspelt field in a Deployment fails it."""
+    validator = tool("kubernetes-validate")
+    broken = rendered["base"].replace("revisionHistoryLimit:", "revisionHistoryLimits:", 1)
+    path = tmp_path / "broken.yaml"
+    path.write_text(broken)
+    proc = subprocess.run(
+        [validator, "--strict", "--kubernetes-version", MIN_KUBERNETES, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode != 0
+    assert "revisionHistoryLimits" in proc.stdout + proc.stderr
+
+
+# --------------------------------------------------------------------------- serving pods
+
+
+@pytest.mark.parametrize("name", SERVING_DIRS)
+def test_probes_hit_health_routes_of_the_app(name: str, objects) -> None:
+    routes = app_routes()
+    deployments = list(serving_deployments(objects(name)))
+    assert deployments, f"{name} has no serving Deployment"
+    for deployment in deployments:
+        container = serving_container(deployment)
+        ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+        assert ports == {"https": APP_PORT}
+        expected = {
+            "readinessProbe": "/health/ready",
+            "livenessProbe": "/health/live",
+            "startupProbe": "/health/live",
+        }
+        for probe_name, path in expected.items():
+            probe = container[probe_name]["httpGet"]
+            assert probe["path"] == path, (deployment["metadata"]["name"], probe_name)
+            assert ("GET", path) in routes, f"{path} is not a GET route of the app"
+            assert probe["port"] in ports
+            # The pods serve TLS (CHURN_TLS_* in the ConfigMap), so the kubelet must too.
+            assert probe["scheme"] == "HTTPS"
+        assert config_of(objects(name), deployment)["CHURN_PORT"] == str(APP_PORT)
+
+
+@pytest.mark.parametrize("name", SERVING_DIRS)
+def test_metrics_scrape_annotations_name_an_app_route(name: str, objects) -> None:
+    routes = app_routes()
+    for deployment in serving_deployments(objects(name)):
+        annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+        assert annotations["prometheus.io/scrape"] == "true"
+        assert ("GET", annotations["prometheus.io/path"]) in routes
+        assert annotations["prometheus.io/port"] == str(APP_PORT)
+
+
+@pytest.mark.parametrize("name", SERVING_DIRS)
+def test_serving_pods_are_locked_down_and_bounded(name: str, objects) -> None:
+    for deployment in serving_deployments(objects(name)):
+        spec = pod_spec(deployment)
+        assert spec["securityContext"]["runAsNonRoot"] is True
+        assert spec["automountServiceAccountToken"] is False
+        container = serving_container(deployment)
+        security = container["securityContext"]
+        assert security["readOnlyRootFilesystem"] is True
+        assert security["allowPrivilegeEscalation"] is False
+        assert security["capabilities"]["drop"] == ["ALL"]
+        for kind in ("requests", "limits"):
+            assert {"cpu", "memory"} <= set(container["resources"][kind]), kind
+
+
+@pytest.mark.parametrize("name", SERVING_DIRS)
+def test_writable_paths_are_empty_dirs(name: str, objects) -> None:
+    """With a read-only root, /tmp and the prediction log directory must be volumes."""
+    objs = objects(name)
+    for deployment in serving_deployments(objs):
+        volumes = {v["name"]: v for v in pod_spec(deployment)["volumes"]}
+        mounts = {m["mountPath"]: m["name"] for m in serving_container(deployment)["volumeMounts"]}
+        log_dir = config_of(objs, deployment)["CHURN_PREDICTION_LOG_DIR"]
+        for path in ("/tmp", log_dir):
+            assert path in mounts, f"{path} is not mounted"
+            assert "emptyDir" in volumes[mounts[path]], f"{path} is not an emptyDir"
+
+
+@pytest.mark.parametrize("name", SERVING_DIRS)
+def test_secrets_are_mounted_by_reference_where_the_settings_point(name: str, objects) -> None:
+    objs = objects(name)
+    assert not of_kind(objs, "Secret"), "a Secret object would put its values in the repo"
+    for deployment in serving_deployments(objs):
+        volumes = {v["name"]: v for v in pod_spec(deployment)["volumes"]}
+        mounts = {m["name"]: m for m in serving_container(deployment)["volumeMounts"]}
+        config = config_of(objs, deployment)
+        expected_files = {
+            JWT_SECRET: [config["CHURN_JWT_PUBLIC_KEY_FILE"]],
+            TLS_SECRET: [config["CHURN_TLS_CERT_FILE"], config["CHURN_TLS_KEY_FILE"]],
+        }
+        for secret_name, files in expected_files.items():
+            (volume,) = [
+                v for v in volumes.values() if v.get("secret", {}).get("secretName") == secret_name
+            ]
+            mount = mounts[volume["name"]]
+            assert mount["readOnly"] is True
+            items = {item["path"] for item in volume["secret"]["items"]}
+            for file in files:
+                assert Path(file).parent == Path(mount["mountPath"]), file
+                assert Path(file).name in items, file
+
+
+@pytest.mark.parametrize("name", SERVING_DIRS)
+def test_rolling_update_never_drops_capacity(name: str, objects) -> None:
+    for deployment in serving_deployments(objects(name)):
+        strategy = deployment["spec"]["strategy"]
+        assert strategy["type"] == "RollingUpdate"
+        assert strategy["rollingUpdate"]["maxUnavailable"] == 0
+        assert strategy["rollingUpdate"]["maxSurge"] >= 1
+        # The autoscaler owns the replica count; a re-apply must not reset it.
+        assert "replicas" not in deployment["spec"]
+
+
+@pytest.mark.parametrize("name", SERVING_DIRS)
+def test_grace_period_covers_the_drain(name: str, objects) -> None:
+    """SIGKILL must come after preStop (endpoints drained) plus the app's graceful shutdown."""
+    objs = objects(name)
+    for deployment in serving_deployments(objs):
+        spec = pod_spec(deployment)
+        pre_stop = serving_container(deployment)["lifecycle"]["preStop"]["sleep"]["seconds"]
+        shutdown = float(config_of(objs, deployment)["CHURN_SHUTDOWN_TIMEOUT_SECONDS"])
+        assert pre_stop >= 5, "endpoints need a few seconds to leave the load balancers"
+        assert spec["terminationGracePeriodSeconds"] > pre_stop + shutdown
+
+
+@pytest.mark.parametrize("name", SERVING_DIRS)
+def test_config_maps_and_service_accounts_referenced_exist(name: str, objects) -> None:
+    objs = objects(name)
+    for deployment in serving_deployments(objs):
+        config_of(objs, deployment)  # raises when a referenced ConfigMap is missing
+        named(objs, "ServiceAccount", pod_spec(deployment)["serviceAccountName"])
+
+
+# --------------------------------------------------------------------------- selectors
+
+
+@pytest.mark.parametrize("name", SERVING_DIRS)
+def test_selectors_match_their_pods(name: str, objects) -> None:
+    objs = objects(name)
+    deployments = list(serving_deployments(objs))
+    for deployment in deployments:
+        assert selects(deployment["spec"]["selector"]["matchLabels"], pod_labels(deployment))
+    # Each Service and each PodDisruptionBudget picks the pods of exactly one Deployment: two
+    # tracks or colours behind one Service would defeat the weights and the switch.
+    for kind, selector_of in (
+        ("Service", lambda obj: obj["spec"]["selector"]),
+        ("PodDisruptionBudget", lambda obj: obj["spec"]["selector"]["matchLabels"]),
+    ):
+        for obj in of_kind(objs, kind):
+            matched = [d for d in deployments if selects(selector_of(obj), pod_labels(d))]
+            assert len(matched) == 1, f"{kind} {obj['metadata']['name']} selects {len(matched)}"
+
+
+@pytest.mark.parametrize("name", SERVING_DIRS)
+def test_hpa_targets_a_deployment_of_the_same_release(name: str, objects) -> None:
+    objs = objects(name)
+    hpas = of_kind(objs, "HorizontalPodAutoscaler")
+    assert len(hpas) == len(list(serving_deployments(objs)))
+    for hpa in hpas:
+        assert hpa["apiVersion"] == "autoscaling/v2"
+        target = hpa["spec"]["scaleTargetRef"]
+        assert target["kind"] == "Deployment" and target["apiVersion"] == "apps/v1"
+        named(objs, "Deployment", target["name"])
+        (metric,) = hpa["spec"]["metrics"]
+        assert metric["resource"]["name"] == "cpu"
+        assert metric["resource"]["target"] == {"type": "Utilization", "averageUtilization": 70}
+
+
+@pytest.mark.parametrize("name", ["base", "rolling", "canary", "blue-green"])
+def test_main_autoscalers_run_3_to_10_replicas(name: str, objects) -> None:
+    for hpa in of_kind(objects(name), "HorizontalPodAutoscaler"):
+        if hpa["metadata"]["name"].endswith("-canary"):
+            continue  # the canary track is deliberately small
+        assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (3, 10)
+
+
+@pytest.mark.parametrize("name", ["rolling", "canary", "blue-green"])
+def test_ingress_backends_are_services_of_the_release(name: str, objects) -> None:
+    objs = objects(name)
+    ingresses = of_kind(objs, "Ingress")
+    assert ingresses
+    for ingress in ingresses:
+        for rule in ingress["spec"]["rules"]:
+            for path in rule["http"]["paths"]:
+                backend = path["backend"]["service"]
+                service = named(objs, "Service", backend["name"])
+                assert backend["port"]["name"] in {p["name"] for p in service["spec"]["ports"]}
+                assert ("POST", path["path"] + "/predict") in app_routes()
+
+
+# --------------------------------------------------------------------------- canary
+
+
+def canary_weights(objs: list[dict]) -> tuple[int, int, int]:
+    stable = named(objs, "Ingress", "churn-serving")["metadata"]["annotations"]
+    canary = named(objs, "Ingress", "churn-serving-canary")["metadata"]["annotations"]
+    assert canary["nginx.ingress.kubernetes.io/canary"] == "true"
+    assert "nginx.ingress.kubernetes.io/canary" not in stable
+    assert (
+        canary["churn-mlops/traffic-weight"] == canary["nginx.ingress.kubernetes.io/canary-weight"]
+    )
+    return (
+        int(stable["churn-mlops/traffic-weight"]),
+        int(canary["nginx.ingress.kubernetes.io/canary-weight"]),
+        int(canary["nginx.ingress.kubernetes.io/canary-weight-total"]),
+    )
+
+
+def test_canary_weights_default_to_90_10_and_add_up(objects) -> None:
+    stable, canary, total = canary_weights(objects("canary"))
+    assert (stable, canary) == (90, 10)
+    assert stable + canary == total == 100
+
+
+def test_canary_tracks_route_to_their_own_deployment(objects) -> None:
+    objs = objects("canary")
+    for ingress_name, track in (("churn-serving", "stable"), ("churn-serving-canary", "canary")):
+        ingress = named(objs, "Ingress", ingress_name)
+        backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"]
+        selector = named(objs, "Service", backend)["spec"]["selector"]
+        assert selector["churn-mlops/track"] == track
+        deployment = named(objs, "Deployment", f"churn-serving-{track}")
+        assert selects(selector, pod_labels(deployment))
+    # Both Ingresses must claim the same host and path, or nginx does not split them.
+    rules = [
+        named(objs, "Ingress", n)["spec"]["rules"]
+        for n in ("churn-serving", "churn-serving-canary")
+    ]
+    assert [(r["host"], [p["path"] for p in r["http"]["paths"]]) for r in rules[0]] == [
+        (r["host"], [p["path"] for p in r["http"]["paths"]]) for r in rules[1]
+    ]
+
+
+def run_script(script: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(["bash", str(script), *args], capture_output=True, text=True, timeout=60)
+    if check:
+        assert proc.returncode == 0, f"{script.name} {args} failed:\n{proc.stdout}{proc.stderr}"
+    return proc
+
+
+@pytest.fixture
+def canary_copy(tmp_path: Path, kubectl: str) -> Path:
+    """A copy of deploy/k8s (so the canary overlay still resolves ../../base)."""
+    copy = tmp_path / "k8s"
+    import shutil
+
+    shutil.copytree(K8S_DIR, copy)
+    return copy
+
+
+@pytest.mark.parametrize("weight", [0, 25, 50, 100])
+def test_set_weight_moves_traffic_and_keeps_the_sum(canary_copy: Path, weight: int, kubectl: str):
+    from tests.deploy.conftest import kustomize_build
+
+    script = canary_copy / "canary" / "set-weight.sh"
+    run_script(script, "--dir", str(canary_copy / "canary"), str(weight))
+    objs = [d for d in yaml.safe_load_all(kustomize_build(kubectl, canary_copy / "canary")) if d]
+    stable, canary, total = canary_weights(objs)
+    assert (stable, canary) == (100 - weight, weight)
+    assert stable + canary == total == 100
+    status = run_script(script, "--dir", str(canary_copy / "canary"), "status").stdout
+    assert status.strip() == f"stable={100 - weight} canary={weight}"
+
+
+@pytest.mark.parametrize("bad", ["101", "-5", "ten", "9.5"])
+def test_set_weight_refuses_a_bad_weight_and_changes_nothing(canary_copy: Path, bad: str):
+    folder = canary_copy / "canary"
+    before = {p.name: p.read_text() for p in folder.glob("ingress-*.yaml")}
+    proc = run_script(folder / "set-weight.sh", "--dir", str(folder), bad, check=False)
+    assert proc.returncode == 2
+    assert bad in proc.stderr
+    assert {p.name: p.read_text() for p in folder.glob("ingress-*.yaml")} == before
+
+
+# --------------------------------------------------------------------------- blue-green
+
+
+def live_colour(objs: list[dict]) -> str:
+    return named(objs, "Service", "churn-serving")["spec"]["selector"]["churn-mlops/colour"]
+
+
+def test_blue_green_live_service_selects_one_colour(objects) -> None:
+    objs = objects("blue-green")
+    assert live_colour(objs) == "blue"
+    for colour in ("blue", "green"):
+        deployment = named(objs, "Deployment", f"churn-serving-{colour}")
+        assert pod_labels(deployment)["churn-mlops/colour"] == colour
+        # Each colour also has a preview Service for smoke tests before the switch.
+        preview = named(objs, "Service", f"churn-serving-{colour}")
+        assert selects(preview["spec"]["selector"], pod_labels(deployment))
+
+
+def test_switch_script_switches_and_switches_back(canary_copy: Path, kubectl: str) -> None:
+    from tests.deploy.conftest import kustomize_build
+
+    bg = canary_copy / "blue-green"
+    script, service = bg / "switch.sh", bg / "live" / "service.yaml"
+
+    def colour_after_build() -> str:
+        return live_colour([d for d in yaml.safe_load_all(kustomize_build(kubectl, bg)) if d])
+
+    assert run_script(script, "--file", str(service), "status").stdout.strip() == "blue"
+    run_script(script, "--file", str(service), "green")
+    assert colour_after_build() == "green"
+    annotations = yaml.safe_load(service.read_text())["metadata"]["annotations"]
+    assert annotations["churn-mlops/previous-colour"] == "blue"
+
+    run_script(script, "--file", str(service), "back")
+    assert colour_after_build() == "blue"
+    run_script(script, "--file", str(service), "back")
+    assert colour_after_build() == "green"
+
+    # Switching to the live colour is a no-op; a dry run prints the change but keeps the file.
+    same = run_script(script, "--file", str(service), "green")
+    assert "nothing to do" in same.stdout
+    before = service.read_text()
+    dry = run_script(script, "--file", str(service), "--dry-run", "blue")
+    assert "churn-mlops/colour: blue" in dry.stdout
+    assert service.read_text() == before
+
+
+def test_switch_script_refuses_bad_requests(canary_copy: Path) -> None:
+    bg = canary_copy / "blue-green"
+    script, service = bg / "switch.sh", bg / "live" / "service.yaml"
+    before = service.read_text()
+    never_switched = run_script(script, "--file", str(service), "back", check=False)
+    assert never_switched.returncode == 1
+    assert "previous-colour" in never_switched.stderr
+    unknown = run_script(script, "--file", str(service), "red", check=False)
+    assert unknown.returncode == 2 and "'red'" in unknown.stderr
+    missing = run_script(script, "--file", str(bg / "nope.yaml"), "green", check=False)
+    assert missing.returncode == 1 and "nope.yaml" in missing.stderr
+    assert service.read_text() == before
+
+
+# --------------------------------------------------------------------------- jobs
+
+
+def test_continuous_training_cronjob(objects) -> None:
+    objs = objects("jobs/training")
+    (cron,) = of_kind(objs, "CronJob")
+    assert cron["spec"]["concurrencyPolicy"] == "Forbid"
+    (container,) = pod_spec(cron)["containers"]
+    assert container["command"] == ["kedro", "run", "--pipeline", "continuous_training"]
+    assert pod_spec(cron)["securityContext"]["runAsNonRoot"] is True
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert {"cpu", "memory"} <= set(container["resources"]["limits"])
+    named(objs, "PersistentVolumeClaim", "churn-mlops-data")
+
+
+def test_export_job(objects) -> None:
+    objs = objects("jobs/export")
+    (job,) = of_kind(objs, "Job")
+    (container,) = pod_spec(job)["containers"]
+    assert container["command"] == ["kedro", "run", "--pipeline", "export"]
+    assert job["spec"]["backoffLimit"] == 0
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    assert mounts["/app/dist"]["subPath"] == "dist"
+
+
+# --------------------------------------------------------------------------- secrets in git
+
+PRIVATE_MATERIAL = re.compile(
+    r"-----BEGIN (?:[A-Z ]+ )?(?:PRIVATE KEY|CERTIFICATE)-----|^\s*kind:\s*Secret\s*$",
+    re.MULTILINE,
+)
+
+
+def test_no_secret_values_in_the_repository() -> None:
+    """Keys, certificates and Secret objects are created in the cluster, never committed."""
+    proc = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard"],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    offenders = []
+    for relative in proc.stdout.splitlines():
+        path = PROJECT_ROOT / relative
+        if not path.is_file() or path.suffix not in {
+            ".yaml",
+            ".yml",
+            ".json",
+            ".env",
+            ".pem",
+            ".crt",
+            ".key",
+            ".md",
+            ".sh",
+            ".txt",
+            "",
+        }:
+            continue
+        text = path.read_text(errors="ignore")
+        if relative.startswith("docs/"):
+            # Docs may show the *commands* that create secrets, but no material.
+            text = re.sub(r"^\s*kind:\s*Secret\s*$", "", text, flags=re.MULTILINE)
+        if PRIVATE_MATERIAL.search(text):
+            offenders.append(relative)
+    assert not offenders, f"secret material committed in {offenders}"
