@@ -1,0 +1,223 @@
+"""Validated form of ``feature_engineering`` parameters, including the feature list contract.
+
+Training, serving and monitoring read the feature list through :func:`parse_feature_list`, so
+the names, kinds, categories and bounds declared in
+``conf/base/parameters_feature_engineering.yml`` are the single source of truth.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from datetime import date
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+#: Columns of ``model_input_table`` that are not model features, in output order.
+KEY_COLUMNS: tuple[str, ...] = ("customer_id", "snapshot_date")
+LABEL_COLUMN = "churned"
+
+#: Features derived in code (not declared as window aggregates).
+TENURE_FEATURE = "tenure_days"
+USAGE_TREND_FEATURE = "usage_trend"
+RECENCY_FEATURE = "days_since_last_session"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SnapshotConfig(_Strict):
+    """Where the monthly snapshots start and stop, and how far ahead the label looks.
+
+    Attributes:
+        period_start: First day of the observed period; ``None`` takes midnight of the day of
+            the earliest event.
+        period_end: Exclusive end of the observed period; ``None`` takes midnight after the
+            day of the latest event.
+        history_months: Months of history required before the first snapshot.
+        label_horizon_days: A snapshot is labelled churned when ``churn_date`` falls in
+            ``[snapshot_date, snapshot_date + label_horizon_days)``.
+    """
+
+    period_start: date | None = None
+    period_end: date | None = None
+    history_months: int = Field(default=3, ge=0)
+    label_horizon_days: int = Field(default=30, ge=1)
+
+    @model_validator(mode="after")
+    def _period_is_ordered(self) -> SnapshotConfig:
+        if self.period_start and self.period_end and self.period_start >= self.period_end:
+            raise ValueError(
+                f"snapshots.period_start ({self.period_start}) must be before "
+                f"snapshots.period_end ({self.period_end})"
+            )
+        return self
+
+
+class WindowAggregate(_Strict):
+    """One count or sum of events of a type in the ``window_days`` days before a snapshot.
+
+    Attributes:
+        name: Output feature name.
+        event_type: Value of ``events.event_type`` that is aggregated.
+        function: ``count`` of events or ``sum`` of ``column``.
+        column: Numeric events column summed (required for ``sum``, forbidden for ``count``).
+        window_days: Window length; an event counts when
+            ``snapshot_date - window_days <= event_time < snapshot_date``.
+    """
+
+    name: str = Field(min_length=1)
+    event_type: str = Field(min_length=1)
+    function: Literal["count", "sum"]
+    column: Literal["amount", "duration_minutes"] | None = None
+    window_days: int = Field(ge=1)
+
+    @model_validator(mode="after")
+    def _column_matches_function(self) -> WindowAggregate:
+        if self.function == "sum" and self.column is None:
+            raise ValueError(f"window aggregate {self.name!r}: function 'sum' needs a column")
+        if self.function == "count" and self.column is not None:
+            raise ValueError(
+                f"window aggregate {self.name!r}: function 'count' takes no column "
+                f"(got {self.column!r})"
+            )
+        return self
+
+
+class UsageTrendConfig(_Strict):
+    """``usage_trend`` = per-day rate of ``short`` divided by per-day rate of ``long``.
+
+    Both name ``count`` window aggregates; the trend is 0 when ``long`` is 0.
+    """
+
+    short: str
+    long: str
+
+
+class RecencyConfig(_Strict):
+    """``days_since_last_session``: calendar days since the last event of ``event_type``.
+
+    Attributes:
+        event_type: The event type whose recency is measured.
+        cap_days: Value used when there was no such event in the last ``cap_days`` days (and
+            the upper bound of the feature).
+    """
+
+    event_type: str = "session"
+    cap_days: int = Field(default=90, ge=1)
+
+
+class FeatureSpec(_Strict):
+    """One model feature: the contract that training, serving and monitoring rely on.
+
+    Attributes:
+        name: Column name in ``model_input_table``.
+        kind: ``numeric`` or ``categorical``.
+        description: One line for humans (model card, API docs).
+        categories: Allowed values of a categorical feature.
+        min: Optional lower bound of a numeric feature.
+        max: Optional upper bound of a numeric feature.
+    """
+
+    name: str = Field(min_length=1)
+    kind: Literal["numeric", "categorical"]
+    description: str = Field(min_length=1)
+    categories: list[str] | None = None
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _kind_specific_fields(self) -> FeatureSpec:
+        if self.kind == "categorical":
+            if not self.categories:
+                raise ValueError(f"categorical feature {self.name!r} needs a list of categories")
+            if len(set(self.categories)) != len(self.categories):
+                raise ValueError(
+                    f"categorical feature {self.name!r} lists a category twice: {self.categories}"
+                )
+            if self.min is not None or self.max is not None:
+                raise ValueError(f"categorical feature {self.name!r} cannot have min/max")
+        else:
+            if self.categories is not None:
+                raise ValueError(f"numeric feature {self.name!r} cannot have categories")
+            if self.min is not None and self.max is not None and self.min > self.max:
+                raise ValueError(
+                    f"numeric feature {self.name!r}: min ({self.min}) is above max ({self.max})"
+                )
+        return self
+
+
+class FeatureEngineeringConfig(_Strict):
+    """All ``feature_engineering`` parameters, validated once when the pipeline starts."""
+
+    snapshots: SnapshotConfig = SnapshotConfig()
+    window_aggregates: list[WindowAggregate] = Field(min_length=1)
+    usage_trend: UsageTrendConfig
+    recency: RecencyConfig = RecencyConfig()
+    customer_attributes: list[str] = Field(min_length=1)
+    features: list[FeatureSpec] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _names_are_consistent(self) -> FeatureEngineeringConfig:
+        aggregate_names = [agg.name for agg in self.window_aggregates]
+        _reject_duplicates("window_aggregates", aggregate_names)
+        _reject_duplicates("features", [spec.name for spec in self.features])
+        _reject_duplicates("customer_attributes", self.customer_attributes)
+        counts = {agg.name for agg in self.window_aggregates if agg.function == "count"}
+        for role in ("short", "long"):
+            ref = getattr(self.usage_trend, role)
+            if ref not in counts:
+                raise ValueError(
+                    f"usage_trend.{role} = {ref!r} must name a 'count' window aggregate; "
+                    f"available: {sorted(counts)}"
+                )
+        reserved = {*KEY_COLUMNS, LABEL_COLUMN}
+        clash = reserved.intersection(aggregate_names + self.customer_attributes)
+        if clash:
+            raise ValueError(f"feature names {sorted(clash)} are reserved for key/label columns")
+        return self
+
+    @property
+    def lookback_days(self) -> int:
+        """The longest look back from a snapshot that any feature needs."""
+        return max([agg.window_days for agg in self.window_aggregates] + [self.recency.cap_days])
+
+    @property
+    def max_month_offset(self) -> int:
+        """An upper bound on how many month boundaries after an event it can still count.
+
+        Every calendar month has at least 28 days, so an event older than
+        ``ceil(lookback_days / 28) + 1`` month boundaries is outside every window.
+        """
+        return math.ceil(self.lookback_days / 28) + 1
+
+    @property
+    def feature_names(self) -> list[str]:
+        """Feature names in contract order."""
+        return [spec.name for spec in self.features]
+
+
+def _reject_duplicates(where: str, names: list[str]) -> None:
+    duplicated = sorted(name for name, count in Counter(names).items() if count > 1)
+    if duplicated:
+        raise ValueError(f"{where} lists {duplicated} more than once")
+
+
+def parse_feature_list(features: list[dict[str, Any]]) -> list[FeatureSpec]:
+    """Validate the raw ``feature_engineering.features`` parameter list.
+
+    Args:
+        features: The list as it appears in the parameters.
+
+    Returns:
+        One validated :class:`FeatureSpec` per feature, in contract order.
+    """
+
+    class _FeatureList(_Strict):
+        features: list[FeatureSpec] = Field(min_length=1)
+
+    parsed = _FeatureList.model_validate({"features": features}).features
+    _reject_duplicates("features", [spec.name for spec in parsed])
+    return parsed
