@@ -224,8 +224,8 @@ def test_secrets_are_mounted_by_reference_where_the_settings_point(name: str, ob
         mounts = {m["name"]: m for m in serving_container(deployment)["volumeMounts"]}
         config = config_of(objs, deployment)
         expected_files = {
-            JWT_SECRET: [config["CHURN_JWT_PUBLIC_KEY_FILE"]],
-            TLS_SECRET: [config["CHURN_TLS_CERT_FILE"], config["CHURN_TLS_KEY_FILE"]],
+            JWT_SECRET: [config["CHURN_JWT_KEY_FILE"]],
+            TLS_SECRET: [config["CHURN_SSL_CERTFILE"], config["CHURN_SSL_KEYFILE"]],
         }
         for secret_name, files in expected_files.items():
             (volume,) = [
