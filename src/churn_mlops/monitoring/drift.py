@@ -1,0 +1,529 @@
+"""Vectorised drift statistics (PSI, KL, Wasserstein, KS, chi²) with per-statistic thresholds.
+
+Two ways to compare a current window with the training distribution:
+
+* ``drift_against_profile``: against the reference profile (what the model bundle ships).
+  PSI and KL are computed on the profile's quantile bins. KS and Wasserstein are computed on the
+  same bin grid from the cumulative shares at the bin edges: the KS statistic is then the
+  largest CDF gap at an edge (a lower bound of the exact statistic, exact for count features
+  whose values sit on the edges) with a one-sample p-value (the reference is taken as the
+  population: Kolmogorov distribution with ``n = current rows``), and the Wasserstein distance
+  integrates the CDF gap between edges by the trapezoid rule (the outer edges are the training
+  min/max, widened to the current min/max so that out-of-range mass counts). chi² is the
+  goodness-of-fit test of the current category counts against the reference shares.
+* ``drift_two_sample``: against a raw reference sample, exactly. Each numeric column is sorted
+  once per side; one stable merge of the two sorted arrays gives the exact two-sample KS statistic
+  and the exact 1-Wasserstein distance (``∫|F_ref − F_cur|``); integer-valued columns with a
+  small range skip sorting and use ``bincount``. The KS p-value is scipy's asymptotic one
+  (``kstwo.sf(D, round(n·m/(n+m)))``, what ``scipy.stats.ks_2samp`` uses above 10 000 rows;
+  see ``ks_p_value`` for the far tail).
+
+Wasserstein is reported divided by the reference standard deviation (floored at 0.001), so its
+threshold is in units of "reference standard deviations", as in evidently.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+from scipy import stats
+
+from churn_mlops.monitoring.errors import DriftInputError
+from churn_mlops.monitoring.profile import (
+    CATEGORICAL,
+    NUMERIC,
+    CategoricalReference,
+    NumericReference,
+    ReferenceProfile,
+    numeric_values,
+    quantile_cut_points,
+)
+
+logger = logging.getLogger(__name__)
+
+NUMERIC_STATISTICS = ("psi", "kl", "wasserstein", "ks")
+CATEGORICAL_STATISTICS = ("psi", "kl", "chi2")
+STATISTICS = ("psi", "kl", "wasserstein", "ks", "chi2")
+WASSERSTEIN_MIN_NORM = 0.001
+KS_EXACT_MAX_N = 10_000
+
+RESULT_COLUMNS = [
+    "feature",
+    "kind",
+    "n_reference",
+    "n_current",
+    "null_share_reference",
+    "null_share_current",
+    "psi",
+    "kl",
+    "wasserstein",
+    "ks_statistic",
+    "ks_p_value",
+    "chi2_statistic",
+    "chi2_p_value",
+    "chi2_effect",
+]
+
+
+class ThresholdStatistic(BaseModel):
+    """A distance that fires when it reaches ``threshold``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    threshold: float = Field(gt=0)
+
+
+class KsTest(BaseModel):
+    """The KS test fires when ``p_value <= alpha`` and the statistic ``D >= min_statistic``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    alpha: float = Field(gt=0, lt=1)
+    min_statistic: float = Field(ge=0, le=1)
+
+
+class Chi2Test(BaseModel):
+    """chi² fires when ``p_value <= alpha`` and Cohen's ``w = sqrt(chi2 / n) >= min_effect``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    alpha: float = Field(gt=0, lt=1)
+    min_effect: float = Field(ge=0)
+
+
+class DriftStatistics(BaseModel):
+    """Per-statistic thresholds."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    psi: ThresholdStatistic
+    kl: ThresholdStatistic
+    wasserstein: ThresholdStatistic
+    ks: KsTest
+    chi2: Chi2Test
+
+
+class DriftConfig(BaseModel):
+    """Drift thresholds and verdict rules (``monitoring.drift`` in parameters_monitoring.yml)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    statistics: DriftStatistics
+    epsilon: float = Field(gt=0, lt=0.01, description="share given to empty bins in PSI/KL")
+    n_bins: int = Field(ge=2, le=1000, description="quantile bins when profiling a raw sample")
+    feature_vote_share: float = Field(gt=0, le=1)
+    dataset_drift_share: float = Field(gt=0, le=1)
+    max_discrete_span: int = Field(ge=1, description="integer range that takes the bincount path")
+    workers: int = Field(ge=1, le=64, description="threads over columns (numpy releases the GIL)")
+
+
+# --------------------------------------------------------------------------- shared pieces
+
+
+def _psi_kl(ref_share: np.ndarray, cur_share: np.ndarray, epsilon: float) -> tuple[float, float]:
+    """PSI and KL(ref ‖ cur) of two share vectors, empty bins given ``epsilon``."""
+    p = np.where(ref_share > 0, ref_share, epsilon)
+    q = np.where(cur_share > 0, cur_share, epsilon)
+    log_ratio = np.log(p / q)
+    psi = float(np.sum((p - q) * log_ratio))
+    p_n, q_n = p / p.sum(), q / q.sum()
+    kl = float(np.sum(p_n * np.log(p_n / q_n)))
+    return psi, kl
+
+
+def _chi2(ref_share: np.ndarray, cur_counts: np.ndarray) -> tuple[float, float, float]:
+    """Goodness of fit of ``cur_counts`` to ``ref_share``: statistic, p-value, Cohen's w."""
+    n = float(cur_counts.sum())
+    expected = ref_share * n
+    unseen = (expected == 0) & (cur_counts > 0)
+    if unseen.any():
+        return math.inf, 0.0, math.inf
+    used = expected > 0
+    statistic = float(np.sum((cur_counts[used] - expected[used]) ** 2 / expected[used]))
+    dof = max(int(used.sum()) - 1, 1)
+    p_value = float(stats.chi2.sf(statistic, dof))
+    return statistic, p_value, math.sqrt(statistic / n) if n else math.nan
+
+
+def ks_p_value(statistic: float, n: int) -> float:
+    """Two-sided p-value of a KS statistic for an effective sample size ``n``.
+
+    Up to ``n = 10 000``: scipy's exact Kolmogorov distribution (``kstwo``). Above, the
+    Stephens-corrected limiting distribution ``Q_KS((√n + 0.12 + 0.11/√n)·D)``, because scipy's
+    exact algorithms cost O(n) or a matrix power there (0.6 s per column at n = 500 000); measured
+    against ``kstwo`` for n from 10 001 to 500 000 it is within 0.0014 absolute and 0.3 %
+    relative for every p >= 0.005, so verdicts only differ for a p-value within that band of alpha.
+    """
+    if not math.isfinite(statistic) or n <= 0:
+        return math.nan
+    if n > KS_EXACT_MAX_N:
+        root = math.sqrt(n)
+        return float(stats.kstwobign.sf((root + 0.12 + 0.11 / root) * statistic))
+    return float(stats.kstwo.sf(statistic, n))
+
+
+def _empty_row(feature: str, kind: str) -> dict[str, Any]:
+    row: dict[str, Any] = dict.fromkeys(RESULT_COLUMNS, math.nan)
+    row["feature"], row["kind"] = feature, kind
+    return row
+
+
+def _null_share(values: np.ndarray, valid: np.ndarray) -> float:
+    return float(1.0 - valid.mean()) if values.size else math.nan
+
+
+# --------------------------------------------------------------------------- two-sample (exact)
+
+
+def _is_small_integer_range(a: np.ndarray, b: np.ndarray, max_span: int) -> tuple[bool, int, int]:
+    lo = min(float(a.min()), float(b.min()))
+    hi = max(float(a.max()), float(b.max()))
+    if hi - lo > max_span:
+        return False, 0, 0
+    if not (np.array_equal(a, np.floor(a)) and np.array_equal(b, np.floor(b))):
+        return False, 0, 0
+    return True, int(lo), int(hi)
+
+
+def _numeric_two_sample(
+    feature: str, ref_raw: np.ndarray, cur_raw: np.ndarray, config: DriftConfig
+) -> dict[str, Any]:
+    row = _empty_row(feature, NUMERIC)
+    ref_valid, cur_valid = np.isfinite(ref_raw), np.isfinite(cur_raw)
+    a, b = ref_raw[ref_valid], cur_raw[cur_valid]
+    n, m = a.size, b.size
+    row.update(
+        n_reference=n,
+        n_current=m,
+        null_share_reference=_null_share(ref_raw, ref_valid),
+        null_share_current=_null_share(cur_raw, cur_valid),
+    )
+    if n == 0 or m == 0:
+        return row
+    positions = (np.arange(1, config.n_bins, dtype=np.int64) * n) // config.n_bins
+    small_int, lo, hi = _is_small_integer_range(a, b, config.max_discrete_span)
+    if small_int:
+        # Count features: CDFs straight from bincount, no sort. Between consecutive integers
+        # the CDFs are flat, so W = Σ |F_a(k) − F_b(k)| over the integer grid.
+        cum_a = np.cumsum(np.bincount((a - lo).astype(np.int64), minlength=hi - lo + 1))
+        cum_b = np.cumsum(np.bincount((b - lo).astype(np.int64), minlength=hi - lo + 1))
+        gap = cum_a / n - cum_b / m
+        ks = float(np.abs(gap).max())
+        wass = float(np.abs(gap[:-1]).sum())
+        std = float(a.std())
+        cuts = np.unique(lo + np.searchsorted(cum_a, positions, side="right")).astype(np.float64)
+        cuts = cuts[cuts > a.min()]
+        idx = cuts.astype(np.int64) - lo - 1
+        below_a = np.where(idx >= 0, cum_a[np.clip(idx, 0, None)], 0)
+        below_b = np.where(idx >= 0, cum_b[np.clip(idx, 0, None)], 0)
+    else:
+        sa, sb = np.sort(a), np.sort(b)
+        both = np.concatenate([sa, sb])
+        # Two sorted runs: the stable sort (timsort) only merges them, in linear time.
+        order = np.argsort(both, kind="stable")
+        merged = both[order]
+        count_a = np.cumsum(order < n)
+        gap = count_a * (1.0 / n + 1.0 / m) - np.arange(1, n + m + 1) / m
+        steps = np.diff(merged)
+        ends = steps > 0  # evaluate each CDF at the last of a run of equal values
+        ks = float(np.abs(gap[:-1][ends]).max()) if ends.any() else 0.0
+        wass = float(np.abs(gap[:-1]) @ steps)
+        std = float(a.std())
+        cuts = quantile_cut_points(sa, config.n_bins)
+        below_a = np.searchsorted(sa, cuts, side="left")
+        below_b = np.searchsorted(sb, cuts, side="left")
+    ref_counts = np.diff(np.concatenate([[0], below_a, [n]]))
+    cur_counts = np.diff(np.concatenate([[0], below_b, [m]]))
+    psi, kl = _psi_kl(ref_counts / n, cur_counts / m, config.epsilon)
+    row.update(
+        psi=psi,
+        kl=kl,
+        wasserstein=wass / max(std, WASSERSTEIN_MIN_NORM),
+        ks_statistic=ks,
+        ks_p_value=ks_p_value(ks, round(n * m / (n + m))),
+    )
+    return row
+
+
+def _category_counts(series: pd.Series) -> tuple[np.ndarray, pd.Index, int]:
+    """Counts per category (as strings), the categories, and the number of nulls."""
+    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    valid = codes >= 0
+    counts = np.bincount(codes[valid], minlength=len(uniques))
+    return counts, pd.Index(uniques).astype(str), int((~valid).sum())
+
+
+def _categorical_two_sample(
+    feature: str, ref: pd.Series, cur: pd.Series, config: DriftConfig
+) -> dict[str, Any]:
+    row = _empty_row(feature, CATEGORICAL)
+    ref_counts, ref_cats, ref_nulls = _category_counts(ref)
+    cur_counts, cur_cats, cur_nulls = _category_counts(cur)
+    n, m = int(ref_counts.sum()), int(cur_counts.sum())
+    row.update(
+        n_reference=n,
+        n_current=m,
+        null_share_reference=ref_nulls / len(ref) if len(ref) else math.nan,
+        null_share_current=cur_nulls / len(cur) if len(cur) else math.nan,
+    )
+    if n == 0 or m == 0:
+        return row
+    categories = ref_cats.append(cur_cats).unique()
+    ref_all = np.zeros(len(categories))
+    cur_all = np.zeros(len(categories))
+    np.add.at(ref_all, categories.get_indexer(ref_cats), ref_counts)
+    np.add.at(cur_all, categories.get_indexer(cur_cats), cur_counts)
+    psi, kl = _psi_kl(ref_all / n, cur_all / m, config.epsilon)
+    chi2, p_value, effect = _chi2(ref_all / n, cur_all)
+    row.update(psi=psi, kl=kl, chi2_statistic=chi2, chi2_p_value=p_value, chi2_effect=effect)
+    return row
+
+
+def _check_columns(frame: pd.DataFrame, features: Mapping[str, str], which: str) -> None:
+    missing = [name for name in features if name not in frame.columns]
+    if missing:
+        raise DriftInputError(
+            f"The {which} frame lacks feature column(s) {missing}; its columns are "
+            f"{sorted(map(str, frame.columns))}."
+        )
+    bad = {n: k for n, k in features.items() if k not in (NUMERIC, CATEGORICAL)}
+    if bad:
+        raise DriftInputError(
+            f"Feature kinds {bad} are not supported; expected '{NUMERIC}' or '{CATEGORICAL}'."
+        )
+
+
+def _run_columns(jobs: list[Callable[[], dict[str, Any]]], workers: int) -> pd.DataFrame:
+    if workers > 1 and len(jobs) > 1:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            rows = list(pool.map(lambda job: job(), jobs))
+    else:
+        rows = [job() for job in jobs]
+    return pd.DataFrame(rows, columns=RESULT_COLUMNS)
+
+
+def drift_two_sample(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    kinds: Mapping[str, str],
+    config: DriftConfig,
+) -> pd.DataFrame:
+    """Exact two-sample drift statistics of every feature, thresholded.
+
+    Args:
+        reference: the reference sample (training rows).
+        current: the current window.
+        kinds: feature name to ``"numeric"`` or ``"categorical"``.
+        config: thresholds and verdict rules.
+
+    Returns:
+        One row per feature: the statistics, a ``<statistic>_drift`` flag per statistic, the
+        number of ``votes`` among ``n_statistics`` and the feature verdict ``drifted``.
+
+    Raises:
+        DriftInputError: a feature column is missing or its kind is unknown.
+    """
+    _check_columns(reference, kinds, "reference")
+    _check_columns(current, kinds, "current")
+    jobs: list[Callable[[], dict[str, Any]]] = []
+    for name, kind in kinds.items():
+        if kind == NUMERIC:
+            ref_values, cur_values = numeric_values(reference[name]), numeric_values(current[name])
+            jobs.append(
+                lambda n=name, r=ref_values, c=cur_values: _numeric_two_sample(n, r, c, config)
+            )
+        else:
+            jobs.append(lambda n=name: _categorical_two_sample(n, reference[n], current[n], config))
+    return apply_thresholds(_run_columns(jobs, config.workers), config)
+
+
+# --------------------------------------------------------------------------- against a profile
+
+
+def _effective_n(n_reference: int | None, m: int) -> int:
+    """KS sample size: two-sample ``n·m/(n+m)`` when the profile keeps its row count, else ``m``."""
+    if n_reference:
+        return max(round(n_reference * m / (n_reference + m)), 1)
+    return m
+
+
+def _numeric_vs_profile(
+    ref: NumericReference, cur_raw: np.ndarray, config: DriftConfig
+) -> dict[str, Any]:
+    row = _empty_row(ref.name, NUMERIC)
+    valid = np.isfinite(cur_raw)
+    b = cur_raw[valid]
+    m = b.size
+    row.update(
+        n_reference=ref.count if ref.count is not None else math.nan,
+        n_current=m,
+        null_share_reference=ref.null_share,
+        null_share_current=_null_share(cur_raw, valid),
+    )
+    if m == 0:
+        return row
+    edges = ref.inner_edges
+    cur_counts = np.bincount(np.searchsorted(edges, b, side="right"), minlength=edges.size + 1)
+    cur_share = cur_counts / m
+    psi, kl = _psi_kl(ref.frequencies, cur_share, config.epsilon)
+    # CDF gap ("share below the edge") at every edge. Inside the training range a bin's gap is
+    # the one at its right edge: exact for count features, whose values sit on the edges.
+    # Outside it, the gap closes linearly to 0 at the current min/max, so that out-of-range
+    # mass (amounts x100, say) still counts.
+    inner_grid = np.concatenate([[ref.min], edges, [ref.max]])
+    ref_cdf = np.concatenate([[0.0], np.cumsum(ref.frequencies)[:-1], [1.0]])
+    below_min = float(np.mean(b < ref.min))
+    at_most_max = float(np.mean(b <= ref.max))
+    cur_cdf = np.concatenate([[below_min], np.cumsum(cur_share)[:-1], [at_most_max]])
+    gap = np.abs(ref_cdf - cur_cdf)
+    ks = float(gap.max())
+    wass = float(np.diff(inner_grid) @ gap[1:])
+    wass += max(ref.min - float(b.min()), 0.0) * gap[0] / 2.0
+    wass += max(float(b.max()) - ref.max, 0.0) * gap[-1] / 2.0
+    std = ref.std if math.isfinite(ref.std) else 0.0
+    row.update(
+        psi=psi,
+        kl=kl,
+        wasserstein=wass / max(std, WASSERSTEIN_MIN_NORM),
+        ks_statistic=ks,
+        ks_p_value=ks_p_value(ks, _effective_n(ref.count, m)),
+    )
+    return row
+
+
+def _categorical_vs_profile(
+    ref: CategoricalReference, cur: pd.Series, config: DriftConfig
+) -> dict[str, Any]:
+    row = _empty_row(ref.name, CATEGORICAL)
+    cur_counts, cur_cats, cur_nulls = _category_counts(cur)
+    m = int(cur_counts.sum())
+    row.update(
+        n_reference=ref.count if ref.count is not None else math.nan,
+        n_current=m,
+        null_share_reference=ref.null_share,
+        null_share_current=cur_nulls / len(cur) if len(cur) else math.nan,
+    )
+    if m == 0:
+        return row
+    categories = pd.Index(list(ref.frequencies)).append(cur_cats).unique()
+    ref_share = np.array([ref.frequencies.get(c, 0.0) for c in categories])
+    cur_all = np.zeros(len(categories))
+    np.add.at(cur_all, categories.get_indexer(cur_cats), cur_counts)
+    psi, kl = _psi_kl(ref_share, cur_all / m, config.epsilon)
+    chi2, p_value, effect = _chi2(ref_share, cur_all)
+    row.update(psi=psi, kl=kl, chi2_statistic=chi2, chi2_p_value=p_value, chi2_effect=effect)
+    return row
+
+
+def drift_against_profile(
+    profile: ReferenceProfile,
+    current: pd.DataFrame,
+    config: DriftConfig,
+    *,
+    features: list[str] | None = None,
+) -> pd.DataFrame:
+    """Drift statistics of the current window against the reference profile, thresholded.
+
+    Args:
+        profile: the training reference profile.
+        current: the current window with every profiled feature as a column.
+        config: thresholds and verdict rules.
+        features: the features to compare (default: every profiled feature).
+
+    Returns:
+        The same table as ``drift_two_sample``.
+
+    Raises:
+        DriftInputError: a feature is missing from the profile or from ``current``.
+    """
+    names = list(profile.features) if features is None else list(features)
+    unknown = [n for n in names if n not in profile.features]
+    if unknown:
+        raise DriftInputError(
+            f"Feature(s) {unknown} have no entry in the reference profile; profiled features are "
+            f"{sorted(profile.features)}."
+        )
+    kinds = {n: profile.features[n].kind for n in names}
+    _check_columns(current, kinds, "current")
+    jobs: list[Callable[[], dict[str, Any]]] = []
+    for name in names:
+        ref = profile.features[name]
+        if isinstance(ref, NumericReference):
+            values = numeric_values(current[name])
+            jobs.append(lambda r=ref, v=values: _numeric_vs_profile(r, v, config))
+        else:
+            jobs.append(lambda r=ref, n=name: _categorical_vs_profile(r, current[n], config))
+    return apply_thresholds(_run_columns(jobs, config.workers), config)
+
+
+def score_drift(
+    profile: ReferenceProfile, scores: np.ndarray | pd.Series, config: DriftConfig
+) -> pd.DataFrame:
+    """Drift of the prediction score against the training-score profile (one-row table).
+
+    Raises:
+        DriftInputError: the profile has no ``score`` entry.
+    """
+    if profile.score is None:
+        raise DriftInputError(
+            "The reference profile has no 'score' entry; expected the training-score profile "
+            "written by the evaluation pipeline."
+        )
+    row = _numeric_vs_profile(profile.score, numeric_values(np.asarray(scores)), config)
+    return apply_thresholds(pd.DataFrame([row], columns=RESULT_COLUMNS), config)
+
+
+# --------------------------------------------------------------------------- verdicts
+
+
+def apply_thresholds(table: pd.DataFrame, config: DriftConfig) -> pd.DataFrame:
+    """Add a flag per statistic, the vote count and the per-feature verdict.
+
+    A statistic that does not apply to a kind (KS/Wasserstein for categorical, chi² for numeric)
+    or could not be computed (an empty column) neither fires nor counts. A feature drifts when at
+    least ``ceil(feature_vote_share × n_statistics)`` of its statistics fire.
+    """
+    s = config.statistics
+    out = table.copy()
+    out["psi_drift"] = out["psi"] >= s.psi.threshold
+    out["kl_drift"] = out["kl"] >= s.kl.threshold
+    out["wasserstein_drift"] = out["wasserstein"] >= s.wasserstein.threshold
+    out["ks_drift"] = (out["ks_p_value"] <= s.ks.alpha) & (
+        out["ks_statistic"] >= s.ks.min_statistic
+    )
+    out["chi2_drift"] = (out["chi2_p_value"] <= s.chi2.alpha) & (
+        out["chi2_effect"] >= s.chi2.min_effect
+    )
+    computed = {
+        "psi": out["psi"].notna(),
+        "kl": out["kl"].notna(),
+        "wasserstein": out["wasserstein"].notna(),
+        "ks": out["ks_p_value"].notna(),
+        "chi2": out["chi2_p_value"].notna(),
+    }
+    out["n_statistics"] = sum(c.astype(int) for c in computed.values())
+    out["votes"] = sum(out[f"{k}_drift"].astype(int) for k in STATISTICS)
+    needed = np.ceil(config.feature_vote_share * out["n_statistics"] - 1e-9)
+    out["drifted"] = (out["n_statistics"] > 0) & (out["votes"] >= needed)
+    return out
+
+
+def summarise_drift(table: pd.DataFrame, config: DriftConfig) -> dict[str, Any]:
+    """Dataset-level verdict: drift when the share of drifted features reaches the threshold."""
+    n = int(len(table))
+    drifted = table.loc[table["drifted"], "feature"].tolist()
+    share = len(drifted) / n if n else 0.0
+    return {
+        "n_features": n,
+        "n_drifted": len(drifted),
+        "drifted_features": drifted,
+        "drift_share": share,
+        "dataset_drift": bool(n and share >= config.dataset_drift_share),
+    }

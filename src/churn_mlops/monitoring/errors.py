@@ -1,0 +1,19 @@
+"""Monitoring exceptions: each message names the bad value, where it is and what was expected."""
+
+from __future__ import annotations
+
+
+class MonitoringError(Exception):
+    """Base class of every monitoring error."""
+
+
+class ReferenceProfileError(MonitoringError):
+    """The reference profile is missing a feature or holds a value that breaks its contract."""
+
+
+class DriftInputError(MonitoringError):
+    """A frame handed to the drift statistics lacks a feature or holds an unusable column."""
+
+
+class MonitoringWindowError(MonitoringError):
+    """The current monitoring window (prediction log or scored batch) cannot be assembled."""
