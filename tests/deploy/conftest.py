@@ -28,6 +28,21 @@ KUSTOMIZE_DIRS: tuple[str, ...] = tuple(
 )
 
 
+def _included_elsewhere(name: str) -> bool:
+    """Whether another kustomization lists this folder as a resource or component."""
+    folder = (K8S_DIR / name).resolve()
+    for path in K8S_DIR.rglob("kustomization.yaml"):
+        spec = yaml.safe_load(path.read_text()) or {}
+        for entry in (spec.get("resources") or []) + (spec.get("components") or []):
+            if (path.parent / entry).resolve() == folder:
+                return True
+    return False
+
+
+#: The folders an operator applies: those no other kustomization includes.
+TOP_LEVEL_DIRS: tuple[str, ...] = tuple(d for d in KUSTOMIZE_DIRS if not _included_elsewhere(d))
+
+
 def tool(name: str) -> str:
     """Path of a command-line tool, or skip the calling test naming what is missing."""
     found = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))

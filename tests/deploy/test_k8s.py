@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.deploy.conftest import K8S_DIR, KUSTOMIZE_DIRS, PROJECT_ROOT, tool
+from tests.deploy.conftest import K8S_DIR, KUSTOMIZE_DIRS, PROJECT_ROOT, TOP_LEVEL_DIRS, tool
 from tests.deploy.routes import app_routes
 
 # The oldest Kubernetes the manifests support (the native preStop `sleep` action is on by
@@ -93,16 +93,23 @@ def test_every_overlay_is_found() -> None:
     assert expected <= set(KUSTOMIZE_DIRS)
 
 
+BROKEN = "broken-on-purpose"
+
+
 @pytest.fixture(scope="session")
 def validation_runs(rendered: dict[str, str], tmp_path_factory) -> dict[str, str]:
-    """``kubernetes-validate --strict`` output over every rendered folder, per Kubernetes version.
+    """``kubernetes-validate --strict`` output over every top-level folder, per Kubernetes version.
 
-    One run per version over all files keeps the test fast (the schemas load once).
+    One run per version over all files keeps the test fast (the schemas load once). The run
+    also gets a copy of the base with a misspelt field, which must fail: proof that the
+    validation is strict.
     """
     validator = tool("kubernetes-validate")
     folder = tmp_path_factory.mktemp("rendered")
+    texts = {name: rendered[name] for name in TOP_LEVEL_DIRS}
+    texts[BROKEN] = rendered["base"].replace("revisionHistoryLimit:", "revisionHistoryLimits:", 1)
     files = []
-    for name, text in rendered.items():
+    for name, text in texts.items():
         path = folder / (name.replace("/", "__") + ".yaml")
         path.write_text(text)
         files.append(str(path))
@@ -114,40 +121,46 @@ def validation_runs(rendered: dict[str, str], tmp_path_factory) -> dict[str, str
             text=True,
             timeout=120,
         )
-        outputs[version] = f"rc={proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+        outputs[version] = f"{proc.stdout}\n{proc.stderr}"
     return outputs
 
 
-@pytest.mark.parametrize("name", KUSTOMIZE_DIRS)
+def validation_lines(output: str, name: str) -> list[str]:
+    filename = name.replace("/", "__") + ".yaml"
+    return [line for line in output.splitlines() if f"/{filename} " in line]
+
+
+@pytest.mark.parametrize("name", TOP_LEVEL_DIRS)
 def test_overlay_passes_strict_schema_validation(
     name: str, validation_runs: dict[str, str], objects
 ) -> None:
-    filename = name.replace("/", "__") + ".yaml"
     for version, output in validation_runs.items():
-        lines = [line for line in output.splitlines() if f"{filename} " in line]
+        lines = validation_lines(output, name)
         failures = [line for line in lines if "passed" not in line]
         assert not failures, f"{name} fails kubernetes-validate --strict {version}:\n" + "\n".join(
             failures
         )
         # One "passed" line per object: nothing skipped for want of a schema.
-        passed = [line for line in lines if "passed" in line]
-        assert len(passed) == len(objects(name)), output
+        assert len(lines) == len(objects(name)), output
 
 
-def test_strict_validation_rejects_an_unknown_field(tmp_path: Path, rendered) -> None:
-    """The validator really is strict: a misspelt field in a Deployment fails it."""
-    validator = tool("kubernetes-validate")
-    broken = rendered["base"].replace("revisionHistoryLimit:", "revisionHistoryLimits:", 1)
-    path = tmp_path / "broken.yaml"
-    path.write_text(broken)
-    proc = subprocess.run(
-        [validator, "--strict", "--kubernetes-version", MIN_KUBERNETES, str(path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert proc.returncode != 0
-    assert "revisionHistoryLimits" in proc.stdout + proc.stderr
+def test_strict_validation_rejects_an_unknown_field(validation_runs: dict[str, str]) -> None:
+    for output in validation_runs.values():
+        failures = [line for line in validation_lines(output, BROKEN) if "passed" not in line]
+        assert failures and "revisionHistoryLimits" in failures[0], output
+
+
+@pytest.mark.parametrize("name", sorted(set(KUSTOMIZE_DIRS) - set(TOP_LEVEL_DIRS)))
+def test_included_folders_are_validated_through_their_parent(name: str, objects) -> None:
+    """A part (canary/stable, blue-green/green, jobs/common...) renders the same objects it
+    contributes to a top-level folder, so validating the top level validates it."""
+
+    def key(obj: dict) -> str:
+        return yaml.safe_dump(obj, sort_keys=True)
+
+    rendered_tops = {key(obj) for top in TOP_LEVEL_DIRS for obj in objects(top)}
+    for obj in objects(name):
+        assert key(obj) in rendered_tops, (name, obj["kind"], obj["metadata"]["name"])
 
 
 # --------------------------------------------------------------------------- serving pods
@@ -250,6 +263,33 @@ def test_rolling_update_never_drops_capacity(name: str, objects) -> None:
         assert "replicas" not in deployment["spec"]
 
 
+def app_shutdown_seconds(config: dict[str, str]) -> float:
+    """Longest time the real app takes to stop after SIGTERM, read from its code and settings.
+
+    uvicorn first waits for open requests (``timeout_graceful_shutdown`` in
+    ``churn_mlops.serving.__main__``), then the app's lifespan shutdown waits for a hot reload
+    in progress (``RELOAD_WAIT_ON_SHUTDOWN_S``).
+    """
+    import inspect
+
+    import churn_mlops.serving.__main__ as entry_point
+    from churn_mlops.serving import app as app_module
+    from churn_mlops.serving.settings import ServingSettings
+
+    found = re.search(r"timeout_graceful_shutdown\s*=\s*([\w.]+)", inspect.getsource(entry_point))
+    assert found, "uvicorn runs without timeout_graceful_shutdown: shutdown is unbounded"
+    value = found.group(1)
+    if value.startswith("settings."):
+        field = value.removeprefix("settings.")
+        default = ServingSettings.model_fields[field].default
+        graceful = float(config.get(f"CHURN_{field.upper()}", default))
+    elif re.fullmatch(r"[\d.]+", value):
+        graceful = float(value)
+    else:
+        graceful = float(getattr(entry_point, value))
+    return graceful + float(getattr(app_module, "RELOAD_WAIT_ON_SHUTDOWN_S", 0.0))
+
+
 @pytest.mark.parametrize("name", SERVING_DIRS)
 def test_grace_period_covers_the_drain(name: str, objects) -> None:
     """SIGKILL must come after preStop (endpoints drained) plus the app's graceful shutdown."""
@@ -257,9 +297,31 @@ def test_grace_period_covers_the_drain(name: str, objects) -> None:
     for deployment in serving_deployments(objs):
         spec = pod_spec(deployment)
         pre_stop = serving_container(deployment)["lifecycle"]["preStop"]["sleep"]["seconds"]
-        shutdown = float(config_of(objs, deployment)["CHURN_SHUTDOWN_TIMEOUT_SECONDS"])
+        shutdown = app_shutdown_seconds(config_of(objs, deployment))
         assert pre_stop >= 5, "endpoints need a few seconds to leave the load balancers"
-        assert spec["terminationGracePeriodSeconds"] > pre_stop + shutdown
+        assert spec["terminationGracePeriodSeconds"] > pre_stop + shutdown, (
+            f"grace {spec['terminationGracePeriodSeconds']} s <= preStop {pre_stop} s"
+            f" + app shutdown {shutdown} s"
+        )
+
+
+@pytest.mark.parametrize("name", SERVING_DIRS)
+def test_config_map_is_valid_serving_settings(name: str, objects, tmp_path: Path) -> None:
+    """Every CHURN_ variable the manifests set is a real setting and the set validates."""
+    from churn_mlops.serving.settings import ServingSettings
+
+    objs = objects(name)
+    for deployment in serving_deployments(objs):
+        config = config_of(objs, deployment)
+        fields = {f"CHURN_{field.upper()}" for field in ServingSettings.model_fields}
+        unknown = sorted(set(config) - fields)
+        assert not unknown, f"{unknown} are not settings of the serving app"
+        # CHURN_MODEL_DIR comes from the image (the bundle inside it).
+        values = {key.removeprefix("CHURN_").lower(): value for key, value in config.items()}
+        settings = ServingSettings(**{"model_dir": tmp_path, **values})
+        assert settings.tls_enabled and settings.auth_enabled
+        assert settings.port == APP_PORT and settings.host == "0.0.0.0"
+        assert not settings.jwt_algorithm.startswith("HS"), "pods must hold a public key only"
 
 
 @pytest.mark.parametrize("name", SERVING_DIRS)
