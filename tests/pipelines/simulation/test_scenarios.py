@@ -133,24 +133,30 @@ def test_data_quality_corrupts_event_column_after_start_only(
     assert corrupted.loc[~should_have_value, column].isna().all()
 
 
-def test_data_quality_corrupts_new_signup_ages(
-    small_tables: dict[str, pd.DataFrame], simulate_small: Simulate
+@pytest.mark.parametrize(("column", "dtype"), [("age", "Int64"), ("monthly_fee", "float64")])
+def test_data_quality_corrupts_new_signups_customer_column(
+    small_tables: dict[str, pd.DataFrame], simulate_small: Simulate, column: str, dtype: str
 ) -> None:
     customers = simulate_small(
         scenario={
             "name": "data_quality",
-            "data_quality": {"column": "customers.age", "null_rate": 0.2, "out_of_range_rate": 0.1},
+            "data_quality": {
+                "column": f"customers.{column}",
+                "null_rate": 0.2,
+                "out_of_range_rate": 0.1,
+            },
         }
     )["customers"]
-    assert str(customers["age"].dtype) == "Int64"
+    clean = small_tables["customers"]
+    assert str(customers[column].dtype) == dtype
+    pd.testing.assert_frame_equal(customers.drop(columns=column), clean.drop(columns=column))
     after = customers["signup_date"] >= SCENARIO_START
-    assert customers.loc[~after, "age"].notna().all()
-    assert customers.loc[~after, "age"].between(18, 100).all()
     np.testing.assert_array_equal(
-        customers.loc[~after, "age"].to_numpy(int), small_tables["customers"].loc[~after, "age"]
+        customers.loc[~after, column].to_numpy(float), clean.loc[~after, column].to_numpy(float)
     )
-    new_ages = customers.loc[after, "age"]
-    assert 0 < new_ages.isna().sum() and 0 < (new_ages < 0).sum()
+    new_values = customers.loc[after, column]
+    assert new_values.isna().mean() == pytest.approx(0.2, abs=0.08)
+    assert (new_values < 0).mean() == pytest.approx(0.1, abs=0.06)
 
 
 def test_feature_change_sends_amounts_in_cents_after_start(

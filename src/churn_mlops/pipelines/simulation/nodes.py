@@ -261,54 +261,54 @@ def _uniform_times(
     return positions, times
 
 
-class _EventBuffer:
-    """Per-month event arrays, concatenated once at the end (no per-event Python work)."""
+_EventPart = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
-    def __init__(self) -> None:
-        self.parts: list[tuple[np.ndarray, ...]] = []
 
-    def add(
-        self,
-        customer: np.ndarray,
-        time: np.ndarray,
-        event_type: int,
-        amount: np.ndarray | None = None,
-        duration: np.ndarray | None = None,
-    ) -> None:
-        size = customer.size
-        nan = np.full(size, np.nan)
-        self.parts.append(
-            (
-                customer.astype(np.int64),
-                time,
-                np.full(size, event_type, dtype=np.int8),
-                nan if amount is None else amount,
-                nan if duration is None else duration,
-            )
-        )
+def _event_part(
+    customer: np.ndarray,
+    time: np.ndarray,
+    event_type: int,
+    *,
+    amount: np.ndarray | None = None,
+    duration: np.ndarray | None = None,
+) -> _EventPart:
+    """Columns (customer position, time, type code, amount, duration) of one event type."""
+    nan = np.full(customer.size, np.nan)
+    return (
+        customer.astype(np.int64),
+        time,
+        np.full(customer.size, event_type, dtype=np.int8),
+        nan if amount is None else amount,
+        nan if duration is None else duration,
+    )
 
-    def month_sorted(self, start: int) -> None:
-        """Sort the parts added since ``start`` by (time, customer) and merge them into one."""
-        columns = [np.concatenate(col) for col in zip(*self.parts[start:], strict=True)]
-        order = np.lexsort((columns[0], columns[1]))
-        self.parts[start:] = [tuple(col[order] for col in columns)]
 
-    def frame(self, customer_ids: np.ndarray) -> pd.DataFrame:
-        if self.parts:
-            columns = [np.concatenate(col) for col in zip(*self.parts, strict=True)]
-        else:
-            columns = [np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.int8)]
-            columns += [np.empty(0), np.empty(0)]
-        customer, time, code, amount, duration = columns
-        return pd.DataFrame(
-            {
-                "customer_id": customer_ids[customer],
-                "event_time": time.view("datetime64[ns]"),
-                "event_type": np.array(EVENT_TYPES, dtype=object)[code],
-                "amount": amount,
-                "duration_minutes": duration,
-            }
-        )
+def _concat_parts(parts: list[_EventPart]) -> _EventPart:
+    """One part from several; a month's events ordered by time, then customer, then type."""
+    customer, time, code, amount, duration = (
+        np.concatenate(col) for col in zip(*parts, strict=True)
+    )
+    order = np.lexsort((code, customer, time))
+    return customer[order], time[order], code[order], amount[order], duration[order]
+
+
+def _events_frame(parts: list[_EventPart], customer_ids: np.ndarray) -> pd.DataFrame:
+    """The raw ``events`` table from the monthly parts (already in time order)."""
+    empty = [np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.int8)]
+    customer, time, code, amount, duration = (
+        [np.concatenate(col) for col in zip(*parts, strict=True)]
+        if parts
+        else [*empty, np.empty(0), np.empty(0)]
+    )
+    return pd.DataFrame(
+        {
+            "customer_id": customer_ids[customer],
+            "event_time": time.view("datetime64[ns]"),
+            "event_type": np.array(EVENT_TYPES, dtype=object)[code],
+            "amount": amount,
+            "duration_minutes": duration,
+        }
+    )
 
 
 def simulate_monthly_activity(
@@ -371,7 +371,7 @@ def simulate_monthly_activity(
     late = np.zeros((3, n))  # this month and the two before
     spend = np.zeros((3, n))
 
-    events = _EventBuffer()
+    monthly_events: list[_EventPart] = []
     truth: list[pd.DataFrame] = []
     for k in range(-burn_in, config.n_months):
         month_start, month_end = bounds[k + burn_in], bounds[k + burn_in + 1]
@@ -422,7 +422,6 @@ def simulate_monthly_activity(
         )
 
         if k >= 0:
-            first_part = len(events.parts)
             session_pos, session_time = _uniform_times(
                 sessions_rng, window_start, window_end, n_sessions
             )
@@ -433,14 +432,27 @@ def simulate_monthly_activity(
                     rates.session_minutes_log_std,
                 )
             )
-            events.add(idx[session_pos], session_time, _SESSION, duration=np.round(duration, 1))
             ticket_pos, ticket_time = _uniform_times(dynamics, window_start, window_end, n_tickets)
-            events.add(idx[ticket_pos], ticket_time, _TICKET)
             on_time = billed & ~is_late
-            events.add(idx[on_time], pay_time[on_time], _PAYMENT, amount=fee[idx[on_time]])
-            events.add(idx[is_late], pay_time[is_late], _LATE_PAYMENT, amount=fee[idx[is_late]])
-            events.add(idx[online_pos], online_time, _ONLINE_PURCHASE, amount=online_amount)
-            events.month_sorted(first_part)
+            monthly_events.append(
+                _concat_parts(
+                    [
+                        _event_part(
+                            idx[session_pos], session_time, _SESSION, duration=np.round(duration, 1)
+                        ),
+                        _event_part(idx[ticket_pos], ticket_time, _TICKET),
+                        _event_part(
+                            idx[on_time], pay_time[on_time], _PAYMENT, amount=fee[idx[on_time]]
+                        ),
+                        _event_part(
+                            idx[is_late], pay_time[is_late], _LATE_PAYMENT, amount=fee[idx[is_late]]
+                        ),
+                        _event_part(
+                            idx[online_pos], online_time, _ONLINE_PURCHASE, amount=online_amount
+                        ),
+                    ]
+                )
+            )
 
         tickets[1, idx] = tickets[0, idx]
         tickets[0, idx] = n_tickets
@@ -498,7 +510,7 @@ def simulate_monthly_activity(
             "churn_date": churn_ns[churned].view("datetime64[ns]"),
         }
     )
-    event_table = events.frame(ids)
+    event_table = _events_frame(monthly_events, ids)
     ground_truth = pd.concat(truth, ignore_index=True) if truth else pd.DataFrame()
     logger.info(
         "Simulated %d events, %d churned customers, mean monthly hazard %.4f",

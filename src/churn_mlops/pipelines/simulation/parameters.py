@@ -290,7 +290,7 @@ class SimulationParameters(_Strict):
 
     @model_validator(mode="after")
     def _scenario_month_in_period(self) -> SimulationParameters:
-        index = self.scenario_start_index_unchecked()
+        index = self.scenario_start_index
         if not 0 <= index < self.n_months:
             raise ValueError(
                 f"scenario.start_month ({self.scenario.start_month!r}) resolves to month index "
@@ -298,17 +298,13 @@ class SimulationParameters(_Strict):
             )
         return self
 
-    def scenario_start_index_unchecked(self) -> int:
+    @property
+    def scenario_start_index(self) -> int:
         """Month index (0-based from ``start_date``) where the scenario starts."""
         start = self.scenario.start_month
         if isinstance(start, dt.date):
             return (start.year - self.start_date.year) * 12 + start.month - self.start_date.month
         return start
-
-    @property
-    def scenario_start_index(self) -> int:
-        """Month index (0-based from ``start_date``) where the scenario starts."""
-        return self.scenario_start_index_unchecked()
 
 
 # Pydantic adds the tried type to the location of a failed union member; drop it.
