@@ -142,8 +142,9 @@ def build_dashboard() -> dict[str, Any]:
             "timeseries",
             [
                 _target(
-                    f'sum(rate(churn_http_requests_total{{{SELECTOR}, status=~"5.."}}[{RATE}]))'
-                    f" / sum(rate(churn_http_requests_total{{{SELECTOR}}}[{RATE}]))",
+                    # "or vector(0)": no 5xx series yet means 0 %, not "No data".
+                    f'(sum(rate(churn_http_requests_total{{{SELECTOR}, status=~"5.."}}[{RATE}]))'
+                    f" or vector(0)) / sum(rate(churn_http_requests_total{{{SELECTOR}}}[{RATE}]))",
                     "5xx ratio",
                     "A",
                 )

@@ -82,3 +82,14 @@ def objects(rendered: dict[str, str]) -> Callable[[str], list[dict]]:
         name: [doc for doc in yaml.safe_load_all(text) if doc] for name, text in rendered.items()
     }
     return parsed.__getitem__
+
+
+@pytest.fixture(scope="session")
+def demo_bundle(tmp_path_factory) -> Path:
+    """A small serving bundle, made by the serving package's own demo builder."""
+    pytest.importorskip("fastapi", reason="the serving extras are not installed")
+    from churn_mlops.serving.demo import make_demo_bundle
+
+    return make_demo_bundle(
+        tmp_path_factory.mktemp("bundle") / "demo", n_rows=600, model_version="7", n_jobs=1
+    )
