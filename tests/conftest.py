@@ -46,6 +46,8 @@ def make_project_copy(destination: Path) -> Path:
     shutil.copy2(PROJECT_ROOT / "pyproject.toml", destination / "pyproject.toml")
     for layer in DATA_LAYERS:
         (destination / "data" / layer).mkdir(parents=True, exist_ok=True)
+    # Kedro checks that the configured source folder exists; the code comes from the install.
+    (destination / "src").mkdir(exist_ok=True)
     return destination
 
 
