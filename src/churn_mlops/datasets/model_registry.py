@@ -1,0 +1,307 @@
+"""Datasets that read and write the MLflow model registry for the evaluation pipeline.
+
+* :class:`MlflowChampionModelDataset` loads the current champion (or ``None``), so the gate
+  can score it on the same test split as the challenger.
+* :class:`MlflowModelRegistrationDataset` logs the trained model with its evaluation files,
+  registers a new version, tags it, points ``challenger`` at it and applies the gate decision
+  computed by a node.
+
+Registry calls are I/O, so they live here and nodes stay pure: the decision is computed by
+``decide_promotion``; this dataset only carries it out.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from kedro.io import AbstractDataset, DatasetError
+
+from churn_mlops.datasets._model_logging import log_sklearn_model
+from churn_mlops.registry import RUN_ID_TOKEN, VERSION_TOKEN, ChampionRegistry
+
+logger = logging.getLogger(__name__)
+
+#: Names of the evaluation files inside the logged model and the run artifacts.
+METADATA_FILE = "model_metadata.json"
+MODEL_CARD_FILE = "model_card.md"
+REFERENCE_PROFILE_FILE = "reference_profile.json"
+
+#: MLflow tag values are capped; longer values are cut with a marker.
+_MAX_TAG_LENGTH = 5000
+
+
+class MlflowChampionModelDataset(AbstractDataset[None, dict[str, Any] | None]):
+    """Read-only: the version behind an alias of a registered model, loaded with its flavor.
+
+    Args:
+        model_name: Registered model name.
+        alias: The alias to load (``champion`` by default).
+        metadata: Kedro-viz and other free-form metadata.
+
+    Returns on load:
+        ``{"version", "run_id", "model"}`` or ``None`` when the model or alias does not exist
+        yet (the first run has no champion).
+    """
+
+    def __init__(
+        self, *, model_name: str, alias: str = "champion", metadata: dict[str, Any] | None = None
+    ) -> None:
+        self._model_name = model_name
+        self._alias = alias
+        self.metadata = metadata
+
+    def _load(self) -> dict[str, Any] | None:
+        import mlflow.sklearn  # noqa: PLC0415 - `import mlflow` costs seconds
+
+        registry = ChampionRegistry(self._model_name, champion_alias=self._alias)
+        version = registry.champion_version()
+        if version is None:
+            logger.info("Registered model %r has no %r yet", self._model_name, self._alias)
+            return None
+        details = registry.client.get_model_version(self._model_name, version)
+        model = mlflow.sklearn.load_model(f"models:/{self._model_name}@{self._alias}")
+        return {"version": version, "run_id": details.run_id, "model": model}
+
+    def _save(self, data: None) -> None:
+        raise DatasetError(f"{type(self).__name__} is read-only (alias {self._alias!r})")
+
+    def _describe(self) -> dict[str, Any]:
+        return {"model_name": self._model_name, "alias": self._alias}
+
+
+class MlflowModelRegistrationDataset(AbstractDataset[dict[str, Any], dict[str, Any]]):
+    """Register the trained model as a new version and carry out the gate decision.
+
+    ``save`` takes the dictionary built by ``prepare_model_registration``::
+
+        {"model": Pipeline, "input_example": DataFrame, "logging": {...},
+         "tags": {str: str}, "metadata": {...}, "model_card": str,
+         "reference_profile": {...},
+         "decision": {"promote": bool, "reason": str, "champion_version": str | None}}
+
+    and, in this order: logs the model to the active run (signature, input example, the
+    reference profile, model card and metadata inside the model's folder), registers it as a
+    new version with the tags plus the git commit, writes ``model_metadata.json`` (now with
+    the version and run id) and the model card locally, points ``challenger`` at the version,
+    and then moves ``champion`` only if the decision says so *and* the champion is still the
+    version the decision was made against. A refused promotion is logged with its reason and
+    stored as version tags; no alias other than ``challenger`` changes.
+
+    Args:
+        model_name: Registered model name.
+        metadata_filepath: Local copy of ``model_metadata.json``.
+        model_card_filepath: Local copy of the model card.
+        champion_alias: Alias of the serving version.
+        challenger_alias: Alias of the newest registered version.
+        metadata: Kedro-viz and other free-form metadata.
+    """
+
+    def __init__(  # noqa: PLR0913
+        self,
+        *,
+        model_name: str,
+        metadata_filepath: str,
+        model_card_filepath: str,
+        champion_alias: str = "champion",
+        challenger_alias: str = "challenger",
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self._model_name = model_name
+        self._metadata_filepath = Path(metadata_filepath)
+        self._model_card_filepath = Path(model_card_filepath)
+        self._champion_alias = champion_alias
+        self._challenger_alias = challenger_alias
+        self._logging_activated = True  # switched off by kedro-mlflow for untracked pipelines
+        self.metadata = metadata
+        self._last: dict[str, Any] | None = None
+
+    # ----------------------------------------------------------------- save
+
+    def _save(self, data: dict[str, Any]) -> None:
+        missing = {"model", "input_example", "logging", "tags", "metadata", "model_card",
+                   "reference_profile", "decision"} - set(data)
+        if missing:
+            raise DatasetError(f"model registration payload lacks {sorted(missing)}")
+        if not self._logging_activated:
+            logger.warning(
+                "MLflow tracking is off for this pipeline: %r is NOT registered; only the "
+                "local model card and metadata (without a version) are written",
+                self._model_name,
+            )
+            self._write_local(data["metadata"], data["model_card"])
+            return
+
+        import mlflow  # noqa: PLC0415 - `import mlflow` costs seconds
+
+        started_here = mlflow.active_run() is None
+        run = mlflow.active_run() or mlflow.start_run(run_name="model_registration")
+        try:
+            self._last = self._register(mlflow, run.info.run_id, data)
+        finally:
+            if started_here:
+                mlflow.end_run()
+
+    def _register(self, mlflow: Any, run_id: str, data: dict[str, Any]) -> dict[str, Any]:
+        registry = ChampionRegistry(
+            self._model_name,
+            champion_alias=self._champion_alias,
+            challenger_alias=self._challenger_alias,
+        )
+        info = log_sklearn_model(
+            data["model"],
+            data["input_example"],
+            data["logging"],
+            metadata={"features": [f["name"] for f in data["metadata"].get("features", [])]},
+        )
+        tags = {
+            **{k: _tag_value(v) for k, v in data["tags"].items()},
+            "git_commit": _git_commit(),
+            "gate.decision": "promote" if data["decision"]["promote"] else "refuse",
+            "gate.reason": _tag_value(data["decision"]["reason"]),
+        }
+        version = str(
+            mlflow.register_model(info.model_uri, self._model_name, tags=tags).version
+        )
+
+        metadata = {**data["metadata"], "model_version": version, "run_id": run_id}
+        card = data["model_card"].replace(VERSION_TOKEN, version).replace(RUN_ID_TOKEN, run_id)
+        self._write_local(metadata, card)
+        with tempfile.TemporaryDirectory() as folder:
+            for name, content in (
+                (METADATA_FILE, json.dumps(metadata, indent=2)),
+                (MODEL_CARD_FILE, card),
+                (REFERENCE_PROFILE_FILE, json.dumps(data["reference_profile"], indent=2)),
+            ):
+                path = Path(folder) / name
+                path.write_text(content, encoding="utf-8")
+                registry.client.log_model_artifact(info.model_id, str(path))
+                if name != REFERENCE_PROFILE_FILE:  # already in the run as evaluation/...
+                    mlflow.log_artifact(str(path))
+        registry.set_challenger(version)
+        mlflow.set_tags({"registered_model": self._model_name, "registered_version": version})
+
+        outcome = self._apply_decision(registry, version, data["decision"])
+        mlflow.set_tag("gate.outcome", outcome["outcome"])
+        return {
+            "model_name": self._model_name,
+            "version": version,
+            "run_id": run_id,
+            "model_uri": info.model_uri,
+            **outcome,
+        }
+
+    def _apply_decision(
+        self, registry: ChampionRegistry, version: str, decision: dict[str, Any]
+    ) -> dict[str, Any]:
+        current = registry.champion_version()
+        expected = decision.get("champion_version")
+        if decision["promote"] and current != expected:
+            reason = (
+                f"champion moved from v{expected} to v{current} while this run was "
+                "evaluating; the gate must be re-run against the new champion"
+            )
+            promote = False
+        else:
+            promote, reason = bool(decision["promote"]), str(decision["reason"])
+        if promote:
+            registry.promote(version, reason=reason)
+            logger.info(
+                "Gate PROMOTED %s v%s to %r: %s",
+                self._model_name,
+                version,
+                self._champion_alias,
+                reason,
+            )
+            return {"outcome": "promoted", "reason": reason, "champion_version": version}
+        registry.client.set_model_version_tag(
+            self._model_name, version, "gate.reason", _tag_value(reason)
+        )
+        registry.client.set_model_version_tag(self._model_name, version, "gate.decision", "refuse")
+        logger.warning(
+            "Gate REFUSED %s v%s (%r stays %s): %s",
+            self._model_name,
+            version,
+            self._champion_alias,
+            f"v{current}" if current else "unset",
+            reason,
+        )
+        return {"outcome": "refused", "reason": reason, "champion_version": current}
+
+    def _write_local(self, metadata: dict[str, Any], card: str) -> None:
+        _atomic_write(self._metadata_filepath, json.dumps(metadata, indent=2))
+        _atomic_write(self._model_card_filepath, card)
+
+    # ----------------------------------------------------------------- load
+
+    def _load(self) -> dict[str, Any]:
+        """The outcome of the last registration in this session, else the registry's state."""
+        if self._last is not None:
+            return dict(self._last)
+        registry = ChampionRegistry(
+            self._model_name,
+            champion_alias=self._champion_alias,
+            challenger_alias=self._challenger_alias,
+        )
+        versions = registry.versions()
+        if not versions:
+            raise DatasetError(f"registered model {self._model_name!r} has no versions yet")
+        return {
+            "model_name": self._model_name,
+            "version": versions[0].version,
+            "run_id": versions[0].run_id,
+            "champion_version": registry.champion_version(),
+        }
+
+    def _exists(self) -> bool:
+        return self._last is not None
+
+    def _describe(self) -> dict[str, Any]:
+        return {
+            "model_name": self._model_name,
+            "metadata_filepath": str(self._metadata_filepath),
+            "model_card_filepath": str(self._model_card_filepath),
+            "champion_alias": self._champion_alias,
+            "challenger_alias": self._challenger_alias,
+        }
+
+
+def _tag_value(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text if len(text) <= _MAX_TAG_LENGTH else text[: _MAX_TAG_LENGTH - 3] + "..."
+
+
+def _git_commit() -> str:
+    """The commit of the working tree, ``+dirty`` when it has uncommitted changes."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{commit}+dirty" if dirty else commit
+
+
+def _atomic_write(path: Path, content: str) -> None:
+    """Write via a temporary file and rename, so a failed run never leaves half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            out.write(content)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
