@@ -75,11 +75,38 @@ def rendered(kubectl: str) -> dict[str, str]:
     return {name: kustomize_build(kubectl, K8S_DIR / name) for name in KUSTOMIZE_DIRS}
 
 
+#: Serving overlays that can take the optional shared-prediction-log component.
+SHARED_LOG_COMPONENT = "components/shared-prediction-log"
+SHARED_LOG_OVERLAYS = ("rolling", "canary", "blue-green")
+
+
 @pytest.fixture(scope="session")
-def objects(rendered: dict[str, str]) -> Callable[[str], list[dict]]:
-    """Parsed objects of one rendered folder: ``objects("canary")``."""
+def rendered_with_shared_log(kubectl: str, tmp_path_factory) -> dict[str, str]:
+    """Each serving overlay built with the shared-prediction-log component, as an ops team
+    would add it (an overlay next to the others, in a copy of deploy/k8s)."""
+    import shutil
+
+    copy = tmp_path_factory.mktemp("k8s") / "k8s"
+    shutil.copytree(K8S_DIR, copy)
+    builds = {}
+    for overlay in SHARED_LOG_OVERLAYS:
+        folder = copy / f"{overlay}-shared-log"
+        folder.mkdir()
+        (folder / "kustomization.yaml").write_text(
+            f"resources:\n  - ../{overlay}\ncomponents:\n  - ../{SHARED_LOG_COMPONENT}\n"
+        )
+        builds[f"{overlay}-shared-log"] = kustomize_build(kubectl, folder)
+    return builds
+
+
+@pytest.fixture(scope="session")
+def objects(
+    rendered: dict[str, str], rendered_with_shared_log: dict[str, str]
+) -> Callable[[str], list[dict]]:
+    """Parsed objects of a build: ``objects("canary")``, ``objects("rolling-shared-log")``."""
     parsed = {
-        name: [doc for doc in yaml.safe_load_all(text) if doc] for name, text in rendered.items()
+        name: [doc for doc in yaml.safe_load_all(text) if doc]
+        for name, text in {**rendered, **rendered_with_shared_log}.items()
     }
     return parsed.__getitem__
 

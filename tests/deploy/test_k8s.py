@@ -15,7 +15,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.deploy.conftest import K8S_DIR, KUSTOMIZE_DIRS, PROJECT_ROOT, TOP_LEVEL_DIRS, tool
+from tests.deploy.conftest import (
+    K8S_DIR,
+    KUSTOMIZE_DIRS,
+    PROJECT_ROOT,
+    SHARED_LOG_OVERLAYS,
+    TOP_LEVEL_DIRS,
+    tool,
+)
 from tests.deploy.routes import app_routes
 
 # The oldest Kubernetes the manifests support (the native preStop `sleep` action is on by
@@ -97,7 +104,9 @@ BROKEN = "broken-on-purpose"
 
 
 @pytest.fixture(scope="session")
-def validation_runs(rendered: dict[str, str], tmp_path_factory) -> dict[str, str]:
+def validation_runs(
+    rendered: dict[str, str], rendered_with_shared_log: dict[str, str], tmp_path_factory
+) -> dict[str, str]:
     """``kubernetes-validate --strict`` output over every top-level folder, per Kubernetes version.
 
     One run per version over all files keeps the test fast (the schemas load once). The run
@@ -106,7 +115,7 @@ def validation_runs(rendered: dict[str, str], tmp_path_factory) -> dict[str, str
     """
     validator = tool("kubernetes-validate")
     folder = tmp_path_factory.mktemp("rendered")
-    texts = {name: rendered[name] for name in TOP_LEVEL_DIRS}
+    texts = {name: rendered[name] for name in TOP_LEVEL_DIRS} | rendered_with_shared_log
     texts[BROKEN] = rendered["base"].replace("revisionHistoryLimit:", "revisionHistoryLimits:", 1)
     files = []
     for name, text in texts.items():
@@ -130,7 +139,9 @@ def validation_lines(output: str, name: str) -> list[str]:
     return [line for line in output.splitlines() if f"/{filename} " in line]
 
 
-@pytest.mark.parametrize("name", TOP_LEVEL_DIRS)
+@pytest.mark.parametrize(
+    "name", TOP_LEVEL_DIRS + tuple(f"{o}-shared-log" for o in SHARED_LOG_OVERLAYS)
+)
 def test_overlay_passes_strict_schema_validation(
     name: str, validation_runs: dict[str, str], objects
 ) -> None:
@@ -226,6 +237,34 @@ def test_writable_paths_are_empty_dirs(name: str, objects) -> None:
         for path in ("/tmp", log_dir):
             assert path in mounts, f"{path} is not mounted"
             assert "emptyDir" in volumes[mounts[path]], f"{path} is not an emptyDir"
+
+
+@pytest.mark.parametrize("overlay", SHARED_LOG_OVERLAYS)
+def test_shared_log_component_puts_the_log_on_the_claim_the_jobs_read(
+    overlay: str, objects
+) -> None:
+    objs = objects(f"{overlay}-shared-log")
+    (cron,) = of_kind(objects("jobs/training"), "CronJob")
+    cron_volumes = {v["name"]: v for v in pod_spec(cron)["volumes"]}
+    (cron_container,) = pod_spec(cron)["containers"]
+    cron_mounts = {m["mountPath"]: m["name"] for m in cron_container["volumeMounts"]}
+    cron_config = named(
+        objects("jobs/training"), "ConfigMap", cron_container["envFrom"][0]["configMapRef"]["name"]
+    )["data"]
+    log_dir = cron_config["CHURN_PREDICTION_LOG_DIR"]
+    cron_claim = cron_volumes[cron_mounts[log_dir]]["persistentVolumeClaim"]["claimName"]
+    named(objects("jobs/training"), "PersistentVolumeClaim", cron_claim)
+
+    deployments = list(serving_deployments(objs))
+    assert deployments
+    for deployment in deployments:
+        volumes = {v["name"]: v for v in pod_spec(deployment)["volumes"]}
+        mounts = {m["mountPath"]: m["name"] for m in serving_container(deployment)["volumeMounts"]}
+        serving_dir = config_of(objs, deployment)["CHURN_PREDICTION_LOG_DIR"]
+        volume = volumes[mounts[serving_dir]]
+        assert "emptyDir" not in volume
+        assert volume["persistentVolumeClaim"]["claimName"] == cron_claim
+        assert serving_dir == log_dir, "the CronJob reads the folder the app writes"
 
 
 @pytest.mark.parametrize("name", SERVING_DIRS)
