@@ -581,10 +581,24 @@ def test_continuous_training_cronjob(objects) -> None:
     (cron,) = of_kind(objs, "CronJob")
     assert cron["spec"]["concurrencyPolicy"] == "Forbid"
     (container,) = pod_spec(cron)["containers"]
-    assert container["command"] == ["kedro", "run", "--pipeline", "continuous_training"]
+    command = container["command"]
+    assert command[:3] == ["python", "-m", "churn_mlops.monitoring.continuous_training"]
+    # Every option given exists on the real command line interface.
+    from churn_mlops.monitoring.continuous_training import continuous_training
+
+    options = {opt for param in continuous_training.params for opt in param.opts}
+    given = [arg for arg in command[3:] if arg.startswith("-")]
+    assert given and set(given) <= options, (given, options)
+    key, value = command[command.index("--params") + 1].split("=")
+    assert (key, value) == ("monitoring.window.source", "prediction_log")
+    node = yaml.safe_load((PROJECT_ROOT / "conf/base/parameters_monitoring.yml").read_text())
+    for part in key.split("."):
+        node = node[part]  # the overridden parameter exists
     assert pod_spec(cron)["securityContext"]["runAsNonRoot"] is True
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
     assert {"cpu", "memory"} <= set(container["resources"]["limits"])
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    assert {"/app/data", "/app/dist", "/tmp"} <= set(mounts)
     named(objs, "PersistentVolumeClaim", "churn-mlops-data")
 
 
