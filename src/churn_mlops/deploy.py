@@ -8,15 +8,21 @@ selectors stay as they are, since a Deployment's selector cannot change). Nothin
 touched, so ``kubectl apply -k <out_dir>/rolling`` deploys exactly the exported version.
 
 The export pipeline calls :func:`render_manifests` to write the ``k8s/`` folder of its bundle;
-:func:`render_manifest_tree` is the pure part, usable from a Kedro node.
+:func:`render_manifest_tree` is the pure part, usable from a Kedro node. Ops can do the same by
+hand::
+
+    python -m churn_mlops.deploy --image registry.example.com/ml/churn-serving:7 \
+        --model-version 7 --out dist/k8s
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import re
 import shutil
+import sys
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -294,3 +300,37 @@ def render_manifests(
         out,
     )
     return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: ``python -m churn_mlops.deploy --image IMAGE --model-version V --out DIR``.
+
+    Exit codes: 0 rendered, 2 bad image, version or tree (the message names which).
+    """
+    parser = argparse.ArgumentParser(
+        prog="python -m churn_mlops.deploy",
+        description="Render deploy/k8s with the serving image and model version pinned.",
+    )
+    parser.add_argument("--image", required=True, help="serving image, name:tag or name@sha256:…")
+    parser.add_argument("--model-version", required=True, help="registry version of the model")
+    parser.add_argument("--out", required=True, type=Path, help="destination folder (replaced)")
+    parser.add_argument("--source", type=Path, default=None, help="tree to render (deploy/k8s)")
+    parser.add_argument("--pipelines-image", default=None, help="image of the pipeline Jobs")
+    args = parser.parse_args(argv)
+    try:
+        out = render_manifests(
+            args.image,
+            args.model_version,
+            args.out,
+            source_dir=args.source,
+            pipelines_image=args.pipelines_image,
+        )
+    except ManifestRenderError as error:
+        sys.stderr.write(f"error: {error}\n")
+        return 2
+    sys.stdout.write(f"{out}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

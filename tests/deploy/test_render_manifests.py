@@ -157,3 +157,48 @@ def test_failed_render_leaves_the_previous_output_in_place(tmp_path: Path) -> No
 
 def test_default_source_is_the_checkout() -> None:
     assert default_source_dir() == K8S_DIR
+
+
+def test_command_line_renders_and_refuses_bad_input(tmp_path: Path, kubectl: str) -> None:
+    import subprocess
+    import sys
+
+    out = tmp_path / "k8s"
+    ok = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "churn_mlops.deploy",
+            "--image",
+            IMAGE,
+            "--model-version",
+            "7",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.strip() == str(out)
+    assert f"image: {IMAGE}" in kustomize_build(kubectl, out / "rolling")
+    bad = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "churn_mlops.deploy",
+            "--image",
+            "churn-serving",
+            "--model-version",
+            "8",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bad.returncode == 2
+    assert "'churn-serving' has no tag" in bad.stderr
+    assert f"image: {IMAGE}" in kustomize_build(kubectl, out / "rolling"), "output was touched"
