@@ -177,8 +177,9 @@ def prepare_table(
         )
     if renames:
         table = table.rename(renames)
+    # An explicit CAST: a bare literal 40 would be written as a 32-bit integer by DuckDB.
     fills = {
-        name: ibis.literal(value, type=spec.columns[name].dtype)
+        name: ibis.literal(value).cast(ibis_dtype(spec.columns[name].dtype))
         for name, value in spec.fill_missing.items()
         if name not in table.columns
     }
@@ -286,10 +287,21 @@ def _is_null(column: ir.Value) -> ir.BooleanValue:
 
 
 def has_declared_type(table: ir.Table, name: str, spec: ColumnSchema) -> bool:
-    """Whether ``table[name]`` exists and already has the declared type (nullability aside)."""
+    """Whether ``table[name]`` exists and already has the declared type.
+
+    Nullability is ignored, and so is the precision of a naive timestamp: Spark reports its
+    timestamps without one (``scale=None``) where DuckDB reports microseconds (``scale=6``).
+    """
     if name not in table.columns:
         return False
-    return table[name].type().copy(nullable=True) == ibis_dtype(spec.dtype)
+    actual, declared = table[name].type(), ibis_dtype(spec.dtype)
+    if declared.is_timestamp():
+        return (
+            actual.is_timestamp()
+            and actual.timezone is None
+            and actual.scale in (None, declared.scale)
+        )
+    return actual.copy(nullable=True) == declared
 
 
 def _column_rules(
@@ -342,12 +354,12 @@ def _column_rules(
                 lambda t: t[name].notnull() & ~t[name].isin(allowed),
             )
         )
-    start, end = _timestamp(period.start_date), _timestamp(period.end_date)
+    start, end = _timestamp(period.start_date), _timestamp(period.end)
     if spec.period == "within":
         rules.append(
             make(
                 "in_period",
-                f"in [{period.start_date}, {period.end_date})",
+                f"in [{period.start_date}, {period.end})",
                 "column",
                 lambda t: (t[name] < start) | (t[name] >= end),
             )
@@ -356,7 +368,7 @@ def _column_rules(
         rules.append(
             make(
                 "before_period_end",
-                f"before {period.end_date}",
+                f"before {period.end}",
                 "column",
                 lambda t: t[name] >= end,
             )
@@ -401,9 +413,7 @@ def compile_rules(
                         + " or ".join(f"{o} in {list(v)}" for o, v in conditions.items()),
                         soft=spec.is_soft(name, "required_when"),
                         violation=required_when,
-                        value=lambda t, _c=conditions: ibis.literal("|").join(
-                            [t[o].cast("string").fill_null("null") for o in _c]
-                        ),
+                        value=lambda t, _n=name: t[_n],
                         scope="table",
                     )
                 )
@@ -513,7 +523,9 @@ def build_pandera_schema(
         ]
         builtin_nullable = any(r.column == name and r.scope == "nullable" for r in rules)
         columns[name] = pa.Column(
-            ibis_dtype(column_spec.dtype),
+            # pandera compares types exactly: a column already of the declared type is checked
+            # against its own type (see has_declared_type), any other against the declared one.
+            table[name].type() if typed else ibis_dtype(column_spec.dtype),
             nullable=not builtin_nullable,
             checks=checks,
             required=True,
