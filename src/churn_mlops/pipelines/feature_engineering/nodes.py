@@ -411,11 +411,15 @@ def assemble_model_input(
 
     declared = [name for name in config.feature_names if name in columns]
     undeclared = [name for name in columns if name not in config.feature_names]
-    return table.select(
-        *KEY_COLUMNS,
-        LABEL_COLUMN,
-        **{name: columns[name] for name in declared + undeclared},
-    )
+    output: dict[str, ir.Value] = {
+        "customer_id": table.customer_id,
+        # Nanoseconds so that pandas readers get datetime64[ns], as docs/data_model.md says
+        # (Spark has no nanosecond timestamps and keeps microseconds).
+        "snapshot_date": table.snapshot_date.cast("timestamp(9)"),
+        LABEL_COLUMN: table[LABEL_COLUMN],
+    }
+    output |= {name: columns[name] for name in declared + undeclared}
+    return table.select(**output)
 
 
 def check_model_input(model_input: ir.Table, config: FeatureEngineeringConfig) -> ir.Table:
