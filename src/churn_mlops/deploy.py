@@ -130,7 +130,9 @@ def _check_model_version(model_version: str) -> str:
     return model_version
 
 
-def _set_image(kustomization: dict, placeholder: str, fields: Mapping[str, str], where: str):
+def _set_image(
+    kustomization: dict, placeholder: str, fields: Mapping[str, str], where: str
+) -> None:
     images = kustomization.get("images") or []
     entries = [entry for entry in images if entry.get("name") == placeholder]
     if len(entries) != 1:

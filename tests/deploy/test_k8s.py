@@ -8,6 +8,7 @@ check what would reach the cluster, not the source files.
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +22,7 @@ from tests.deploy.conftest import (
     PROJECT_ROOT,
     SHARED_LOG_OVERLAYS,
     TOP_LEVEL_DIRS,
+    kustomize_build,
     tool,
 )
 from tests.deploy.routes import app_routes
@@ -479,32 +481,31 @@ def run_script(script: Path, *args: str, check: bool = True) -> subprocess.Compl
 
 
 @pytest.fixture
-def canary_copy(tmp_path: Path, kubectl: str) -> Path:
-    """A copy of deploy/k8s (so the canary overlay still resolves ../../base)."""
-    copy = tmp_path / "k8s"
-    import shutil
+def k8s_copy(tmp_path: Path, kubectl: str) -> Path:
+    """A copy of deploy/k8s for the scripts to edit (overlays still resolve ../../base).
 
+    Depends on ``kubectl`` because the scripts call it: without it the test is skipped.
+    """
+    copy = tmp_path / "k8s"
     shutil.copytree(K8S_DIR, copy)
     return copy
 
 
 @pytest.mark.parametrize("weight", [0, 25, 50, 100])
-def test_set_weight_moves_traffic_and_keeps_the_sum(canary_copy: Path, weight: int, kubectl: str):
-    from tests.deploy.conftest import kustomize_build
-
-    script = canary_copy / "canary" / "set-weight.sh"
-    run_script(script, "--dir", str(canary_copy / "canary"), str(weight))
-    objs = [d for d in yaml.safe_load_all(kustomize_build(kubectl, canary_copy / "canary")) if d]
+def test_set_weight_moves_traffic_and_keeps_the_sum(k8s_copy: Path, weight: int, kubectl: str):
+    script = k8s_copy / "canary" / "set-weight.sh"
+    run_script(script, "--dir", str(k8s_copy / "canary"), str(weight))
+    objs = [d for d in yaml.safe_load_all(kustomize_build(kubectl, k8s_copy / "canary")) if d]
     stable, canary, total = canary_weights(objs)
     assert (stable, canary) == (100 - weight, weight)
     assert stable + canary == total == 100
-    status = run_script(script, "--dir", str(canary_copy / "canary"), "status").stdout
+    status = run_script(script, "--dir", str(k8s_copy / "canary"), "status").stdout
     assert status.strip() == f"stable={100 - weight} canary={weight}"
 
 
 @pytest.mark.parametrize("bad", ["101", "-5", "ten", "9.5"])
-def test_set_weight_refuses_a_bad_weight_and_changes_nothing(canary_copy: Path, bad: str):
-    folder = canary_copy / "canary"
+def test_set_weight_refuses_a_bad_weight_and_changes_nothing(k8s_copy: Path, bad: str):
+    folder = k8s_copy / "canary"
     before = {p.name: p.read_text() for p in folder.glob("ingress-*.yaml")}
     proc = run_script(folder / "set-weight.sh", "--dir", str(folder), bad, check=False)
     assert proc.returncode == 2
@@ -530,10 +531,8 @@ def test_blue_green_live_service_selects_one_colour(objects) -> None:
         assert selects(preview["spec"]["selector"], pod_labels(deployment))
 
 
-def test_switch_script_switches_and_switches_back(canary_copy: Path, kubectl: str) -> None:
-    from tests.deploy.conftest import kustomize_build
-
-    bg = canary_copy / "blue-green"
+def test_switch_script_switches_and_switches_back(k8s_copy: Path, kubectl: str) -> None:
+    bg = k8s_copy / "blue-green"
     script, service = bg / "switch.sh", bg / "live" / "service.yaml"
 
     def colour_after_build() -> str:
@@ -559,8 +558,8 @@ def test_switch_script_switches_and_switches_back(canary_copy: Path, kubectl: st
     assert service.read_text() == before
 
 
-def test_switch_script_refuses_bad_requests(canary_copy: Path) -> None:
-    bg = canary_copy / "blue-green"
+def test_switch_script_refuses_bad_requests(k8s_copy: Path) -> None:
+    bg = k8s_copy / "blue-green"
     script, service = bg / "switch.sh", bg / "live" / "service.yaml"
     before = service.read_text()
     never_switched = run_script(script, "--file", str(service), "back", check=False)
