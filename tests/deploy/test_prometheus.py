@@ -166,3 +166,13 @@ def test_rules_read_only_metrics_the_app_exports() -> None:
         names = metric_names(rule["expr"])
         assert names, rule["expr"]
         assert names <= exported | recorded, f"{names - exported - recorded} in {rule['expr']}"
+
+
+def test_drift_alert_threshold_is_the_monitoring_pipelines() -> None:
+    """Live PSI alerts and the monitoring pipeline's verdict use the same PSI threshold."""
+    from tests.deploy.conftest import PROJECT_ROOT
+
+    params = yaml.safe_load((PROJECT_ROOT / "conf/base/parameters_monitoring.yml").read_text())
+    expected = float(params["monitoring"]["drift"]["statistics"]["psi"]["threshold"])
+    threshold = float(re.search(r">\s*([\d.]+)", alerts()["ChurnFeatureDrift"]["expr"]).group(1))
+    assert threshold == expected
