@@ -9,13 +9,13 @@ import ibis
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
+from kedro.config import OmegaConfigLoader
 
+from churn_mlops import settings
 from churn_mlops.pipelines.data_processing.nodes import parse_data_processing_parameters
 from churn_mlops.pipelines.data_processing.schema import DataProcessingParams
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
-PARAMETERS_FILE = PROJECT_ROOT / "conf" / "base" / "parameters_data_processing.yml"
 
 Frames = dict[str, pd.DataFrame]
 
@@ -142,10 +142,18 @@ def frames() -> Frames:
     return valid_frames()
 
 
+def load_parameters(env: str = "local") -> dict:
+    """The project's parameters as Kedro resolves them for ``env`` (base + env)."""
+    loader = OmegaConfigLoader(
+        conf_source=str(PROJECT_ROOT / "conf"), env=env, **settings.CONFIG_LOADER_ARGS
+    )
+    return loader["parameters"]
+
+
 @pytest.fixture
 def dp_parameters() -> dict:
-    """``data_processing`` parameters as in conf/base (a fresh dict, safe to mutate)."""
-    return yaml.safe_load(PARAMETERS_FILE.read_text())["data_processing"]
+    """``data_processing`` parameters as Kedro resolves them (a fresh dict, safe to mutate)."""
+    return load_parameters()["data_processing"]
 
 
 @pytest.fixture
@@ -158,3 +166,58 @@ def config(dp_parameters: dict) -> DataProcessingParams:
 def write_raw_tables() -> Callable[[Path, Frames], None]:
     """Write raw tables into a project folder's data/01_raw."""
     return write_raw
+
+
+TELCO_FILE_NAME = "WA_Fn-UseC_-Telco-Customer-Churn.csv"
+
+
+def telco_like_frame(rows: int = 40, seed: int = 7) -> pd.DataFrame:
+    """A table with the exact columns and value vocabularies of the IBM Telco churn CSV.
+
+    The real file (7043 rows) cannot be downloaded here; this one reproduces its shape,
+    including text ids, Yes/No flags and the blank ``TotalCharges`` of zero-tenure customers.
+    """
+    rng = np.random.default_rng(seed)
+    letters = list("ABCDEFGHJKLMNPQRSTUVWXYZ")
+
+    def pick(values: list[str]) -> np.ndarray:
+        return rng.choice(values, rows)
+
+    tenure = rng.integers(0, 73, rows)
+    tenure[:2] = 0
+    monthly = np.round(rng.uniform(18.25, 118.75, rows), 2)
+    total = np.where(tenure == 0, " ", np.round(monthly * tenure, 2).astype(str))
+    return pd.DataFrame(
+        {
+            "customerID": [
+                f"{rng.integers(1000, 9999)}-{''.join(rng.choice(letters, 5))}" for _ in range(rows)
+            ],
+            "gender": pick(["Female", "Male"]),
+            "SeniorCitizen": rng.integers(0, 2, rows),
+            "Partner": pick(["Yes", "No"]),
+            "Dependents": pick(["Yes", "No"]),
+            "tenure": tenure,
+            "PhoneService": pick(["Yes", "No"]),
+            "MultipleLines": pick(["Yes", "No", "No phone service"]),
+            "InternetService": pick(["DSL", "Fiber optic", "No"]),
+            "OnlineSecurity": pick(["Yes", "No", "No internet service"]),
+            "OnlineBackup": pick(["Yes", "No", "No internet service"]),
+            "DeviceProtection": pick(["Yes", "No", "No internet service"]),
+            "TechSupport": pick(["Yes", "No", "No internet service"]),
+            "StreamingTV": pick(["Yes", "No", "No internet service"]),
+            "StreamingMovies": pick(["Yes", "No", "No internet service"]),
+            "Contract": pick(["Month-to-month", "One year", "Two year"]),
+            "PaperlessBilling": pick(["Yes", "No"]),
+            "PaymentMethod": pick(
+                [
+                    "Electronic check",
+                    "Mailed check",
+                    "Bank transfer (automatic)",
+                    "Credit card (automatic)",
+                ]
+            ),
+            "MonthlyCharges": monthly,
+            "TotalCharges": total,
+            "Churn": pick(["Yes", "No"]),
+        }
+    )

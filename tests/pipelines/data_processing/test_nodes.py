@@ -18,7 +18,7 @@ from churn_mlops.pipelines.data_processing.errors import (
     DataValidationError,
 )
 from churn_mlops.pipelines.data_processing.schema import DataProcessingParams
-from tests.pipelines.data_processing.conftest import Frames, as_ibis
+from tests.pipelines.data_processing.conftest import Frames, as_ibis, load_parameters
 
 PREPARE = {
     "customers": nodes.prepare_customers,
@@ -478,7 +478,8 @@ def test_rename_onto_an_existing_column_is_a_config_error(frames: Frames, dp_par
         (("tables", "events", "soft_rules"), ["amount.max"], "matches no rule"),
         (("tables", "customers", "columns", "age", "categories"), ["a"], "categories need"),
         (("tables", "customers", "colums"), {}, "Extra inputs are not permitted"),
-        (("period", "end_date"), "2022-01-01", "must be before"),
+        (("period", "end_date"), "2022-01-01", "exactly one of end_date or months"),
+        (("period", "months"), 0, "greater than or equal to 1"),
         (
             ("tables", "events", "foreign_keys"),
             [{"column": "customer_id", "references": "customers.id"}],
@@ -495,4 +496,19 @@ def test_bad_parameters_are_refused_with_the_key_named(
     target[path[-1]] = value
 
     with pytest.raises(pydantic.ValidationError, match=match):
+        nodes.parse_data_processing_parameters(dp_parameters)
+
+
+def test_period_defaults_to_the_simulated_period(config: DataProcessingParams):
+    simulation = load_parameters()["simulation"]
+
+    assert str(config.period.start_date) == simulation["start_date"]
+    assert config.period.months == simulation["n_months"]
+    assert str(config.period.end) == "2025-01-01"  # the default 2023-01-01 + 24 months
+
+
+def test_period_end_date_must_follow_start(dp_parameters: dict):
+    dp_parameters["period"] = {"start_date": "2024-05-01", "end_date": "2024-05-01"}
+
+    with pytest.raises(pydantic.ValidationError, match="must be before the period end"):
         nodes.parse_data_processing_parameters(dp_parameters)

@@ -8,6 +8,7 @@ own tables means editing that file, never code.
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 from typing import Literal
 
@@ -54,8 +55,8 @@ class ColumnSchema(_Strict):
         min: Smallest allowed value (numeric columns).
         max: Largest allowed value (numeric columns).
         categories: Allowed values after normalisation (string columns).
-        period: ``within``: inside ``[period.start_date, period.end_date)``; ``before_end``:
-            before ``period.end_date`` (timestamp columns).
+        period: ``within``: inside ``[period.start_date, period end)``; ``before_end``:
+            before the period end (timestamp columns).
         required_when: ``{other_column: [values]}``: the column must not be null on rows where
             ``other_column`` takes one of ``values``.
         description: One line for the docs and error messages.
@@ -223,19 +224,39 @@ class TableSchema(_Strict):
 
 
 class Period(_Strict):
-    """The period the data covers: timestamps must fall in ``[start_date, end_date)``."""
+    """The period the data covers: timestamps must fall in ``[start_date, end)``.
+
+    Give either ``end_date`` or ``months`` (whole calendar months after ``start_date``, as the
+    simulator's ``n_months``).
+    """
 
     start_date: dt.date
-    end_date: dt.date
+    end_date: dt.date | None = None
+    months: int | None = Field(default=None, ge=1)
 
     @model_validator(mode="after")
-    def _ordered(self) -> Period:
-        if self.start_date >= self.end_date:
+    def _one_end(self) -> Period:
+        if (self.end_date is None) == (self.months is None):
             raise ValueError(
-                f"period.start_date ({self.start_date}) must be before period.end_date "
-                f"({self.end_date})"
+                "period needs exactly one of end_date or months, got "
+                f"end_date={self.end_date}, months={self.months}"
+            )
+        if self.start_date >= self.end:
+            raise ValueError(
+                f"period.start_date ({self.start_date}) must be before the period end ({self.end})"
             )
         return self
+
+    @property
+    def end(self) -> dt.date:
+        """The first day after the period."""
+        if self.end_date is not None:
+            return self.end_date
+        month_index = self.start_date.month - 1 + int(self.months or 0)
+        year = self.start_date.year + month_index // 12
+        month = month_index % 12 + 1
+        last_day = calendar.monthrange(year, month)[1]
+        return dt.date(year, month, min(self.start_date.day, last_day))
 
 
 class BooleanText(_Strict):
