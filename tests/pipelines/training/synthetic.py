@@ -154,3 +154,50 @@ def training_params(**overrides: Any) -> dict[str, Any]:
     }
     params.update(overrides)
     return params
+
+
+def evaluation_params(**overrides: Any) -> dict[str, Any]:
+    """Small ``evaluation`` parameters for tests (``overrides`` replace top-level keys)."""
+    params: dict[str, Any] = {
+        "business": {
+            "retained_customer_value": 500.0,
+            "offer_cost": 40.0,
+            "offer_success_rate": 0.3,
+        },
+        "threshold": {"curve_points": 50},
+        "calibration": {"n_bins": 5, "strategy": "quantile"},
+        "segments": {
+            "columns": ["contract", "region"],
+            "age_column": "age",
+            "age_band_edges": [18, 30, 45, 60],
+            "min_rows": 30,
+        },
+        "shap": {
+            "sample_rows": 300,
+            "background_rows": 100,
+            "additivity_tolerance": 1e-3,
+            "max_display": 10,
+        },
+        "behaviour": {
+            "directional": [
+                {"feature": "late_payments_90d", "direction": "increasing",
+                 "values": [0, 1, 2, 3, 4, 6]}
+            ],
+            "sample_rows": 50,
+            "tolerance": 1e-9,
+        },
+        "reference_profile": {"n_bins": 5},
+        "gate": {
+            "metric": "pr_auc",
+            "minimums": {"roc_auc": 0.65, "pr_auc_lift": 2.0},
+            "max_degradation": 0.01,
+            "require_behaviour_checks": True,
+        },
+        "registry": {
+            "model_name": "churn_model_test",
+            "champion_alias": "champion",
+            "challenger_alias": "challenger",
+        },
+    }
+    params.update(overrides)
+    return params

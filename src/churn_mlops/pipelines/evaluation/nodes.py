@@ -491,29 +491,37 @@ def _invariance_check(
     cfg: EvaluationParams,
 ) -> dict[str, Any]:
     keys = [c for c in _keys(tcfg) if c in sample.columns]
-    reference = model.predict_proba(sample[names])[:, 1]
+    rows = sample[[*keys, *names]]  # a row as a caller holds it: keys and features
+    reference = model.predict_proba(rows)[:, 1]
     rng = np.random.default_rng(tcfg.seed)
-    with_keys = sample[[*keys, *names]]
-    replaced = with_keys.copy()
+    replaced = rows.copy()
     for key in keys:
         replaced[key] = rng.permutation(replaced[key].to_numpy())
         if key in tcfg.id_columns and pd.api.types.is_numeric_dtype(replaced[key]):
-            replaced[key] = replaced[key] + 10_000_000
-    order = rng.permutation(len(sample))
+            replaced[key] = replaced[key] + 10_000_000  # ids never seen in training
+    order = rng.permutation(len(rows))
     variants = {
-        "with_key_columns": model.predict_proba(with_keys)[:, 1],
-        "keys_replaced": model.predict_proba(replaced)[:, 1],
-        "rows_reordered": model.predict_proba(sample[names].iloc[order])[:, 1][
-            np.argsort(order)
-        ],
+        "keys_dropped": lambda: model.predict_proba(rows[names])[:, 1],
+        "keys_replaced": lambda: model.predict_proba(replaced)[:, 1],
+        "rows_reordered": lambda: model.predict_proba(rows.iloc[order])[:, 1][np.argsort(order)],
     }
-    diffs = {name: float(np.max(np.abs(scores - reference))) for name, scores in variants.items()}
-    return {
+    changes: dict[str, float] = {}
+    errors: dict[str, str] = {}
+    for name, score in variants.items():
+        try:
+            changes[name] = float(np.max(np.abs(score() - reference)))
+        except (KeyError, ValueError) as exc:  # the model needs a key column to score
+            changes[name] = float("inf")
+            errors[name] = f"{type(exc).__name__}: {exc}"
+    result = {
         "name": "invariance:" + ",".join(keys or ["row_order"]),
-        "passed": all(d <= cfg.behaviour.tolerance for d in diffs.values()),
-        "max_abs_score_change": diffs,
-        "customers_checked": len(sample),
+        "passed": all(c <= cfg.behaviour.tolerance for c in changes.values()),
+        "max_abs_score_change": changes,
+        "customers_checked": len(rows),
     }
+    if errors:
+        result["errors"] = errors
+    return result
 
 
 def _typical_row(sample: pd.DataFrame, specs: list[FeatureSpec]) -> pd.DataFrame:
