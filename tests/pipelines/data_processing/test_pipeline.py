@@ -10,8 +10,9 @@ import duckdb
 import ibis
 import pandas as pd
 import pytest
-from kedro.io import DataCatalog, MemoryDataset
+from kedro.io import DataCatalog, DatasetError, MemoryDataset
 from kedro.runner import SequentialRunner
+from kedro_datasets.ibis import FileDataset
 
 from churn_mlops.pipelines.data_processing import create_pipeline
 from churn_mlops.pipelines.data_processing.errors import DataValidationError
@@ -146,20 +147,36 @@ def _fingerprint(paths: list[Path]) -> dict[str, tuple[bytes, int]]:
     return {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in paths}
 
 
+def test_an_interrupted_write_leaves_the_previous_file(tmp_path: Path):
+    # Primary tables are saved by the table engine; DuckDB writes to a temporary file and
+    # renames it, so a write that fails halfway leaves the previous file as it was.
+    target = FileDataset(filepath=str(tmp_path / "customers_primary.parquet"))
+    target.save(ibis.memtable(valid_frames()["customers"]))
+    before = _fingerprint([tmp_path / "customers_primary.parquet"])
+    failing = ibis.memtable({"age": ["1"] * 50_000 + ["x"]}).mutate(age=ibis._.age.cast("int64"))
+
+    with pytest.raises(DatasetError):
+        target.save(failing)
+
+    assert _fingerprint([tmp_path / "customers_primary.parquet"]) == before
+
+
 @pytest.mark.slow
-def test_kedro_run_fails_on_bad_raw_data_and_keeps_primary_outputs(
+def test_kedro_run_fails_on_bad_raw_data_and_keeps_primary_and_feature_outputs(
     project_copy: Path, run_kedro: Callable
 ):
+    pipelines = "data_processing,feature_engineering"
     write_raw(project_copy, valid_frames())
-    run_kedro(project_copy, "run", "--pipeline", "data_processing")
+    run_kedro(project_copy, "run", "--pipelines", pipelines)
     outputs = [project_copy / "data" / "03_primary" / f"{name}.parquet" for name in PRIMARY]
     outputs.append(project_copy / "data" / "02_intermediate" / "quarantine.parquet")
+    outputs.append(project_copy / "data" / "05_model_input" / "model_input_table.parquet")
     before = _fingerprint(outputs)
     assert len(pd.read_parquet(outputs[1])) == 12
     assert _latest_report(project_copy)["passed"] is True
 
     write_raw(project_copy, _break(valid_frames()))
-    proc = run_kedro(project_copy, "run", "--pipeline", "data_processing", check=False)
+    proc = run_kedro(project_copy, "run", "--pipelines", pipelines, check=False)
 
     assert proc.returncode != 0
     output = proc.stdout + proc.stderr
