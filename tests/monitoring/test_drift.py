@@ -145,6 +145,7 @@ def test_same_distribution_does_not_drift_and_shift_does(rng):
         "drifted_features": [],
         "drift_share": 0.0,
         "dataset_drift": False,
+        "trend_features_drifted": [],
     }
 
 
@@ -260,3 +261,15 @@ def test_threads_give_the_same_table(rng):
     one = drift_two_sample(ref, cur, KINDS, make_config(workers=1))
     two = drift_two_sample(ref, cur, KINDS, make_config(workers=2))
     pd.testing.assert_frame_equal(one, two)
+
+
+def test_trend_features_are_reported_but_do_not_count(rng):
+    ref, _ = frames(rng, 20_000, 10)
+    _, shifted = frames(rng, 20_000, 5000, shift=0.6)
+    config = make_config(trend_features=["x"])
+    table = drift_two_sample(ref, shifted, KINDS, config)
+    assert table.set_index("feature").loc["x", "drifted"]
+    summary = summarise_drift(table, config)
+    assert summary["drifted_features"] == ["k", "c"]
+    assert summary["trend_features_drifted"] == ["x"]
+    assert summary["n_features"] == 2

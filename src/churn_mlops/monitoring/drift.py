@@ -122,6 +122,11 @@ class DriftConfig(BaseModel):
     dataset_drift_share: float = Field(gt=0, le=1)
     max_discrete_span: int = Field(ge=1, description="integer range that takes the bincount path")
     workers: int = Field(ge=1, le=64, description="threads over columns (numpy releases the GIL)")
+    trend_features: list[str] = Field(
+        default_factory=list,
+        description="features that trend with calendar time by construction (tenure): their "
+        "statistics are reported but they do not count towards the dataset verdict",
+    )
 
 
 # --------------------------------------------------------------------------- shared pieces
@@ -516,14 +521,22 @@ def apply_thresholds(table: pd.DataFrame, config: DriftConfig) -> pd.DataFrame:
 
 
 def summarise_drift(table: pd.DataFrame, config: DriftConfig) -> dict[str, Any]:
-    """Dataset-level verdict: drift when the share of drifted features reaches the threshold."""
-    n = int(len(table))
-    drifted = table.loc[table["drifted"], "feature"].tolist()
+    """Dataset-level verdict: drift when the share of drifted features reaches the threshold.
+
+    ``trend_features`` are left out of the count and listed apart when they drift.
+    """
+    counted = table.loc[~table["feature"].isin(config.trend_features)]
+    n = int(len(counted))
+    drifted = counted.loc[counted["drifted"], "feature"].tolist()
     share = len(drifted) / n if n else 0.0
+    trending = table.loc[
+        table["feature"].isin(config.trend_features) & table["drifted"], "feature"
+    ].tolist()
     return {
         "n_features": n,
         "n_drifted": len(drifted),
         "drifted_features": drifted,
         "drift_share": share,
         "dataset_drift": bool(n and share >= config.dataset_drift_share),
+        "trend_features_drifted": trending,
     }

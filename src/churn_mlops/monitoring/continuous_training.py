@@ -1,0 +1,357 @@
+"""Continuous training: monitor, and when the decision says so retrain, gate, promote, export.
+
+One command (``python -m churn_mlops.monitoring.continuous_training``, see docs/monitoring.md)
+runs, each in its own Kedro session:
+
+1. the ``continuous_training.refresh_pipelines`` (by default ``data_processing`` and
+   ``feature_engineering``: newly landed raw data becomes the updated feature table);
+2. the ``monitoring`` pipeline, which writes ``retrain_decision``;
+3. if the decision says *retrain* and its ``trigger_id`` was not handled before: the
+   ``retrain_pipelines`` (``training``, ``evaluation``: the time split puts the newest months
+   in the test split, so the model is retrained and gated on the updated window; the gate
+   promotes the challenger only if it is not worse than the champion);
+4. if the new version became champion: the ``export_pipelines`` that are registered.
+
+Why a driver and not one Kedro pipeline: a Kedro pipeline cannot skip nodes at run time, so
+"retrain only when monitoring says so" needs a decision between two runs. The driver is the
+only place with side effects; every step is an ordinary pipeline run that can also be run by
+hand, and each keeps its own MLflow run.
+
+MLflow record: a ``continuous_training`` run whose tags say what happened (``ct.action``,
+``ct.trigger_id``, ``ct.reasons``, ``ct.champion_before``, ``ct.challenger_version``,
+``ct.champion_after``, ``ct.outcome``) is the parent of the runs of the pipelines it started.
+The same tags mark the registered version it produced. A trigger counts as handled when a
+``continuous_training`` run with its ``trigger_id`` retrained (or is retraining right now),
+so running the command again on the same data never retrains twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+
+logger = logging.getLogger(__name__)
+
+CT_RUN_NAME = "continuous_training"
+TAG_TRIGGER = "ct.trigger_id"
+TAG_ACTION = "ct.action"
+PARENT_TAG = "mlflow.parentRunId"
+HANDLED_ACTIONS = ("retrained",)
+OUTCOME_DATASET = "continuous_training_outcome"
+
+
+class ContinuousTrainingError(RuntimeError):
+    """A continuous-training step failed; the message names the step and the MLflow run."""
+
+
+def _end_dangling_runs() -> None:
+    """End the runs a finished Kedro session left active in this thread.
+
+    kedro-mlflow re-opens the pipeline's run before every node (for threaded runners) and
+    closes it once at the end; with MLflow 3 each re-open stacks another reference, so the
+    run stays active after ``session.run``. The next session would then log into it, so the
+    driver closes every leftover reference between sessions.
+    """
+    import mlflow  # noqa: PLC0415
+
+    while mlflow.active_run() is not None:
+        mlflow.end_run()
+
+
+def _run_session(
+    project_path: Path,
+    pipelines: Sequence[str],
+    env: str | None,
+    runtime_params: Mapping[str, Any] | None,
+) -> str | None:
+    """Run ``pipelines`` in one new Kedro session; return the MLflow run id it logged to."""
+    import mlflow  # noqa: PLC0415 - importing mlflow costs seconds
+    from kedro.framework.session import KedroSession  # noqa: PLC0415
+
+    before = mlflow.last_active_run()
+    try:
+        with KedroSession.create(
+            project_path=project_path, env=env, runtime_params=dict(runtime_params or {})
+        ) as session:
+            session.run(pipeline_names=list(pipelines))
+    finally:
+        _end_dangling_runs()
+    after = mlflow.last_active_run()
+    if after is None or (before is not None and after.info.run_id == before.info.run_id):
+        return None
+    return after.info.run_id
+
+
+def _load(
+    project_path: Path, env: str | None, runtime_params: Mapping[str, Any] | None, name: str
+) -> Any:
+    from kedro.framework.session import KedroSession  # noqa: PLC0415
+
+    with KedroSession.create(
+        project_path=project_path, env=env, runtime_params=dict(runtime_params or {})
+    ) as session:
+        context = session.load_context()
+        if name.startswith("params:"):
+            return context.params.get(name.split(":", 1)[1])
+        return context.catalog.load(name)
+
+
+def _save(
+    project_path: Path,
+    env: str | None,
+    runtime_params: Mapping[str, Any] | None,
+    name: str,
+    data: Any,
+) -> None:
+    from kedro.framework.session import KedroSession  # noqa: PLC0415
+
+    with KedroSession.create(
+        project_path=project_path, env=env, runtime_params=dict(runtime_params or {})
+    ) as session:
+        session.load_context().catalog.save(name, data)
+
+
+def _experiment_id(
+    project_path: Path, env: str | None, runtime_params: Mapping[str, Any] | None
+) -> str:
+    """The id of the experiment named in mlflow.yml (created if it does not exist yet)."""
+    import mlflow  # noqa: PLC0415
+    from kedro.framework.session import KedroSession  # noqa: PLC0415
+
+    with KedroSession.create(
+        project_path=project_path, env=env, runtime_params=dict(runtime_params or {})
+    ) as session:
+        name = session.load_context().mlflow.tracking.experiment.name
+    experiment = mlflow.get_experiment_by_name(name)
+    return experiment.experiment_id if experiment else mlflow.create_experiment(name)
+
+
+def _registered(names: Sequence[str]) -> tuple[list[str], list[str]]:
+    from kedro.framework.project import pipelines  # noqa: PLC0415
+
+    present = [n for n in names if n in pipelines]
+    return present, [n for n in names if n not in pipelines]
+
+
+def _already_handled(client: Any, experiment_id: str, trigger_id: str) -> str | None:
+    """The id of a ``continuous_training`` run that retrained (or is retraining) this trigger."""
+    runs = client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`{TAG_TRIGGER}` = '{trigger_id}'",
+        max_results=50,
+    )
+    for run in runs:
+        action = run.data.tags.get(TAG_ACTION)
+        if action in HANDLED_ACTIONS or (action == "retraining" and run.info.status == "RUNNING"):
+            return run.info.run_id
+    return None
+
+
+def _tag(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text[:4997] + "..." if len(text) > 5000 else text
+
+
+def run_continuous_training(  # noqa: PLR0915 - one readable sequence of steps
+    project_path: Path | str,
+    *,
+    env: str | None = None,
+    runtime_params: Mapping[str, Any] | None = None,
+    force: bool = False,
+    dry_run: bool = False,
+) -> dict[str, Any]:
+    """Monitor and, when the decision says so, retrain, gate, promote and export.
+
+    Args:
+        project_path: The Kedro project root.
+        env: Kedro configuration environment.
+        runtime_params: Parameter overrides for every session (as ``kedro run --params``).
+        force: Retrain even if no trigger fired or the trigger was handled before.
+        dry_run: Monitor and decide, but never retrain.
+
+    Returns:
+        The outcome: ``action`` (``no_retrain``, ``already_handled``, ``dry_run``,
+        ``retrained``), the decision's reasons, the MLflow run ids and the versions involved.
+
+    Raises:
+        ContinuousTrainingError: a pipeline run failed (the CT run is marked FAILED).
+    """
+    from kedro.framework.startup import bootstrap_project  # noqa: PLC0415
+
+    from churn_mlops.registry import ChampionRegistry  # noqa: PLC0415
+
+    project_path = Path(project_path).resolve()
+    bootstrap_project(project_path)
+    settings = _load(project_path, env, runtime_params, "params:continuous_training") or {}
+    refresh, skipped = _registered(settings.get("refresh_pipelines", []))
+    if skipped:
+        logger.warning("Refresh pipelines not registered, skipped: %s", skipped)
+    if refresh:
+        logger.info("Continuous training: refreshing data with %s", refresh)
+        refresh_run = _run_session(project_path, refresh, env, runtime_params)
+    else:
+        refresh_run = None
+    logger.info("Continuous training: monitoring")
+    monitoring_run = _run_session(project_path, ["monitoring"], env, runtime_params)
+    decision = _load(project_path, env, runtime_params, "retrain_decision")
+    registry_cfg = _load(project_path, env, runtime_params, "params:evaluation") or {}
+    model_name = decision["champion"]["model_name"]
+    registry = ChampionRegistry(
+        model_name,
+        **{
+            k: v
+            for k, v in (registry_cfg.get("registry") or {}).items()
+            if k in ("champion_alias", "challenger_alias")
+        },
+    )
+    client = registry.client
+    experiment_id = (
+        client.get_run(monitoring_run).info.experiment_id
+        if monitoring_run
+        else _experiment_id(project_path, env, runtime_params)
+    )
+    trigger_id = decision.get("trigger_id")
+    champion_before = registry.champion_version()
+    tags = {
+        TAG_TRIGGER: trigger_id or "none",
+        "ct.reasons": _tag(decision["reasons"]),
+        "ct.fired_triggers": _tag(decision["fired_triggers"]),
+        "ct.blocked_by": _tag(decision["blocked_by"]),
+        "ct.decision_retrain": str(decision["retrain"]).lower(),
+        "ct.champion_before": str(champion_before),
+        "ct.monitoring_run_id": monitoring_run or "",
+        "ct.window": _tag(decision["window"]),
+    }
+    ct_run = client.create_run(experiment_id, run_name=CT_RUN_NAME, tags=tags).info.run_id
+    for child in (refresh_run, monitoring_run):
+        if child:
+            client.set_tag(child, PARENT_TAG, ct_run)
+    outcome: dict[str, Any] = {
+        "ct_run_id": ct_run,
+        "monitoring_run_id": monitoring_run,
+        "trigger_id": trigger_id,
+        "decision_retrain": bool(decision["retrain"]),
+        "reasons": decision["reasons"],
+        "champion_before": champion_before,
+    }
+
+    def finish(action: str, status: str = "FINISHED", **extra: Any) -> dict[str, Any]:
+        outcome.update(action=action, **extra)
+        client.set_tag(ct_run, TAG_ACTION, action)
+        for key, value in extra.items():
+            client.set_tag(ct_run, f"ct.{key}", _tag(value))
+        client.log_text(
+            ct_run, json.dumps(outcome, indent=2, default=str), "continuous_training.json"
+        )
+        client.set_terminated(ct_run, status)
+        _save(project_path, env, runtime_params, OUTCOME_DATASET, outcome)
+        logger.info("Continuous training: %s (%s)", action, outcome["reasons"])
+        return outcome
+
+    handled = _already_handled(client, experiment_id, trigger_id) if trigger_id else None
+    if dry_run:
+        return finish("dry_run")
+    if not force and not decision["retrain"]:
+        return finish("no_retrain")
+    if not force and handled:
+        return finish("already_handled", handled_by=handled)
+
+    client.set_tag(ct_run, TAG_ACTION, "retraining")
+    retrain, missing = _registered(settings.get("retrain_pipelines", ["training", "evaluation"]))
+    if missing:
+        logger.warning("Retrain pipelines not registered, skipped: %s", missing)
+    try:
+        training_run = _run_session(project_path, retrain, env, runtime_params)
+    except Exception as exc:
+        finish("failed", status="FAILED", failed_step="+".join(retrain))
+        raise ContinuousTrainingError(
+            f"Retraining ({'+'.join(retrain)}) failed; see MLflow run {ct_run}: {exc}"
+        ) from exc
+    if training_run:
+        client.set_tag(training_run, PARENT_TAG, ct_run)
+    produced = [v.version for v in registry.versions() if training_run and v.run_id == training_run]
+    challenger = produced[0] if produced else registry.alias_version(registry.challenger_alias)
+    champion_after = registry.champion_version()
+    promoted = champion_after is not None and champion_after == challenger != champion_before
+    if challenger is not None:
+        for key, value in (
+            (TAG_TRIGGER, trigger_id or "forced"),
+            ("ct.reasons", _tag(decision["reasons"])),
+            ("ct.run_id", ct_run),
+            ("ct.champion_before", str(champion_before)),
+        ):
+            client.set_model_version_tag(model_name, challenger, key, value)
+    exported: list[str] = []
+    if promoted:
+        export, missing = _registered(settings.get("export_pipelines", []))
+        if missing:
+            logger.warning("Export pipelines not registered yet, skipped: %s", missing)
+        if export:
+            try:
+                export_run = _run_session(project_path, export, env, runtime_params)
+            except Exception as exc:
+                finish(
+                    "failed",
+                    status="FAILED",
+                    failed_step="+".join(export),
+                    challenger_version=challenger,
+                    champion_after=champion_after,
+                )
+                raise ContinuousTrainingError(
+                    f"Export ({'+'.join(export)}) of v{challenger} failed; see MLflow run "
+                    f"{ct_run}: {exc}"
+                ) from exc
+            if export_run:
+                client.set_tag(export_run, PARENT_TAG, ct_run)
+            exported = export
+    return finish(
+        "retrained",
+        training_run_id=training_run,
+        challenger_version=challenger,
+        champion_after=champion_after,
+        outcome="promoted" if promoted else "refused",
+        exported=exported,
+    )
+
+
+def _parse_params(text: str | None) -> dict[str, Any]:
+    """``a.b=1,c=x`` → ``{"a": {"b": 1}, "c": "x"}`` (values parsed as YAML scalars)."""
+    params: dict[str, Any] = {}
+    for item in filter(None, (text or "").split(",")):
+        if "=" not in item:
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--params")
+        key, value = item.split("=", 1)
+        node = params
+        *parents, leaf = key.strip().split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = yaml.safe_load(value)
+    return params
+
+
+@click.command(name="continuous-training")
+@click.option("--env", "-e", default=None, help="Kedro configuration environment.")
+@click.option("--params", default=None, help="Parameter overrides: a.b=1,c=x (as kedro run).")
+@click.option("--force", is_flag=True, help="Retrain even without an unhandled trigger.")
+@click.option("--dry-run", is_flag=True, help="Monitor and decide only; never retrain.")
+@click.option("--project-path", default=".", type=click.Path(file_okay=False, exists=True))
+def continuous_training(
+    env: str | None, params: str | None, force: bool, dry_run: bool, project_path: str
+) -> None:
+    """Monitor the champion; retrain, gate, promote and export when the decision says so."""
+    os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
+    outcome = run_continuous_training(
+        project_path, env=env, runtime_params=_parse_params(params), force=force, dry_run=dry_run
+    )
+    click.echo(json.dumps(outcome, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    continuous_training()
