@@ -1,0 +1,201 @@
+"""The FastAPI application factory; the model is loaded in ``lifespan``, never at import.
+
+Run it with ``python -m churn_mlops.serving`` (see ``docs/serving.md``), or build it in a test
+with ``create_app(ServingSettings(...))``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from churn_mlops import __version__
+from churn_mlops.serving.api.routes import ROUTERS
+from churn_mlops.serving.batching import MicroBatcher
+from churn_mlops.serving.lane import PredictLane
+from churn_mlops.serving.metrics import AppMetrics, ObservabilityMiddleware
+from churn_mlops.serving.middleware import BodyLimitMiddleware
+from churn_mlops.serving.model_store import LoadedModel, ModelStore
+from churn_mlops.serving.prediction_log import JsonLinesSink
+from churn_mlops.serving.security import TokenVerifier
+from churn_mlops.serving.settings import ServingSettings, get_settings
+from churn_mlops.serving.state import AppState
+
+logger = logging.getLogger(__name__)
+
+LOG_FLUSH_INTERVAL_S = 1.0
+"""How often buffered prediction-log records are written to disk."""
+
+RELOAD_WAIT_ON_SHUTDOWN_S = 30.0
+
+
+def _validation_error_handler(_: Request, exc: RequestValidationError) -> JSONResponse:
+    # Keep the field path, message and type; drop the value the caller sent ("input") and
+    # anything derived from it ("ctx", "url").
+    detail = [
+        {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+        for e in exc.errors()
+    ]
+    return JSONResponse(status_code=422, content={"detail": detail})
+
+
+def _http_error_handler(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    return JSONResponse(
+        status_code=exc.status_code,
+        content={"detail": exc.detail},
+        headers=getattr(exc, "headers", None),
+    )
+
+
+def _unexpected_error_handler(request: Request, exc: Exception) -> JSONResponse:
+    logger.error(
+        "unhandled %s on %s %s",
+        type(exc).__name__,
+        request.method,
+        request.url.path,
+        exc_info=exc,
+    )
+    return JSONResponse(status_code=500, content={"detail": "internal server error"})
+
+
+def _openapi_with_request_models(app: FastAPI, state: AppState) -> dict[str, Any]:
+    """OpenAPI schema with the request models generated for the serving model."""
+    if app.openapi_schema is not None:
+        return app.openapi_schema
+    schema = get_openapi(
+        title=app.title, version=app.version, description=app.description, routes=app.routes
+    )
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    model = state.store.current
+    if model is not None:
+        for request_model in (model.schemas.predict, model.schemas.explain):
+            generated = request_model.model_json_schema(ref_template="#/components/schemas/{model}")
+            components.update(generated.pop("$defs", {}))
+            components[request_model.__name__] = generated
+    else:
+        for name in ("PredictRequest", "ExplainRequest"):
+            components[name] = {"type": "object", "description": "available once a model loads"}
+    app.openapi_schema = schema
+    return schema
+
+
+def create_app(settings: ServingSettings | None = None) -> FastAPI:
+    """Build the serving app; nothing is loaded until the app starts (``lifespan``).
+
+    Args:
+        settings: Explicit settings (tests); default: :func:`get_settings` (environment).
+
+    Raises:
+        SettingsError: the JWT key cannot be read or is too short.
+    """
+    settings = settings or get_settings()
+    store_ref: list[ModelStore] = []
+    metrics = AppMetrics(lambda: store_ref[0].current if store_ref else None)
+    app_holder: list[FastAPI] = []
+
+    def on_swap(old: LoadedModel | None, new: LoadedModel) -> None:
+        metrics.on_swap(old, new)
+        if app_holder:
+            app_holder[0].openapi_schema = None  # the request models may have changed
+
+    store = ModelStore(settings, on_swap=on_swap)
+    store_ref.append(store)
+    log_on = settings.prediction_log_enabled
+    state = AppState(
+        settings=settings,
+        store=store,
+        metrics=metrics,
+        verifier=TokenVerifier(settings),
+        predictions=JsonLinesSink(
+            settings.prediction_log_dir,
+            "predictions",
+            max_bytes=settings.prediction_log_max_bytes,
+            max_files=settings.prediction_log_max_files,
+        )
+        if log_on
+        else None,
+        feedback=JsonLinesSink(
+            settings.prediction_log_dir,
+            "feedback",
+            max_bytes=settings.prediction_log_max_bytes,
+            max_files=settings.prediction_log_max_files,
+        )
+        if log_on
+        else None,
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if store.current is None:
+            store.load(settings.model_dir)
+        if settings.batching_enabled:
+            state.batcher = MicroBatcher(settings.max_batch_rows, mode=settings.batching_mode)
+        flusher = asyncio.create_task(_flush_periodically(state))
+        try:
+            yield
+        finally:
+            flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await flusher
+            if state.batcher is not None:
+                logger.info(
+                    "micro-batching (%s): %d requests in %d batches",
+                    state.batcher.mode,
+                    state.batcher.batched_requests,
+                    state.batcher.batches,
+                )
+                state.batcher.close()
+                state.batcher = None
+            store.wait_for_reload(RELOAD_WAIT_ON_SHUTDOWN_S)
+            for sink in (state.predictions, state.feedback):
+                if sink is not None:
+                    sink.close()
+            metrics.model_ready.set(0)
+
+    docs = settings.docs_enabled
+    app = FastAPI(
+        title="churn-mlops serving",
+        version=__version__,
+        description="Churn probabilities, explanations and feedback for the champion model.",
+        lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
+    )
+    app_holder.append(app)
+    app.state.churn = state
+    for router in ROUTERS:
+        app.include_router(router)
+    app.openapi = lambda: _openapi_with_request_models(app, state)  # type: ignore[method-assign]
+    app.add_exception_handler(RequestValidationError, _validation_error_handler)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, _http_error_handler)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, _unexpected_error_handler)
+    known_routes = {getattr(r, "path", "") for router in ROUTERS for r in router.routes}
+    known_routes |= {getattr(r, "path", "") for r in app.routes}  # docs pages
+    known_routes.discard("")
+    # Added last = outermost: 413s and every other answer are counted.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(ObservabilityMiddleware, metrics=metrics, routes=known_routes)
+    if settings.fast_lane:
+        app.add_middleware(PredictLane, state=state)  # in front: it skips everything inside
+    return app
+
+
+async def _flush_periodically(state: AppState) -> None:
+    while True:
+        await asyncio.sleep(LOG_FLUSH_INTERVAL_S)
+        for sink in (state.predictions, state.feedback):
+            if sink is not None:
+                try:
+                    sink.flush()
+                except Exception:  # noqa: BLE001 - a full disk must not kill the app
+                    logger.exception("flushing the %s log failed", sink.prefix)

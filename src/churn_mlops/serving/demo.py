@@ -1,0 +1,327 @@
+"""Build a small demo bundle from synthetic data that follows the feature contract.
+
+For trying the serving app, for its tests and for the serving benchmark without running the
+Kedro pipelines first::
+
+    python -m churn_mlops.serving.demo dist/demo-bundle --estimator xgboost
+
+The bundle has the layout and JSON schemas of ``docs/architecture.md`` (model, metadata,
+reference profile) but its model is trained on made-up rows; use the ``export`` pipeline for
+a real one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from churn_mlops.serving.bundle import METADATA_FILE, MODEL_FILE, PROFILE_FILE
+from churn_mlops.serving.drift import bin_numeric
+
+logger = logging.getLogger(__name__)
+
+CATEGORIES: dict[str, tuple[str, ...]] = {
+    "region": ("north", "south", "east", "west", "central"),
+    "plan": ("basic", "standard", "premium"),
+    "contract": ("month_to_month", "one_year", "two_year"),
+    "payment_method": ("credit_card", "bank_transfer", "electronic_check", "mailed_check"),
+}
+"""Allowed values of the categorical features (docs/data_model.md)."""
+
+NUMERIC_BOUNDS: dict[str, tuple[float | None, float | None]] = {
+    "tenure_days": (0, None),
+    "age": (18, 100),
+    "monthly_fee": (0, 1000),
+    "paperless_billing": (0, 1),
+    "sessions_30d": (0, None),
+    "sessions_90d": (0, None),
+    "session_minutes_30d": (0, None),
+    "usage_trend": (0, None),
+    "days_since_last_session": (0, None),
+    "support_tickets_30d": (0, None),
+    "support_tickets_90d": (0, None),
+    "late_payments_90d": (0, None),
+    "payments_90d": (0, None),
+    "online_purchases_90d": (0, None),
+    "online_spend_90d": (0, None),
+}
+"""Validity range of every numeric feature (None: unbounded)."""
+
+FEATURES: tuple[str, ...] = (
+    "tenure_days",
+    "age",
+    "monthly_fee",
+    "paperless_billing",
+    "region",
+    "plan",
+    "contract",
+    "payment_method",
+    "sessions_30d",
+    "sessions_90d",
+    "session_minutes_30d",
+    "usage_trend",
+    "days_since_last_session",
+    "support_tickets_30d",
+    "support_tickets_90d",
+    "late_payments_90d",
+    "payments_90d",
+    "online_purchases_90d",
+    "online_spend_90d",
+)
+"""The feature contract of docs/data_model.md, in its order."""
+
+CATEGORICAL = tuple(f for f in FEATURES if f in CATEGORIES)
+NUMERIC = tuple(f for f in FEATURES if f not in CATEGORIES)
+
+
+def make_synthetic_features(n_rows: int, *, seed: int = 0) -> tuple[Any, np.ndarray]:
+    """Random feature rows with a churn label that depends on them plausibly.
+
+    Returns:
+        ``(features DataFrame in contract order, 0/1 label array)``.
+    """
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    n = n_rows
+    plan = rng.choice(CATEGORIES["plan"], n, p=[0.5, 0.35, 0.15])
+    fee_base = np.select([plan == "basic", plan == "standard"], [20.0, 45.0], 80.0)
+    sessions_90d = rng.poisson(rng.gamma(2.0, 12.0, n))
+    sessions_30d = rng.binomial(sessions_90d, rng.beta(2, 4, n))
+    support_90d = rng.poisson(0.8, n)
+    data = {
+        "tenure_days": rng.integers(0, 2500, n),
+        "age": rng.integers(18, 91, n),
+        "monthly_fee": np.round(fee_base + rng.normal(0, 5, n).clip(-15, 15), 2),
+        "paperless_billing": rng.integers(0, 2, n),
+        "region": rng.choice(CATEGORIES["region"], n),
+        "plan": plan,
+        "contract": rng.choice(CATEGORIES["contract"], n, p=[0.55, 0.25, 0.2]),
+        "payment_method": rng.choice(CATEGORIES["payment_method"], n),
+        "sessions_30d": sessions_30d,
+        "sessions_90d": sessions_90d,
+        "session_minutes_30d": np.round(sessions_30d * rng.gamma(2.0, 10.0, n), 1),
+        "usage_trend": np.where(
+            sessions_90d > 0, sessions_30d / np.maximum(sessions_90d / 3.0, 1e-9), 0.0
+        ),
+        "days_since_last_session": np.where(
+            sessions_30d > 0, rng.integers(0, 30, n), rng.integers(30, 181, n)
+        ),
+        "support_tickets_30d": rng.binomial(support_90d, 0.4),
+        "support_tickets_90d": support_90d,
+        "late_payments_90d": rng.poisson(0.3, n),
+        "payments_90d": rng.integers(0, 4, n),
+        "online_purchases_90d": rng.poisson(1.0, n),
+        "online_spend_90d": np.round(rng.gamma(1.5, 20.0, n), 2),
+    }
+    frame = pd.DataFrame(data, columns=list(FEATURES))
+    logit = (
+        -1.2
+        + 1.1 * (frame["contract"] == "month_to_month")
+        - 0.6 * (frame["contract"] == "two_year")
+        - 0.0006 * frame["tenure_days"]
+        + 0.35 * frame["support_tickets_30d"]
+        + 0.5 * frame["late_payments_90d"]
+        - 0.7 * np.minimum(frame["usage_trend"], 3.0)
+        + 0.01 * frame["days_since_last_session"]
+        + 0.3 * (frame["payment_method"] == "electronic_check")
+    )
+    label = (rng.random(n) < 1.0 / (1.0 + np.exp(-logit))).astype(np.int64)
+    return frame, label
+
+
+def build_pipeline(
+    features: Any,
+    label: np.ndarray,
+    *,
+    estimator: str = "xgboost",
+    n_jobs: int = 2,
+    seed: int = 0,
+    scale_numeric: bool = True,
+    n_estimators: int = 200,
+) -> Any:
+    """Fit the served object of the contract: ``Pipeline([preprocess, model])``.
+
+    Args:
+        features: Feature DataFrame (contract columns).
+        label: 0/1 churn labels.
+        estimator: ``"xgboost"`` or ``"logistic_regression"``.
+        n_jobs: Threads for XGBoost.
+        seed: Random seed of the estimator.
+        scale_numeric: StandardScaler on numeric columns (else ``"passthrough"``).
+        n_estimators: Trees of the XGBoost model.
+    """
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    preprocess = ColumnTransformer(
+        [
+            (
+                "categorical",
+                OneHotEncoder(handle_unknown="ignore", sparse_output=False),
+                list(CATEGORICAL),
+            ),
+            ("numeric", StandardScaler() if scale_numeric else "passthrough", list(NUMERIC)),
+        ]
+    )
+    if estimator == "xgboost":
+        from xgboost import XGBClassifier
+
+        model: Any = XGBClassifier(
+            n_estimators=n_estimators,
+            max_depth=5,
+            learning_rate=0.08,
+            tree_method="hist",
+            n_jobs=n_jobs,
+            random_state=seed,
+        )
+    elif estimator == "logistic_regression":
+        model = LogisticRegression(max_iter=2000, random_state=seed)
+    else:
+        raise ValueError(
+            f"estimator {estimator!r} is not known; expected 'xgboost' or 'logistic_regression'"
+        )
+    return Pipeline([("preprocess", preprocess), ("model", model)]).fit(features, label)
+
+
+def build_metadata(
+    *, model_name: str = "churn_model", model_version: str = "1", threshold: float = 0.35
+) -> dict[str, Any]:
+    """``model_metadata.json`` content for the contract features."""
+    features: list[dict[str, Any]] = []
+    for name in FEATURES:
+        if name in CATEGORIES:
+            features.append(
+                {
+                    "name": name,
+                    "kind": "categorical",
+                    "categories": list(CATEGORIES[name]),
+                    "description": f"customer {name.replace('_', ' ')}",
+                }
+            )
+        else:
+            low, high = NUMERIC_BOUNDS[name]
+            features.append(
+                {
+                    "name": name,
+                    "kind": "numeric",
+                    "min": low,
+                    "max": high,
+                    "description": name.replace("_", " "),
+                }
+            )
+    return {
+        "model_name": model_name,
+        "model_version": model_version,
+        "run_id": "demo",
+        "threshold": threshold,
+        "metrics": {"pr_auc": None, "roc_auc": None},
+        "features": features,
+    }
+
+
+def _numeric_profile(values: np.ndarray, n_bins: int) -> dict[str, Any]:
+    values = np.asarray(values, dtype=np.float64)
+    present = values[~np.isnan(values)]
+    edges = np.unique(np.quantile(present, np.linspace(0.0, 1.0, n_bins + 1)))
+    if len(edges) < 2:
+        edges = np.array([edges[0], edges[0]])
+    counts = np.bincount(bin_numeric(present, edges[1:-1]), minlength=len(edges) - 1)
+    return {
+        "bin_edges": edges.tolist(),
+        "frequencies": (counts[: len(edges) - 1] / max(len(present), 1)).tolist(),
+        "mean": float(present.mean()),
+        "std": float(present.std()),
+        "min": float(present.min()),
+        "max": float(present.max()),
+        "null_share": float(1.0 - len(present) / max(len(values), 1)),
+    }
+
+
+def build_reference_profile(features: Any, scores: np.ndarray, *, n_bins: int = 10) -> dict:
+    """``reference_profile.json`` content: quantile bins (numeric) and category shares."""
+    profile: dict[str, Any] = {"features": {}}
+    for name in FEATURES:
+        column = features[name]
+        if name in CATEGORIES:
+            shares = column.astype(str).value_counts(normalize=True)
+            profile["features"][name] = {
+                "kind": "categorical",
+                "frequencies": {str(k): float(v) for k, v in shares.items()},
+            }
+        else:
+            profile["features"][name] = {"kind": "numeric", **_numeric_profile(column, n_bins)}
+    profile["score"] = {"kind": "numeric", **_numeric_profile(scores, n_bins)}
+    return profile
+
+
+def write_bundle(
+    bundle_dir: Path,
+    pipeline: Any,
+    metadata: dict[str, Any],
+    profile: dict[str, Any],
+) -> Path:
+    """Write the model, metadata and reference profile files of a bundle folder."""
+    import joblib
+
+    bundle_dir = Path(bundle_dir)
+    (bundle_dir / MODEL_FILE).parent.mkdir(parents=True, exist_ok=True)
+    joblib.dump(pipeline, bundle_dir / MODEL_FILE)
+    (bundle_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=2), encoding="utf-8")
+    (bundle_dir / PROFILE_FILE).write_text(json.dumps(profile, indent=2), encoding="utf-8")
+    return bundle_dir
+
+
+def make_demo_bundle(
+    bundle_dir: Path,
+    *,
+    estimator: str = "xgboost",
+    n_rows: int = 3000,
+    seed: int = 0,
+    model_version: str = "1",
+    n_jobs: int = 2,
+    n_estimators: int = 200,
+) -> Path:
+    """Train on synthetic rows and write a complete demo bundle to ``bundle_dir``."""
+    features, label = make_synthetic_features(n_rows, seed=seed)
+    pipeline = build_pipeline(
+        features, label, estimator=estimator, n_jobs=n_jobs, seed=seed, n_estimators=n_estimators
+    )
+    scores = pipeline.predict_proba(features)[:, 1]
+    metadata = build_metadata(model_version=model_version)
+    return write_bundle(bundle_dir, pipeline, metadata, build_reference_profile(features, scores))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: ``python -m churn_mlops.serving.demo OUT_DIR [options]``."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("bundle_dir", type=Path, help="folder to write the bundle to")
+    parser.add_argument(
+        "--estimator", choices=["xgboost", "logistic_regression"], default="xgboost"
+    )
+    parser.add_argument("--rows", type=int, default=3000, help="synthetic training rows")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--model-version", default="1")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s - %(message)s")
+    out = make_demo_bundle(
+        args.bundle_dir,
+        estimator=args.estimator,
+        n_rows=args.rows,
+        seed=args.seed,
+        model_version=args.model_version,
+    )
+    logger.info("demo bundle written to %s", out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,27 @@
+"""Exceptions raised by the serving app; each message names the bad value and what was expected."""
+
+from __future__ import annotations
+
+
+class ServingError(Exception):
+    """Base class of every serving error."""
+
+
+class BundleError(ServingError):
+    """A bundle folder is missing a file, or a file breaks the bundle contract."""
+
+
+class UnsupportedPipelineError(ServingError):
+    """The fitted Pipeline holds a step the fast path cannot compile (the Pipeline path is used)."""
+
+
+class ParityError(ServingError):
+    """The compiled fast path disagrees with ``Pipeline.predict_proba`` on the warm-up rows."""
+
+
+class SettingsError(ServingError):
+    """The serving settings are inconsistent (for example auth on but no verification key)."""
+
+
+class ReloadInProgressError(ServingError):
+    """A hot reload was requested while another one is still loading."""

@@ -1,0 +1,130 @@
+"""Settings of the serving app, read from ``CHURN_*`` environment variables (pydantic-settings).
+
+Every variable is listed with its meaning in ``docs/serving.md``. Values are validated once, at
+start-up; an inconsistent combination (auth on but no key, a TLS key without a certificate, an
+unsupported JWT algorithm) stops the app with a message naming the variable.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SUPPORTED_JWT_ALGORITHMS = (
+    "HS256",
+    "HS384",
+    "HS512",
+    "RS256",
+    "RS384",
+    "RS512",
+    "PS256",
+    "PS384",
+    "PS512",
+    "ES256",
+    "ES384",
+    "ES512",
+    "EdDSA",
+)
+"""Signature algorithms a deployment may choose; ``none`` is never one of them."""
+
+MIN_HMAC_KEY_BYTES = 32
+"""Shortest shared secret accepted for HS* algorithms (RFC 7518 asks for the hash size)."""
+
+
+class ServingSettings(BaseSettings):
+    """Configuration of one serving process; see ``docs/serving.md`` for each variable."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CHURN_", extra="forbid", case_sensitive=False, protected_namespaces=()
+    )
+
+    # --- model bundle -------------------------------------------------------------------
+    model_dir: Path = Field(description="bundle folder holding model/, model_metadata.json, …")
+    reload_root: Path | None = Field(
+        default=None, description="if set, admin reloads may only load bundles under this folder"
+    )
+
+    # --- network and TLS ------------------------------------------------------------------
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    ssl_certfile: Path | None = None
+    ssl_keyfile: Path | None = None
+    ssl_keyfile_password: SecretStr | None = None
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
+    access_log: bool = False
+    docs_enabled: bool = True
+
+    # --- authentication -------------------------------------------------------------------
+    auth_enabled: bool = True
+    jwt_algorithm: str = "HS256"
+    jwt_key: SecretStr | None = None
+    jwt_key_file: Path | None = None
+    jwt_audience: str = "churn-serving"
+    jwt_issuer: str | None = "churn-mlops"
+    jwt_leeway_s: float = Field(default=10.0, ge=0.0, le=300.0)
+
+    # --- request limits and validation ----------------------------------------------------
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    max_predict_rows: int = Field(default=1000, ge=1)
+    max_explain_rows: int = Field(default=20, ge=1)
+    explain_top_k: int = Field(default=5, ge=1)
+    unknown_category: Literal["reject", "ignore"] = "reject"
+
+    # --- request path -----------------------------------------------------------------
+    fast_lane: bool = True
+    batching_enabled: bool = True
+    batching_mode: Literal["loop", "thread"] = "loop"
+    max_batch_rows: int = Field(default=512, ge=1)
+
+    # --- prediction log -------------------------------------------------------------------
+    prediction_log_enabled: bool = True
+    prediction_log_dir: Path = Path("prediction_logs")
+    prediction_log_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    prediction_log_max_files: int = Field(default=0, ge=0)
+
+    # --- drift ----------------------------------------------------------------------------
+    drift_window: int = Field(default=5000, ge=10)
+    drift_min_samples: int = Field(default=200, ge=1)
+
+    @field_validator("jwt_algorithm")
+    @classmethod
+    def _known_algorithm(cls, value: str) -> str:
+        if value not in SUPPORTED_JWT_ALGORITHMS:
+            raise ValueError(
+                f"CHURN_JWT_ALGORITHM={value!r} is not supported; expected one of"
+                f" {', '.join(SUPPORTED_JWT_ALGORITHMS)}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ServingSettings:
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ValueError("CHURN_SSL_CERTFILE and CHURN_SSL_KEYFILE must be set together")
+        if self.auth_enabled and self.jwt_key is None and self.jwt_key_file is None:
+            raise ValueError(
+                "auth is on (CHURN_AUTH_ENABLED) but neither CHURN_JWT_KEY nor"
+                " CHURN_JWT_KEY_FILE is set"
+            )
+        if self.jwt_key is not None and self.jwt_key_file is not None:
+            raise ValueError("set only one of CHURN_JWT_KEY and CHURN_JWT_KEY_FILE")
+        if self.max_explain_rows > self.max_predict_rows:
+            raise ValueError(
+                f"CHURN_MAX_EXPLAIN_ROWS={self.max_explain_rows} exceeds"
+                f" CHURN_MAX_PREDICT_ROWS={self.max_predict_rows}"
+            )
+        return self
+
+    @property
+    def tls_enabled(self) -> bool:
+        """Whether uvicorn serves HTTPS."""
+        return self.ssl_certfile is not None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> ServingSettings:
+    """The process-wide settings, read from the environment once."""
+    return ServingSettings()  # type: ignore[call-arg]  # model_dir comes from the environment

@@ -1,0 +1,25 @@
+"""The per-app state the routes share: settings, model store, metrics, auth, sinks, batcher."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from churn_mlops.serving.batching import MicroBatcher
+from churn_mlops.serving.metrics import AppMetrics
+from churn_mlops.serving.model_store import ModelStore
+from churn_mlops.serving.prediction_log import JsonLinesSink
+from churn_mlops.serving.security import TokenVerifier
+from churn_mlops.serving.settings import ServingSettings
+
+
+@dataclass
+class AppState:
+    """Objects built once per app by :func:`churn_mlops.serving.app.create_app`."""
+
+    settings: ServingSettings
+    store: ModelStore
+    metrics: AppMetrics
+    verifier: TokenVerifier
+    predictions: JsonLinesSink | None
+    feedback: JsonLinesSink | None
+    batcher: MicroBatcher | None = field(default=None)
