@@ -47,11 +47,11 @@ def model_name(mlflow_store: str) -> str:
 @pytest.fixture(scope="session")
 def small_model() -> tuple[Any, Any]:
     """A fitted served-shape logistic-regression ``Pipeline`` and its test feature rows."""
-    from churn_mlops.pipelines.feature_engineering.config import parse_feature_list
-    from churn_mlops.pipelines.training.nodes import build_preprocessor
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import Pipeline
 
+    from churn_mlops.pipelines.feature_engineering.config import parse_feature_list
+    from churn_mlops.pipelines.training.nodes import build_preprocessor
     from tests.pipelines.training.synthetic import feature_list, make_model_input_table
 
     table = make_model_input_table(n_customers=200, n_months=4, seed=3)
@@ -61,4 +61,3 @@ def small_model() -> tuple[Any, Any]:
         [("preprocess", build_preprocessor(specs)), ("model", LogisticRegression(max_iter=300))]
     ).fit(table[names], table.churned)
     return model, table[names]
-

@@ -39,8 +39,15 @@ def list_versions(metadata: Any, env: str | None) -> None:
     if not versions:
         click.echo(f"Registered model {registry.model_name!r} has no versions yet.")
         return
-    header = ("version", "aliases", "created (UTC)", "estimator", "test pr_auc", "test roc_auc",
-              "gate")
+    header = (
+        "version",
+        "aliases",
+        "created (UTC)",
+        "estimator",
+        "test pr_auc",
+        "test roc_auc",
+        "gate",
+    )
     rows = [
         (
             f"v{v.version}",
@@ -56,8 +63,9 @@ def list_versions(metadata: Any, env: str | None) -> None:
     widths = [max(len(str(r[i])) for r in (header, *rows)) for i in range(len(header))]
     click.echo(f"Registered model {registry.model_name!r}")
     for row in (header, *rows):
-        click.echo("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths,
-                                                                        strict=True)))
+        click.echo(
+            "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True))
+        )
     history = registry.champion_history()
     click.echo(f"Champion history (oldest first): {' -> '.join(f'v{h}' for h in history) or '-'}")
 
@@ -72,9 +80,7 @@ def list_versions(metadata: Any, env: str | None) -> None:
 @click.option("--reason", default=None, help="Why (stored on the version as promotion_reason).")
 @click.option("--env", "-e", default=None, help=_ENV_HELP)
 @click.pass_obj
-def promote(
-    metadata: Any, version: str, force: bool, reason: str | None, env: str | None
-) -> None:
+def promote(metadata: Any, version: str, force: bool, reason: str | None, env: str | None) -> None:
     """Make VERSION the champion (it must have passed the gate, unless --force)."""
     from churn_mlops.registry import RegistryError  # noqa: PLC0415
 
@@ -90,14 +96,15 @@ def promote(
                 f"(gate.decision={decision!r}: {(details.tags or {}).get('gate.reason', '-')}); "
                 "re-run with --force --reason '...' to override"
             )
-        why = reason or ("manual promotion" if decision == "promote"
-                         else "manual override of a refused gate decision")
+        why = reason or (
+            "manual promotion"
+            if decision == "promote"
+            else "manual override of a refused gate decision"
+        )
         previous = registry.promote(version, reason=f"{why} (kedro models promote)")
     except RegistryError as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(
-        f"{registry.model_name}: {registry.champion_alias} v{previous or '-'} -> v{version}"
-    )
+    click.echo(f"{registry.model_name}: {registry.champion_alias} v{previous or '-'} -> v{version}")
 
 
 @models.command(name="rollback")
@@ -132,7 +139,9 @@ def _registry(metadata: Any, env: str | None) -> Any:
         # Creating the context runs kedro-mlflow's hook, which points MLflow at mlflow.yml's
         # tracking (and registry) URI.
         context = session.load_context()
-        settings = context.params["evaluation"]["registry"]
+        # The config loader, not ``context.params``: the latter imports every pipeline to
+        # validate parameters, which a registry command does not need.
+        settings = context.config_loader["parameters"]["evaluation"]["registry"]
     return ChampionRegistry(
         settings["model_name"],
         champion_alias=settings["champion_alias"],

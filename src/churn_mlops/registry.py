@@ -97,16 +97,18 @@ class ChampionRegistry:
         found = self.client.search_model_versions(f"name = '{self.model_name}'")
         # Search results do not carry aliases on every store; the registered model does.
         aliases: dict[str, list[str]] = {}
-        for alias, version in (self.client.get_registered_model(self.model_name).aliases
-                               or {}).items():
+        for alias, version in (
+            self.client.get_registered_model(self.model_name).aliases or {}
+        ).items():
             aliases.setdefault(str(version), []).append(alias)
         summaries = [
             VersionSummary(
                 version=str(v.version),
                 aliases=sorted(aliases.get(str(v.version), [])),
                 run_id=v.run_id,
-                created=datetime.fromtimestamp(v.creation_timestamp / 1000, tz=timezone.utc)
-                .isoformat(timespec="seconds"),
+                created=datetime.fromtimestamp(
+                    v.creation_timestamp / 1000, tz=timezone.utc
+                ).isoformat(timespec="seconds"),
                 tags=dict(v.tags or {}),
             )
             for v in found

@@ -8,7 +8,6 @@ from kedro.io import DatasetError
 from mlflow import MlflowClient
 
 from churn_mlops.datasets import MlflowCandidateRunsDataset
-from tests.mlflow_store import mlflow_store, small_model  # noqa: F401
 
 
 def test_each_candidate_is_a_child_run_with_params_metrics_and_model(mlflow_store, small_model):
@@ -17,8 +16,12 @@ def test_each_candidate_is_a_child_run_with_params_metrics_and_model(mlflow_stor
         "input_example": rows.head(3).reset_index(drop=True),
         "logging": {"serialization_format": "skops", "skops_trusted_types": []},
         "candidates": {
-            name: {"model": model, "params": {"C": c}, "metrics": {"validation_pr_auc": v},
-                   "tags": {"winner": str(name == "b").lower()}}
+            name: {
+                "model": model,
+                "params": {"C": c},
+                "metrics": {"validation_pr_auc": v},
+                "tags": {"winner": str(name == "b").lower()},
+            }
             for name, c, v in (("a", 1.0, 0.2), ("b", 0.5, 0.3))
         },
     }
@@ -55,6 +58,9 @@ def test_a_candidate_without_metrics_is_named(mlflow_store, small_model):
     model, rows = small_model
     with pytest.raises(DatasetError, match=r"candidate 'a' lacks \['metrics'\]"):
         MlflowCandidateRunsDataset().save(
-            {"input_example": rows.head(2), "logging": {},
-             "candidates": {"a": {"model": model, "params": {}}}}
+            {
+                "input_example": rows.head(2),
+                "logging": {},
+                "candidates": {"a": {"model": model, "params": {}}},
+            }
         )

@@ -12,7 +12,6 @@ from mlflow import MlflowClient
 
 from churn_mlops.datasets import MlflowChampionModelDataset, MlflowModelRegistrationDataset
 from churn_mlops.registry import RUN_ID_TOKEN, VERSION_TOKEN, ChampionRegistry
-from tests.mlflow_store import mlflow_store, model_name, small_model  # noqa: F401
 
 
 def _payload(model, rows, *, promote: bool, champion: str | None, reason: str = "ok"):
@@ -20,11 +19,19 @@ def _payload(model, rows, *, promote: bool, champion: str | None, reason: str = 
         "model": model,
         "input_example": rows.head(3).reset_index(drop=True),
         "logging": {"serialization_format": "skops", "skops_trusted_types": []},
-        "tags": {"data_fingerprint": "abc123", "features": ",".join(rows.columns),
-                 "test.pr_auc": "0.400000"},
-        "metadata": {"model_name": "m", "model_version": None, "run_id": None, "threshold": 0.3,
-                     "metrics": {"pr_auc": 0.4},
-                     "features": [{"name": c, "kind": "numeric"} for c in rows.columns]},
+        "tags": {
+            "data_fingerprint": "abc123",
+            "features": ",".join(rows.columns),
+            "test.pr_auc": "0.400000",
+        },
+        "metadata": {
+            "model_name": "m",
+            "model_version": None,
+            "run_id": None,
+            "threshold": 0.3,
+            "metrics": {"pr_auc": 0.4},
+            "features": [{"name": c, "kind": "numeric"} for c in rows.columns],
+        },
         "model_card": f"# card v{VERSION_TOKEN} run {RUN_ID_TOKEN}",
         "reference_profile": {"features": {}, "score": {}},
         "decision": {"promote": promote, "reason": reason, "champion_version": champion},
@@ -123,8 +130,9 @@ def test_incomplete_payload_is_rejected_before_anything_is_written(registration,
     assert not ChampionRegistry(model_name).exists()
 
 
-def test_untracked_pipeline_writes_local_files_only(registration, model_name, small_model,
-                                                    tmp_path):
+def test_untracked_pipeline_writes_local_files_only(
+    registration, model_name, small_model, tmp_path
+):
     model, rows = small_model
     registration._logging_activated = False  # what kedro-mlflow does for untracked pipelines
     registration.save(_payload(model, rows, promote=True, champion=None))

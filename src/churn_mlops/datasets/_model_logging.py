@@ -21,8 +21,10 @@ def pinned_requirements(serialization_format: str) -> list[str]:
     Passing explicit requirements skips MLflow's requirement inference, which re-imports the
     model in a subprocess and costs several seconds per logged model.
     """
-    names = [*_RUNTIME_DISTRIBUTIONS, serialization_format if serialization_format != "pickle"
-             else "cloudpickle"]
+    names = [
+        *_RUNTIME_DISTRIBUTIONS,
+        serialization_format if serialization_format != "pickle" else "cloudpickle",
+    ]
     pins = []
     for name in dict.fromkeys(names):
         try:
@@ -65,8 +67,11 @@ def log_sklearn_model(
     # Integer feature columns are declared as doubles: a caller may send 3.0 for a count, and
     # MLflow's schema enforcement would reject it (or a null) for an integer column.
     example = input_example.astype(
-        {c: "float64" for c in input_example.columns
-         if pd.api.types.is_integer_dtype(input_example[c])}
+        {
+            c: "float64"
+            for c in input_example.columns
+            if pd.api.types.is_integer_dtype(input_example[c])
+        }
     )
     signature = infer_signature(example, model.predict_proba(example))
     return mlflow.sklearn.log_model(

@@ -61,8 +61,7 @@ class MlflowCandidateRunsDataset(AbstractDataset[dict[str, Any], dict[str, Any]]
         candidates = data.get("candidates")
         if not isinstance(candidates, dict) or not candidates:
             raise DatasetError(
-                f"candidate_runs expects a non-empty 'candidates' mapping; got keys "
-                f"{sorted(data)}"
+                f"candidate_runs expects a non-empty 'candidates' mapping; got keys {sorted(data)}"
             )
         for name, candidate in candidates.items():
             missing = {"model", "params", "metrics"} - set(candidate)

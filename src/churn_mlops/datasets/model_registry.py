@@ -124,8 +124,16 @@ class MlflowModelRegistrationDataset(AbstractDataset[dict[str, Any], dict[str, A
     # ----------------------------------------------------------------- save
 
     def _save(self, data: dict[str, Any]) -> None:
-        missing = {"model", "input_example", "logging", "tags", "metadata", "model_card",
-                   "reference_profile", "decision"} - set(data)
+        missing = {
+            "model",
+            "input_example",
+            "logging",
+            "tags",
+            "metadata",
+            "model_card",
+            "reference_profile",
+            "decision",
+        } - set(data)
         if missing:
             raise DatasetError(f"model registration payload lacks {sorted(missing)}")
         if not self._logging_activated:
@@ -165,9 +173,7 @@ class MlflowModelRegistrationDataset(AbstractDataset[dict[str, Any], dict[str, A
             "gate.decision": "promote" if data["decision"]["promote"] else "refuse",
             "gate.reason": _tag_value(data["decision"]["reason"]),
         }
-        version = str(
-            mlflow.register_model(info.model_uri, self._model_name, tags=tags).version
-        )
+        version = str(mlflow.register_model(info.model_uri, self._model_name, tags=tags).version)
 
         metadata = {**data["metadata"], "model_version": version, "run_id": run_id}
         card = data["model_card"].replace(VERSION_TOKEN, version).replace(RUN_ID_TOKEN, run_id)

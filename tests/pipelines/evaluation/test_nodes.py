@@ -71,8 +71,18 @@ def test_threshold_flags_nobody_when_offers_never_pay(params):
 
 def test_test_metrics_include_ranking_threshold_and_business_value(eval_params, params):
     metrics = nodes.compute_test_metrics(TOY, {"threshold": 0.6}, eval_params, params)
-    for key in ("roc_auc", "pr_auc", "f1", "precision", "recall", "accuracy", "brier",
-                "log_loss", "net_value", "threshold"):
+    for key in (
+        "roc_auc",
+        "pr_auc",
+        "f1",
+        "precision",
+        "recall",
+        "accuracy",
+        "brier",
+        "log_loss",
+        "net_value",
+        "threshold",
+    ):
         assert key in metrics
     assert metrics["precision"] == pytest.approx(0.75) and metrics["recall"] == pytest.approx(1)
     assert metrics["net_value"] == pytest.approx(3 * 150 - 4 * 40)
@@ -120,7 +130,10 @@ def test_segment_metrics_cover_contract_region_and_age_bands(
     for _, rows in table.groupby("segment"):
         assert rows["rows"].sum() == len(test_predictions)
     assert set(table.loc[table.segment == "age_band", "value"]) == {
-        "18-29", "30-44", "45-59", "60+"
+        "18-29",
+        "30-44",
+        "45-59",
+        "60+",
     }
     small = table[table["rows"] < 30]
     assert small["roc_auc"].isna().all()
@@ -176,8 +189,10 @@ def test_shap_rejects_an_estimator_it_cannot_explain(splits, features, eval_para
     specs = parse_feature_list(features)
     names = [s.name for s in specs]
     forest = Pipeline(
-        [("preprocess", training_nodes.build_preprocessor(specs)),
-         ("model", RandomForestClassifier(n_estimators=2, max_depth=2))]
+        [
+            ("preprocess", training_nodes.build_preprocessor(specs)),
+            ("model", RandomForestClassifier(n_estimators=2, max_depth=2)),
+        ]
     ).fit(splits[0][names], splits[0].churned)
     with pytest.raises(EvaluationConfigError, match="RandomForestClassifier"):
         nodes.explain_model(forest, splits[2], features, eval_params, params)
@@ -221,8 +236,12 @@ def test_invariance_check_fails_for_a_model_that_uses_the_customer_id(
     names = [f["name"] for f in features]
     leaky = Pipeline(
         [
-            ("preprocess", ColumnTransformer([("numeric", "passthrough",
-                                               ["customer_id", "late_payments_90d"])])),
+            (
+                "preprocess",
+                ColumnTransformer(
+                    [("numeric", "passthrough", ["customer_id", "late_payments_90d"])]
+                ),
+            ),
             ("model", LogisticRegression()),
         ]
     ).fit(splits[0][["customer_id", *names]], splits[0].churned)
@@ -236,12 +255,8 @@ def test_invariance_check_fails_for_a_model_that_uses_the_customer_id(
     assert "keys_dropped" in invariance["errors"]
 
 
-def test_directional_check_on_an_unknown_feature_is_named(
-    xgboost_model, splits, features, params
-):
-    cfg = evaluation_params(
-        behaviour={"directional": [{"feature": "shoe_size", "values": [1, 2]}]}
-    )
+def test_directional_check_on_an_unknown_feature_is_named(xgboost_model, splits, features, params):
+    cfg = evaluation_params(behaviour={"directional": [{"feature": "shoe_size", "values": [1, 2]}]})
     with pytest.raises(EvaluationConfigError, match="shoe_size"):
         nodes.check_model_behaviour(xgboost_model, splits[2], features, cfg, params)
 
@@ -257,7 +272,8 @@ def test_reference_profile_follows_the_contract(xgboost_model, splits, features,
     contract = profile["features"]["contract"]
     assert set(contract["frequencies"]) == {"month_to_month", "one_year", "two_year"}
     age = profile["features"]["age"]
-    assert age["bin_edges"][0] == splits[0].age.min() and age["bin_edges"][-1] == splits[0].age.max()
+    assert age["bin_edges"][0] == splits[0].age.min()
+    assert age["bin_edges"][-1] == splits[0].age.max()
     assert sum(age["frequencies"]) == pytest.approx(1)
     assert profile["rows"] == len(splits[0]) and profile["source"] == "train_split"
 
@@ -267,7 +283,8 @@ def test_reference_profile_follows_the_contract(xgboost_model, splits, features,
 
 def test_no_champion_scores_as_version_none(splits, features, params):
     assert nodes.score_champion(None, splits[2], features, params) == {
-        "version": None, "run_id": None
+        "version": None,
+        "run_id": None,
     }
 
 
@@ -359,9 +376,7 @@ def test_a_model_trained_on_shuffled_labels_is_refused(
     splits, xgboost_search, xgboost_model, features, eval_params, params
 ):
     train, validation, test, _ = splits
-    shuffled = train.assign(
-        churned=np.random.default_rng(0).permutation(train.churned.to_numpy())
-    )
+    shuffled = train.assign(churned=np.random.default_rng(0).permutation(train.churned.to_numpy()))
     noise_model = training_nodes.fit_xgboost(shuffled, xgboost_search[0], features, params)
     validation_scores = nodes.predict_churn_scores(noise_model, validation, features, params)
     threshold = nodes.choose_decision_threshold(validation_scores, eval_params, params)
@@ -410,42 +425,76 @@ def test_declared_bounds_become_metadata_min_max(
 
 
 @pytest.fixture(scope="module")
-def evaluation_outputs(xgboost_model, baseline_model, splits, features, eval_params, params,
-                       test_predictions, decision_threshold):
+def evaluation_outputs(
+    xgboost_model,
+    baseline_model,
+    splits,
+    features,
+    eval_params,
+    params,
+    test_predictions,
+    decision_threshold,
+):
     train, validation, test, summary = splits
     metrics = nodes.compute_test_metrics(test_predictions, decision_threshold, eval_params, params)
     importance, _, additivity = nodes.explain_model(
         xgboost_model, test, features, eval_params, params
     )
     behaviour = nodes.check_model_behaviour(xgboost_model, test, features, eval_params, params)
-    decision = nodes.decide_promotion(metrics, {"version": None}, behaviour, additivity,
-                                      eval_params)
-    scores = training_nodes.score_candidates(baseline_model, xgboost_model, validation, features,
-                                             params)
-    _, selection = training_nodes.select_best_candidate(baseline_model, xgboost_model, scores,
-                                                        params)
+    decision = nodes.decide_promotion(
+        metrics, {"version": None}, behaviour, additivity, eval_params
+    )
+    scores = training_nodes.score_candidates(
+        baseline_model, xgboost_model, validation, features, params
+    )
+    _, selection = training_nodes.select_best_candidate(
+        baseline_model, xgboost_model, scores, params
+    )
     metadata = nodes.build_model_metadata(
         xgboost_model, train, features, decision_threshold, metrics, eval_params
     )
     card = nodes.build_model_card(
-        metadata, summary, selection, scores, metrics, decision_threshold,
+        metadata,
+        summary,
+        selection,
+        scores,
+        metrics,
+        decision_threshold,
         nodes.compute_calibration(test_predictions, eval_params, params),
-        nodes.compute_segment_metrics(test_predictions, test, decision_threshold, eval_params,
-                                      params),
-        importance, additivity, behaviour, decision,
+        nodes.compute_segment_metrics(
+            test_predictions, test, decision_threshold, eval_params, params
+        ),
+        importance,
+        additivity,
+        behaviour,
+        decision,
     )
-    return {"metrics": metrics, "decision": decision, "metadata": metadata, "card": card,
-            "summary": summary}
+    return {
+        "metrics": metrics,
+        "decision": decision,
+        "metadata": metadata,
+        "card": card,
+        "summary": summary,
+    }
 
 
 def test_model_card_has_every_section_and_registry_placeholders(evaluation_outputs):
     card = evaluation_outputs["card"]
     assert card.startswith(f"# Model card: churn_model_test v{VERSION_TOKEN}")
     assert RUN_ID_TOKEN in card
-    for section in ("## Intended use", "## Training data", "## Candidates", "## Test metrics",
-                    "## Business value", "## Calibration", "## Metrics by segment",
-                    "## Explanations (SHAP)", "## Behaviour checks", "## Promotion gate",
-                    "## Limitations"):
+    for section in (
+        "## Intended use",
+        "## Training data",
+        "## Candidates",
+        "## Test metrics",
+        "## Business value",
+        "## Calibration",
+        "## Metrics by segment",
+        "## Explanations (SHAP)",
+        "## Behaviour checks",
+        "## Promotion gate",
+        "## Limitations",
+    ):
         assert section in card
     assert evaluation_outputs["decision"]["reason"] in card
 
@@ -468,8 +517,9 @@ def test_registration_payload_carries_tags_files_and_decision(
     tags = payload["tags"]
     assert tags["data_fingerprint"] == evaluation_outputs["summary"]["data_fingerprint"]
     assert tags["features"].split(",") == [f["name"] for f in features]
-    assert float(tags["test.pr_auc"]) == pytest.approx(evaluation_outputs["metrics"]["pr_auc"],
-                                                       abs=1e-6)
+    assert float(tags["test.pr_auc"]) == pytest.approx(
+        evaluation_outputs["metrics"]["pr_auc"], abs=1e-6
+    )
     assert payload["decision"] == {
         "promote": evaluation_outputs["decision"]["promote"],
         "reason": evaluation_outputs["decision"]["reason"],

@@ -12,29 +12,47 @@ from churn_mlops.datasets import MlflowChampionModelDataset, MlflowModelRegistra
 from churn_mlops.pipelines.evaluation import create_pipeline
 from churn_mlops.pipelines.training import nodes as training_nodes
 from churn_mlops.registry import ChampionRegistry
-from tests.mlflow_store import mlflow_store, model_name  # noqa: F401
 
 
 def test_pipeline_wiring():
     pipeline = create_pipeline()
     assert len({n.name for n in pipeline.nodes}) == len(pipeline.nodes) == 19
     assert pipeline.inputs() == {
-        "trained_model", "train_split", "validation_split", "test_split", "split_summary",
-        "model_selection", "candidate_scores", "champion_model",
-        "params:feature_engineering.features", "params:evaluation", "params:training",
+        "trained_model",
+        "train_split",
+        "validation_split",
+        "test_split",
+        "split_summary",
+        "model_selection",
+        "candidate_scores",
+        "champion_model",
+        "params:feature_engineering.features",
+        "params:evaluation",
+        "params:training",
     }
-    assert pipeline.outputs() >= {"registered_model", "test_metrics_tracking", "calibration_plot",
-                                  "shap_summary_plot", "net_value_curve_plot"}
+    assert pipeline.outputs() >= {
+        "registered_model",
+        "test_metrics_tracking",
+        "calibration_plot",
+        "shap_summary_plot",
+        "net_value_curve_plot",
+    }
     assert "reference_profile" in pipeline.all_outputs()
 
 
 def _catalog(model, splits, features, params, eval_params, name, tmp_path) -> DataCatalog:
     train, validation, test, summary = splits
-    scores = {"logistic_regression": {"pr_auc": 0.1, "roc_auc": 0.6, "brier": 0.1,
-                                      "log_loss": 0.3},
-              "xgboost": {"pr_auc": 0.2, "roc_auc": 0.7, "brier": 0.1, "log_loss": 0.3}}
-    selection = {"winner": "xgboost", "metric": "pr_auc", "value": 0.2, "lead": 0.1,
-                 "runner_up": "logistic_regression"}
+    scores = {
+        "logistic_regression": {"pr_auc": 0.1, "roc_auc": 0.6, "brier": 0.1, "log_loss": 0.3},
+        "xgboost": {"pr_auc": 0.2, "roc_auc": 0.7, "brier": 0.1, "log_loss": 0.3},
+    }
+    selection = {
+        "winner": "xgboost",
+        "metric": "pr_auc",
+        "value": 0.2,
+        "lead": 0.1,
+        "runner_up": "logistic_regression",
+    }
     registry = {**eval_params["registry"], "model_name": name}
     return DataCatalog(
         {

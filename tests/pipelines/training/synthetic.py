@@ -89,12 +89,11 @@ def make_model_input_table(
     age = rng.integers(18, 80, n_customers)
     frame["age"] = np.tile(age, n_months).astype(np.int64)
     frame["monthly_fee"] = np.tile(rng.uniform(20, 120, n_customers), n_months)
-    frame["paperless_billing"] = np.tile(rng.integers(0, 2, n_customers), n_months).astype(
-        np.int64
-    )
+    frame["paperless_billing"] = np.tile(rng.integers(0, 2, n_customers), n_months).astype(np.int64)
     month_index = np.repeat(np.arange(n_months), n_customers)
-    frame["tenure_days"] = (np.tile(rng.integers(30, 2000, n_customers), n_months)
-                            + 30 * month_index).astype(np.int64)
+    frame["tenure_days"] = (
+        np.tile(rng.integers(30, 2000, n_customers), n_months) + 30 * month_index
+    ).astype(np.int64)
     frame["sessions_90d"] = rng.poisson(12, n).astype(np.int64)
     frame["sessions_30d"] = rng.binomial(frame["sessions_90d"], 0.33).astype(np.int64)
     frame["session_minutes_30d"] = frame["sessions_30d"] * rng.gamma(4, 3.5, n)
@@ -103,9 +102,7 @@ def make_model_input_table(
     )
     frame["days_since_last_session"] = rng.integers(0, 60, n).astype(np.int64)
     frame["support_tickets_90d"] = rng.poisson(0.5, n).astype(np.int64)
-    frame["support_tickets_30d"] = rng.binomial(frame["support_tickets_90d"], 0.4).astype(
-        np.int64
-    )
+    frame["support_tickets_30d"] = rng.binomial(frame["support_tickets_90d"], 0.4).astype(np.int64)
     frame["late_payments_90d"] = rng.poisson(0.4, n).astype(np.int64)
     frame["payments_90d"] = (3 - np.minimum(frame["late_payments_90d"], 3)).astype(np.int64)
     frame["online_purchases_90d"] = rng.poisson(2, n).astype(np.int64)
@@ -180,8 +177,11 @@ def evaluation_params(**overrides: Any) -> dict[str, Any]:
         },
         "behaviour": {
             "directional": [
-                {"feature": "late_payments_90d", "direction": "increasing",
-                 "values": [0, 1, 2, 3, 4, 6]}
+                {
+                    "feature": "late_payments_90d",
+                    "direction": "increasing",
+                    "values": [0, 1, 2, 3, 4, 6],
+                }
             ],
             "sample_rows": 50,
             "tolerance": 1e-9,

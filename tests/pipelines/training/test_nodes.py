@@ -41,9 +41,7 @@ def test_split_never_trains_on_the_future(splits):
     assert validation.snapshot_date.max() < test.snapshot_date.min()
 
 
-def test_split_purges_rows_whose_label_window_reaches_the_next_split(
-    model_input_table, features
-):
+def test_split_purges_rows_whose_label_window_reaches_the_next_split(model_input_table, features):
     params = training_params(
         split={"validation_months": 2, "test_months": 2, "purge_days": 45, "min_train_months": 3}
     )
@@ -66,7 +64,8 @@ def test_split_with_too_few_months_names_the_counts(model_input_table, features)
 
 
 def test_split_names_a_missing_feature_column(model_input_table, features, params):
-    with pytest.raises(FeatureContractError, match=r"model_input_table lacks column\(s\) \['age'\]"):
+    missing = r"model_input_table lacks column\(s\) \['age'\]"
+    with pytest.raises(FeatureContractError, match=missing):
         nodes.split_by_snapshot_month(model_input_table.drop(columns="age"), features, params)
 
 
@@ -144,9 +143,10 @@ def test_baseline_is_a_served_shape_pipeline(baseline_model, splits, features):
     assert isinstance(baseline_model, Pipeline)
     assert list(baseline_model.named_steps) == ["preprocess", "model"]
     assert isinstance(baseline_model.named_steps["model"], LogisticRegression)
-    assert baseline_model.named_steps["model"].class_weight == {0: 1.0, 1: pytest.approx(
-        np.sqrt((splits[0].churned == 0).sum() / splits[0].churned.sum())
-    )}
+    assert baseline_model.named_steps["model"].class_weight == {
+        0: 1.0,
+        1: pytest.approx(np.sqrt((splits[0].churned == 0).sum() / splits[0].churned.sum())),
+    }
     names = [f["name"] for f in features]
     scores = baseline_model.predict_proba(splits[2][names])[:, 1]
     assert ((scores > 0) & (scores < 1)).all()
@@ -167,9 +167,11 @@ def test_search_runs_the_budget_starting_from_the_middle(xgboost_search, params)
 def test_search_constrains_late_payments_to_raise_risk(xgboost_search, features):
     search, _ = xgboost_search
     specs = parse_feature_list(features)
-    names = list(nodes.build_preprocessor(specs).fit(
-        pd.DataFrame({s.name: [s.categories[0]] if s.categories else [0.0] for s in specs})
-    ).get_feature_names_out())
+    names = list(
+        nodes.build_preprocessor(specs)
+        .fit(pd.DataFrame({s.name: [s.categories[0]] if s.categories else [0.0] for s in specs}))
+        .get_feature_names_out()
+    )
     flagged = [names[i] for i, c in enumerate(search["monotone_constraints"]) if c == 1]
     assert flagged == ["numeric__late_payments_90d"]
 
@@ -177,7 +179,8 @@ def test_search_constrains_late_payments_to_raise_risk(xgboost_search, features)
 def test_monotone_constraint_on_an_unknown_feature_is_named(splits, features):
     params = training_params()
     params["candidates"]["xgboost"] = {
-        **params["candidates"]["xgboost"], "monotone_increasing": ["region"]
+        **params["candidates"]["xgboost"],
+        "monotone_increasing": ["region"],
     }
     with pytest.raises(FeatureContractError, match=r"monotone_increasing names \['region'\]"):
         nodes.tune_xgboost(splits[0], splits[1], features, params)
@@ -209,8 +212,9 @@ def test_xgboost_risk_never_drops_with_more_late_payments(xgboost_model, splits,
 # --------------------------------------------------------------------------- selection
 
 
-def test_candidates_are_scored_on_validation(baseline_model, xgboost_model, splits, features,
-                                             params):
+def test_candidates_are_scored_on_validation(
+    baseline_model, xgboost_model, splits, features, params
+):
     scores = nodes.score_candidates(baseline_model, xgboost_model, splits[1], features, params)
     assert set(scores) == {"logistic_regression", "xgboost"}
     for metrics in scores.values():
@@ -220,14 +224,19 @@ def test_candidates_are_scored_on_validation(baseline_model, xgboost_model, spli
 
 @pytest.mark.parametrize(
     ("lr", "xgb", "winner"),
-    [(0.30, 0.40, "xgboost"), (0.40, 0.30, "logistic_regression"),
-     (0.35, 0.35, "logistic_regression")],
+    [
+        (0.30, 0.40, "xgboost"),
+        (0.40, 0.30, "logistic_regression"),
+        (0.35, 0.35, "logistic_regression"),
+    ],
 )
 def test_winner_has_the_best_selection_metric_and_ties_keep_the_baseline(
     baseline_model, xgboost_model, params, lr, xgb, winner
 ):
-    scores = {"logistic_regression": {"pr_auc": lr, "roc_auc": 0.8},
-              "xgboost": {"pr_auc": xgb, "roc_auc": 0.7}}
+    scores = {
+        "logistic_regression": {"pr_auc": lr, "roc_auc": 0.8},
+        "xgboost": {"pr_auc": xgb, "roc_auc": 0.7},
+    }
     model, summary = nodes.select_best_candidate(baseline_model, xgboost_model, scores, params)
     assert summary["winner"] == winner
     assert model is (xgboost_model if winner == "xgboost" else baseline_model)
@@ -235,19 +244,28 @@ def test_winner_has_the_best_selection_metric_and_ties_keep_the_baseline(
 
 
 def test_selection_metric_comes_from_the_parameters(baseline_model, xgboost_model):
-    scores = {"logistic_regression": {"pr_auc": 0.3, "roc_auc": 0.9},
-              "xgboost": {"pr_auc": 0.4, "roc_auc": 0.7}}
+    scores = {
+        "logistic_regression": {"pr_auc": 0.3, "roc_auc": 0.9},
+        "xgboost": {"pr_auc": 0.4, "roc_auc": 0.7},
+    }
     params = training_params(selection_metric="roc_auc")
     _, summary = nodes.select_best_candidate(baseline_model, xgboost_model, scores, params)
     assert summary["winner"] == "logistic_regression" and summary["metric"] == "roc_auc"
 
 
-def test_candidate_runs_payload(baseline_model, xgboost_model, xgboost_search, splits, features,
-                                params):
+def test_candidate_runs_payload(
+    baseline_model, xgboost_model, xgboost_search, splits, features, params
+):
     scores = {"logistic_regression": {"pr_auc": 0.3}, "xgboost": {"pr_auc": 0.4}}
     _, winner = nodes.select_best_candidate(baseline_model, xgboost_model, scores, params)
     payload = nodes.package_candidate_runs(
-        baseline_model, xgboost_model, scores, xgboost_search[0], winner, splits[0], features,
+        baseline_model,
+        xgboost_model,
+        scores,
+        xgboost_search[0],
+        winner,
+        splits[0],
+        features,
         params,
     )
     assert list(payload["input_example"].columns) == [f["name"] for f in features]

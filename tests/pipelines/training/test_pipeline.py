@@ -39,10 +39,15 @@ def test_pipeline_runs_on_an_in_memory_catalog(model_input_table, features, para
             "model_input_table@pandas": MemoryDataset(model_input_table),
             "params:feature_engineering.features": MemoryDataset(features),
             "params:training": MemoryDataset(params),
-            **{name: MemoryDataset() for name in (
-                "trained_model", "candidate_runs", "test_split",
-                "split_summary",
-            )},
+            **{
+                name: MemoryDataset()
+                for name in (
+                    "trained_model",
+                    "candidate_runs",
+                    "test_split",
+                    "split_summary",
+                )
+            },
         }
     )
     SequentialRunner().run(create_pipeline(), catalog)

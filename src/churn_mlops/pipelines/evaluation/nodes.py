@@ -29,7 +29,6 @@ logger = logging.getLogger(__name__)
 SCORE = "score"
 
 
-
 # --------------------------------------------------------------------------- scores
 
 
@@ -195,8 +194,9 @@ def compute_calibration(
     if cfg.calibration.strategy == "quantile":
         bins = pd.qcut(scores, cfg.calibration.n_bins, labels=False, duplicates="drop")
     else:
-        bins = pd.cut(scores, np.linspace(0, 1, cfg.calibration.n_bins + 1), labels=False,
-                      include_lowest=True)
+        bins = pd.cut(
+            scores, np.linspace(0, 1, cfg.calibration.n_bins + 1), labels=False, include_lowest=True
+        )
     grouped = test_predictions.assign(bin=bins).groupby("bin", observed=True)
     table = grouped.agg(
         rows=(SCORE, "size"),
@@ -213,10 +213,16 @@ def plot_calibration_curve(calibration_table: pd.DataFrame) -> Figure:
     """Reliability diagram: observed churn rate vs mean predicted score per bin."""
     fig = Figure(figsize=(5, 5))
     ax = fig.subplots()
-    top = float(max(calibration_table["mean_score"].max(), calibration_table["observed_rate"].max()))
+    top = float(
+        max(calibration_table["mean_score"].max(), calibration_table["observed_rate"].max())
+    )
     ax.plot([0, top], [0, top], color="grey", linestyle="--", label="perfectly calibrated")
-    ax.plot(calibration_table["mean_score"], calibration_table["observed_rate"], marker="o",
-            label="model")
+    ax.plot(
+        calibration_table["mean_score"],
+        calibration_table["observed_rate"],
+        marker="o",
+        label="model",
+    )
     ax.set_xlabel("mean predicted churn score")
     ax.set_ylabel("observed churn rate")
     ax.set_title("Calibration on the test split")
@@ -257,8 +263,10 @@ def compute_segment_metrics(
         for lo, hi in zip(edges[:-1], edges[1:], strict=True)
     ]
     bands = pd.cut(test_split[seg.age_column], edges, right=False, labels=labels)
-    segments = {**{c: test_split[c].astype(str) for c in seg.columns},
-                "age_band": bands.astype(str)}
+    segments = {
+        **{c: test_split[c].astype(str) for c in seg.columns},
+        "age_band": bands.astype(str),
+    }
     threshold = float(decision_threshold["threshold"])
     y = test_predictions[tcfg.target].to_numpy(dtype=int)
     p = test_predictions[SCORE].to_numpy(dtype=float)
@@ -330,8 +338,9 @@ def explain_model(
         kind = "TreeExplainer"
     elif hasattr(model, "coef_"):
         background = preprocess.transform(
-            test_split.sample(n=min(cfg.shap.background_rows, len(test_split)),
-                              random_state=tcfg.seed + 1)[names]
+            test_split.sample(
+                n=min(cfg.shap.background_rows, len(test_split)), random_state=tcfg.seed + 1
+            )[names]
         )
         explainer = shap.LinearExplainer(model, shap.maskers.Independent(background))
         values = np.asarray(explainer.shap_values(transformed), dtype=np.float64)
@@ -357,7 +366,8 @@ def explain_model(
 
     per_feature = pd.DataFrame(values, columns=columns).T.groupby(owners).sum().T
     importance = (
-        per_feature.abs().mean()
+        per_feature.abs()
+        .mean()
         .rename("mean_abs_shap")
         .reindex(names)
         .sort_values(ascending=False)
@@ -532,8 +542,9 @@ def _typical_row(sample: pd.DataFrame, specs: list[FeatureSpec]) -> pd.DataFrame
             row[spec.name] = column.median()
         else:
             row[spec.name] = column.mode().iloc[0]
-    return pd.DataFrame([row]).astype(sample[[s.name for s in specs]].dtypes.to_dict(),
-                                      errors="ignore")
+    return pd.DataFrame([row]).astype(
+        sample[[s.name for s in specs]].dtypes.to_dict(), errors="ignore"
+    )
 
 
 # --------------------------------------------------------------------------- profile
@@ -647,7 +658,8 @@ def decide_promotion(
             {
                 "name": "behaviour",
                 "passed": not failed,
-                "detail": "all behaviour checks passed" if not failed
+                "detail": "all behaviour checks passed"
+                if not failed
                 else f"failed behaviour checks: {failed}",
             }
         )
@@ -663,7 +675,9 @@ def decide_promotion(
     champion_value = None
     champion_version = None
     if champion_scores.get("version") is None:
-        checks.append({"name": "champion", "passed": True, "detail": "no champion yet: first model"})
+        checks.append(
+            {"name": "champion", "passed": True, "detail": "no champion yet: first model"}
+        )
     elif "metrics" not in champion_scores:
         champion_version = champion_scores["version"]
         checks.append(
@@ -930,15 +944,12 @@ def prepare_model_registration(  # noqa: PLR0913
         "threshold": f"{model_metadata['threshold']:.6f}",
         "train_months": f"{splits['train']['months'][0]}..{splits['train']['months'][-1]}",
         "test_months": f"{splits['test']['months'][0]}..{splits['test']['months'][-1]}",
-        **{
-            f"test.{k}": f"{v:.6f}"
-            for k, v in test_metrics.items()
-            if np.isfinite(v)
-        },
+        **{f"test.{k}": f"{v:.6f}" for k, v in test_metrics.items() if np.isfinite(v)},
     }
     return {
         "model": trained_model,
-        "input_example": test_split[names].head(cfg.model_logging.input_example_rows)
+        "input_example": test_split[names]
+        .head(cfg.model_logging.input_example_rows)
         .reset_index(drop=True),
         "logging": cfg.model_logging.model_dump(),
         "tags": tags,

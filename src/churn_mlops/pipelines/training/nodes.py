@@ -146,9 +146,7 @@ def sample_training_rows(train_split: pd.DataFrame, params: dict[str, Any]) -> p
     if limit is None or len(train_split) <= limit:
         return train_split
     logger.info("Sampling %d of %d training rows", limit, len(train_split))
-    return (
-        train_split.sample(n=limit, random_state=cfg.seed).sort_index().reset_index(drop=True)
-    )
+    return train_split.sample(n=limit, random_state=cfg.seed).sort_index().reset_index(drop=True)
 
 
 # --------------------------------------------------------------------------- candidates
@@ -324,12 +322,8 @@ def tune_xgboost(
     }
     running_best = np.maximum.accumulate([t.value for t in finished])
     history = {
-        f"trial_{metric}": [
-            {"value": float(t.value), "step": i} for i, t in enumerate(finished)
-        ],
-        f"best_{metric}": [
-            {"value": float(v), "step": i} for i, v in enumerate(running_best)
-        ],
+        f"trial_{metric}": [{"value": float(t.value), "step": i} for i, t in enumerate(finished)],
+        f"best_{metric}": [{"value": float(v), "step": i} for i, v in enumerate(running_best)],
     }
     return search, history
 

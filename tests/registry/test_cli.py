@@ -8,7 +8,6 @@ from mlflow import MlflowClient
 
 from churn_mlops.cli import cli, commands
 from churn_mlops.registry import ChampionRegistry
-from tests.mlflow_store import mlflow_store  # noqa: F401
 
 MODEL = "churn_model"  # the name in conf/base/globals.yml
 
@@ -22,9 +21,14 @@ def project(project_copy, mlflow_store, monkeypatch, tmp_path):
     client.create_registered_model(MODEL)
     for decision in ("promote", "promote", "refuse"):
         client.create_model_version(
-            MODEL, source=str(tmp_path),
-            tags={"gate.decision": decision, "gate.reason": f"{decision} reason",
-                  "test.pr_auc": "0.4", "estimator": "XGBClassifier"},
+            MODEL,
+            source=str(tmp_path),
+            tags={
+                "gate.decision": decision,
+                "gate.reason": f"{decision} reason",
+                "test.pr_auc": "0.4",
+                "estimator": "XGBClassifier",
+            },
         )
     yield project_copy
     client.delete_registered_model(MODEL)
@@ -49,8 +53,10 @@ def test_promote_list_and_rollback(project):
     lines = listed.output.splitlines()  # logging may interleave: find the table
     start = lines.index("Registered model 'churn_model'")
     assert lines[start + 1].split()[:2] == ["version", "aliases"]
-    assert [line.split()[:2] for line in lines[start + 2: start + 5]] == [
-        ["v3", "-"], ["v2", "champion"], ["v1", "-"]
+    assert [line.split()[:2] for line in lines[start + 2 : start + 5]] == [
+        ["v3", "-"],
+        ["v2", "champion"],
+        ["v1", "-"],
     ]
     assert "Champion history (oldest first): v1 -> v2" in listed.output
 

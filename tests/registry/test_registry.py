@@ -6,7 +6,6 @@ import pytest
 from mlflow import MlflowClient
 
 from churn_mlops.registry import ChampionRegistry, RegistryError
-from tests.mlflow_store import mlflow_store, model_name  # noqa: F401
 
 
 @pytest.fixture

@@ -1,0 +1,285 @@
+"""Benchmark: ``kedro run`` on the default data, and what Kedro + MLflow cost over plain Python.
+
+Three measurements, each in its own subprocess (wall time, CPU time of the process tree and
+peak resident memory from ``getrusage``; interpreter start-up and imports included):
+
+- ``full``: ``kedro run`` — the default pipeline, simulation → data_processing →
+  feature_engineering → training → evaluation — in a temporary copy of the project with a
+  fresh MLflow SQLite store. It ends with a registered champion.
+- ``kedro``: ``kedro run --pipelines training,evaluation`` on the data ``full`` produced,
+  against another fresh MLflow store (so the gate takes the same first-model path).
+- ``plain``: the same training and evaluation in a plain script — the project's node
+  functions called in order with the committed parameters, inputs and outputs read and
+  written with pandas/json/joblib/matplotlib, no Kedro session or catalog and no MLflow
+  (no tracking, no nested runs, no registry).
+
+It prints the figures and the ratio ``kedro / plain`` (goal: the framework costs under 25%).
+
+Usage::
+
+    python benchmarks/training.py              # all three, once
+    python benchmarks/training.py --repeat 2   # best of 2 for kedro and plain (busy machine)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+LAYERS = (
+    "01_raw",
+    "02_intermediate",
+    "03_primary",
+    "04_feature",
+    "05_model_input",
+    "06_models",
+    "07_model_output",
+    "08_reporting",
+)
+
+
+# --------------------------------------------------------------------------- measuring
+
+
+def measure(command: list[str], cwd: Path, env: dict[str, str]) -> dict[str, float]:
+    """Run ``command`` through this script's ``_measure`` wrapper and return its figures."""
+    wrapper = [sys.executable, __file__, "_measure", "--", *command]
+    out = subprocess.run(wrapper, cwd=cwd, env=env, capture_output=True, text=True)
+    if out.returncode != 0:
+        sys.stderr.write(out.stdout[-3000:] + out.stderr[-3000:])
+        raise SystemExit(f"{' '.join(command)} failed with exit code {out.returncode}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _measure_child(command: list[str]) -> None:
+    """Run ``command``; print wall time, CPU time and peak RSS of the process tree as JSON."""
+    started = time.perf_counter()
+    proc = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    wall = time.perf_counter() - started
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stderr[-5000:])
+        raise SystemExit(proc.returncode)
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    print(
+        json.dumps(
+            {
+                "wall_s": wall,
+                "cpu_s": usage.ru_utime + usage.ru_stime,
+                "peak_rss_mib": usage.ru_maxrss / 1024,
+            }
+        )
+    )
+
+
+# --------------------------------------------------------------------------- project copy
+
+
+def make_project(folder: Path) -> Path:
+    """Copy conf/ and pyproject.toml into ``folder`` with empty data layers."""
+    shutil.copytree(
+        PROJECT_ROOT / "conf",
+        folder / "conf",
+        ignore=shutil.ignore_patterns("credentials*.yml", "local"),
+    )
+    (folder / "conf" / "local").mkdir()
+    shutil.copy2(PROJECT_ROOT / "pyproject.toml", folder / "pyproject.toml")
+    (folder / "src").mkdir()  # Kedro checks that the source folder exists
+    for layer in LAYERS:
+        (folder / "data" / layer).mkdir(parents=True)
+    return folder
+
+
+def kedro_env(store: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        KEDRO_DISABLE_TELEMETRY="true",
+        DO_NOT_TRACK="1",
+        MLFLOW_TRACKING_URI=f"sqlite:///{store}",
+        KEDRO_LOGGING_CONFIG=str(PROJECT_ROOT / "conf" / "logging.yml"),
+    )
+    return env
+
+
+# --------------------------------------------------------------------------- plain script
+
+
+def _load_parameters(project: Path) -> dict[str, Any]:
+    """The committed parameters, with the two interpolations they use resolved by hand."""
+    import yaml
+
+    params: dict[str, Any] = {}
+    for path in sorted((project / "conf" / "base").glob("parameters_*.yml")):
+        with open(path, encoding="utf-8") as handle:
+            params.update(yaml.safe_load(handle) or {})
+    with open(project / "conf" / "base" / "globals.yml", encoding="utf-8") as handle:
+        global_values = yaml.safe_load(handle)
+    horizon = params["feature_engineering"]["snapshots"]["label_horizon_days"]
+    params["training"]["split"]["purge_days"] = horizon
+    params["evaluation"]["registry"] = global_values["model_registry"]
+    return params
+
+
+def _plain(project: Path) -> None:
+    """Training and evaluation without Kedro or MLflow: node functions + plain file I/O."""
+    import joblib
+    import pandas as pd
+
+    from churn_mlops.pipelines.evaluation import nodes as ev
+    from churn_mlops.pipelines.training import nodes as tr
+
+    params = _load_parameters(project)
+    features = params["feature_engineering"]["features"]
+    training, evaluation = params["training"], params["evaluation"]
+    data = project / "data"
+    reports = data / "08_reporting"
+
+    def write_json(name: str, value: Any) -> None:
+        (reports / name).write_text(json.dumps(value, indent=2, default=float))
+
+    table = pd.read_parquet(data / "05_model_input" / "model_input_table.parquet")
+    train, validation, test, summary = tr.split_by_snapshot_month(table, features, training)
+    for name, frame in (("train", train), ("validation", validation), ("test", test)):
+        frame.to_parquet(data / "05_model_input" / f"{name}_split.parquet")
+    write_json("split_summary.json", summary)
+    sample = tr.sample_training_rows(train, training)
+    baseline = tr.fit_logistic_regression(sample, features, training)
+    search, _history = tr.tune_xgboost(sample, validation, features, training)
+    write_json("xgboost_search.json", search)
+    xgboost = tr.fit_xgboost(sample, search, features, training)
+    scores = tr.score_candidates(baseline, xgboost, validation, features, training)
+    write_json("candidate_scores.json", scores)
+    model, selection = tr.select_best_candidate(baseline, xgboost, scores, training)
+    write_json("model_selection.json", selection)
+    joblib.dump(model, data / "06_models" / "trained_model.joblib")
+
+    validation_scores = ev.predict_churn_scores(model, validation, features, training)
+    test_scores = ev.predict_churn_scores(model, test, features, training)
+    test_scores.to_parquet(data / "07_model_output" / "test_predictions.parquet")
+    threshold = ev.choose_decision_threshold(validation_scores, evaluation, training)
+    write_json("decision_threshold.json", threshold)
+    ev.plot_net_value_curve(threshold).savefig(reports / "net_value_curve.png")
+    metrics = ev.compute_test_metrics(test_scores, threshold, evaluation, training)
+    write_json("test_metrics.json", metrics)
+    calibration = ev.compute_calibration(test_scores, evaluation, training)
+    calibration.to_csv(reports / "calibration.csv", index=False)
+    ev.plot_calibration_curve(calibration).savefig(reports / "calibration_curve.png")
+    segments = ev.compute_segment_metrics(test_scores, test, threshold, evaluation, training)
+    segments.to_csv(reports / "segment_metrics.csv", index=False)
+    importance, explanation, additivity = ev.explain_model(
+        model, test, features, evaluation, training
+    )
+    importance.to_csv(reports / "shap_importance.csv", index=False)
+    write_json("shap_additivity.json", additivity)
+    ev.plot_shap_summary(explanation, evaluation).savefig(reports / "shap_summary.png")
+    ev.plot_shap_importance(importance).savefig(reports / "shap_importance.png")
+    behaviour = ev.check_model_behaviour(model, test, features, evaluation, training)
+    write_json("behaviour_report.json", behaviour)
+    profile = ev.build_reference_profile(model, train, features, evaluation)
+    (data / "06_models" / "reference_profile.json").write_text(json.dumps(profile, indent=2))
+    decision = ev.decide_promotion(
+        metrics,
+        ev.score_champion(None, test, features, training),
+        behaviour,
+        additivity,
+        evaluation,
+    )
+    write_json("promotion_decision.json", decision)
+    metadata = ev.build_model_metadata(model, train, features, threshold, metrics, evaluation)
+    card = ev.build_model_card(
+        metadata,
+        summary,
+        selection,
+        scores,
+        metrics,
+        threshold,
+        calibration,
+        segments,
+        importance,
+        additivity,
+        behaviour,
+        decision,
+    )
+    (data / "06_models" / "model_metadata.json").write_text(json.dumps(metadata, indent=2))
+    (reports / "model_card.md").write_text(card)
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "_measure":
+        _measure_child(sys.argv[3:])
+        return
+    if len(sys.argv) > 1 and sys.argv[1] == "_plain":
+        _plain(Path(sys.argv[2]))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="runs of kedro and plain; the fastest (wall time) is reported",
+    )
+    args = parser.parse_args()
+    kedro = str(Path(sys.executable).with_name("kedro"))
+    load_before = os.getloadavg()
+
+    with tempfile.TemporaryDirectory(prefix="churn-bench-") as tmp:
+        project = make_project(Path(tmp) / "project")
+        full = measure([kedro, "run"], project, kedro_env(Path(tmp) / "full.db"))
+        import pandas as pd
+
+        rows = len(pd.read_parquet(project / "data/05_model_input/model_input_table.parquet"))
+        results: dict[str, dict[str, float]] = {}
+        for attempt in range(args.repeat):
+            store = Path(tmp) / f"kedro-{attempt}.db"
+            run = measure(
+                [kedro, "run", "--pipelines", "training,evaluation"], project, kedro_env(store)
+            )
+            if "kedro" not in results or run["wall_s"] < results["kedro"]["wall_s"]:
+                results["kedro"] = run
+            plain = measure(
+                [sys.executable, __file__, "_plain", str(project)],
+                project,
+                kedro_env(Path(tmp) / "unused.db"),
+            )
+            if "plain" not in results or plain["wall_s"] < results["plain"]["wall_s"]:
+                results["plain"] = plain
+
+    print(
+        f"machine: {platform.platform()}, {os.cpu_count()} CPUs, Python "
+        f"{platform.python_version()}; load average before/after "
+        f"{load_before[0]:.1f}/{os.getloadavg()[0]:.1f}"
+    )
+    print(f"model_input_table rows: {rows}")
+    print(f"{'run':<40} {'wall (s)':>9} {'CPU (s)':>9} {'peak RSS (MiB)':>15}")
+    for label, figures in (
+        ("full kedro run (5 pipelines)", full),
+        ("kedro run training,evaluation", results["kedro"]),
+        ("plain script training+evaluation", results["plain"]),
+    ):
+        print(
+            f"{label:<40} {figures['wall_s']:>9.1f} {figures['cpu_s']:>9.1f} "
+            f"{figures['peak_rss_mib']:>15.0f}"
+        )
+    k, p = results["kedro"], results["plain"]
+    print(
+        f"kedro / plain: wall x{k['wall_s'] / p['wall_s']:.2f}, "
+        f"CPU x{k['cpu_s'] / p['cpu_s']:.2f}, "
+        f"peak memory x{k['peak_rss_mib'] / p['peak_rss_mib']:.2f} (goal: under x1.25)"
+    )
+
+
+if __name__ == "__main__":
+    main()
