@@ -19,21 +19,6 @@ TABLES: tuple[str, ...] = ("customers", "events", "churn_records")
 
 DType = Literal["int64", "float64", "string", "boolean", "timestamp"]
 
-ROW_RULES: frozenset[str] = frozenset(
-    {
-        "nullable",
-        "min",
-        "max",
-        "categories",
-        "in_period",
-        "before_period_end",
-        "required_when",
-        "unique",
-        "foreign_key",
-    }
-)
-"""Rules checked row by row: each can be hard (fail the run) or soft (quarantine the row)."""
-
 STRUCTURAL_RULES: frozenset[str] = frozenset({"required", "dtype", "integral", "boolean_text"})
 """Rules about the table's shape or an unreadable value: always hard."""
 
