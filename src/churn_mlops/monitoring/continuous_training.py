@@ -99,7 +99,8 @@ def _load(
     ) as session:
         context = session.load_context()
         if name.startswith("params:"):
-            return context.params.get(name.split(":", 1)[1])
+            # The config loader, not context.params: that one imports every pipeline.
+            return context.config_loader["parameters"].get(name.split(":", 1)[1])
         return context.catalog.load(name)
 
 

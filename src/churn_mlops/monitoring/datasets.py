@@ -29,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 METADATA_FILE = "model_metadata.json"
 REFERENCE_PROFILE_FILE = "reference_profile.json"
+EVALUATION_FOLDER = "evaluation"
 LOG_COLUMNS = ["request_id", "timestamp", "model_version", "customer_id", "score", "label"]
 
 
@@ -77,16 +78,7 @@ class MlflowChampionDataset(_ReadOnly, AbstractDataset[None, dict[str, Any]]):
         files: dict[str, Any] = {}
         with tempfile.TemporaryDirectory() as folder:
             for name in (METADATA_FILE, REFERENCE_PROFILE_FILE):
-                try:
-                    path = mlflow.artifacts.download_artifacts(
-                        run_id=details.run_id, artifact_path=name, dst_path=folder
-                    )
-                except (OSError, mlflow.exceptions.MlflowException) as exc:
-                    raise DatasetError(
-                        f"{self._model_name} v{version}: run {details.run_id} has no artifact "
-                        f"{name!r}; expected it from the evaluation pipeline's registration."
-                    ) from exc
-                files[name] = json.loads(Path(path).read_text(encoding="utf-8"))
+                files[name] = self._download(mlflow, details.run_id, version, name, folder)
         logger.info("Loaded %s v%s (%r) for monitoring", self._model_name, version, self._alias)
         return {
             "model_name": self._model_name,
@@ -99,6 +91,21 @@ class MlflowChampionDataset(_ReadOnly, AbstractDataset[None, dict[str, Any]]):
                 details.creation_timestamp / 1000, tz=timezone.utc
             ),
         }
+
+    def _download(self, mlflow: Any, run_id: str, version: str, name: str, folder: str) -> Any:
+        """The JSON file ``name`` of the run: at its root, else under ``evaluation/``."""
+        for path in (name, f"{EVALUATION_FOLDER}/{name}"):
+            try:
+                local = mlflow.artifacts.download_artifacts(
+                    run_id=run_id, artifact_path=path, dst_path=folder
+                )
+            except (OSError, mlflow.exceptions.MlflowException):
+                continue
+            return json.loads(Path(local).read_text(encoding="utf-8"))
+        raise DatasetError(
+            f"{self._model_name} v{version}: run {run_id} has no artifact {name!r} (nor "
+            f"{EVALUATION_FOLDER}/{name}); expected it from the evaluation pipeline."
+        )
 
     def _describe(self) -> dict[str, Any]:
         return {"model_name": self._model_name, "alias": self._alias}
