@@ -1,0 +1,255 @@
+"""Nodes of the export pipeline: choose the golden sample and describe the serving bundle.
+
+Both nodes are pure. The champion arrives loaded by ``MlflowChampionReleaseDataset``; the
+bundle leaves as a description that ``ServingBundleDataset`` writes, checks (parity gate)
+and moves into place; see ``docs/export.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from churn_mlops.export.dockerfile import render_dockerfile
+from churn_mlops.export.errors import BundleContractError, GoldenSampleError
+from churn_mlops.export.parity import EXPECTED_COLUMN
+from churn_mlops.pipelines.export.params import parse_export_params
+from churn_mlops.pipelines.training.params import parse_training_params
+
+logger = logging.getLogger(__name__)
+
+#: Column of the evaluation pipeline's prediction tables holding the probability.
+SCORE = "score"
+
+
+def _feature_names(champion: dict[str, Any]) -> list[str]:
+    features = champion["model_metadata"].get("features") or []
+    names = [f.get("name") for f in features if isinstance(f, dict)]
+    if not names or not all(isinstance(n, str) and n for n in names):
+        raise BundleContractError(
+            f"model_metadata.json of {champion['model_name']} v{champion['version']} has no"
+            " usable 'features' list (each entry needs a 'name')"
+        )
+    return names
+
+
+def _require(frame: pd.DataFrame, columns: list[str], table: str) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise GoldenSampleError(
+            f"{table} lacks column(s) {missing}; present: {sorted(map(str, frame.columns))}"
+        )
+
+
+def _from_evaluation_outputs(
+    test_split: pd.DataFrame, test_predictions: pd.DataFrame, keys: list[str], names: list[str]
+) -> pd.DataFrame:
+    _require(test_split, [*keys, *names], "test_split")
+    _require(test_predictions, [*keys, SCORE], "test_predictions")
+    if len(test_split) != len(test_predictions):
+        raise GoldenSampleError(
+            f"test_predictions has {len(test_predictions)} rows but test_split has"
+            f" {len(test_split)}: they come from different evaluation runs"
+        )
+    merged = test_split[[*keys, *names]].merge(
+        test_predictions[[*keys, SCORE]], on=keys, how="inner", validate="one_to_one"
+    )
+    if len(merged) != len(test_split):
+        raise GoldenSampleError(
+            f"only {len(merged)} of {len(test_split)} test_split rows have a score in"
+            f" test_predictions (joined on {keys}): they come from different evaluation runs"
+        )
+    return merged.rename(columns={SCORE: EXPECTED_COLUMN})
+
+
+def select_golden_sample(
+    champion_release: dict[str, Any],
+    test_split: pd.DataFrame,
+    test_predictions: pd.DataFrame,
+    training_params: dict[str, Any],
+    export_params: dict[str, Any],
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Test-split rows with the probabilities the evaluation pipeline gave the champion.
+
+    The rows come from the golden sample stored with the model version when the registry has
+    one; otherwise from the evaluation pipeline's outputs (``test_split`` joined with
+    ``test_predictions`` on the key columns). Either way the champion as loaded from the
+    registry must reproduce every probability within the tolerance: this proves the scores
+    are the evaluation's scores *of this version* (and not of a later, refused challenger
+    whose run overwrote the local files).
+
+    Returns:
+        The sample (keys, features in metadata order, ``expected_probability``; a seeded
+        draw, in test-split order) and a summary for the manifest.
+
+    Raises:
+        GoldenSampleError: columns are missing, the tables do not join, or the champion does
+            not reproduce the expected probabilities (the message names the rows and gap).
+    """
+    cfg = parse_export_params(export_params).golden_sample
+    training = parse_training_params(training_params)
+    keys = [*training.id_columns, training.time_column]
+    names = _feature_names(champion_release)
+    version = f"{champion_release['model_name']} v{champion_release['version']}"
+
+    registered = champion_release.get("golden_sample")
+    if registered is not None:
+        _require(registered, [*names, EXPECTED_COLUMN], f"golden_sample.parquet of {version}")
+        pool, source = registered.reset_index(drop=True), "model_version"
+        keys = [k for k in keys if k in pool.columns]
+    else:
+        pool = _from_evaluation_outputs(test_split, test_predictions, keys, names)
+        source = "evaluation_outputs"
+    if pool.empty:
+        raise GoldenSampleError(f"the golden sample pool of {version} ({source}) is empty")
+
+    rng = np.random.default_rng(cfg.seed)
+    picked = np.sort(rng.choice(len(pool), size=min(cfg.rows, len(pool)), replace=False))
+    sample = pool.iloc[picked][[*keys, *names, EXPECTED_COLUMN]].reset_index(drop=True)
+
+    expected = sample[EXPECTED_COLUMN].to_numpy(dtype=float)
+    reproduced = champion_release["model"].predict_proba(sample[names])[:, 1]
+    gaps = np.abs(reproduced - expected)
+    worst = int(np.argmax(gaps))
+    if not float(gaps[worst]) <= cfg.tolerance:
+        where = ", ".join(f"{k}={sample.loc[worst, k]}" for k in keys) or f"row {worst}"
+        raise GoldenSampleError(
+            f"the golden sample ({source}) does not hold the scores of {version}: the"
+            f" registered model differs by up to {gaps[worst]:.3g} (tolerance"
+            f" {cfg.tolerance:g}) on {int(np.sum(gaps > cfg.tolerance))} of {len(gaps)} rows,"
+            f" worst at {where}. The local evaluation outputs belong to another model (the"
+            " last evaluation ran a challenger the gate refused?): re-run"
+            " `kedro run --pipelines training,evaluation` for the champion's data, or export"
+            " a version whose golden sample is stored in the registry"
+        )
+    summary = {
+        "rows": len(sample),
+        "source": source,
+        "seed": cfg.seed,
+        "tolerance": cfg.tolerance,
+        "registry_model_max_abs_diff": float(gaps.max()),
+    }
+    logger.info(
+        "Golden sample of %s: %d rows from %s; the registered model reproduces them within %.2g",
+        version, len(sample), source, float(gaps.max()),
+    )
+    return sample, summary
+
+
+def _check_metadata(champion: dict[str, Any]) -> None:
+    meta = champion["model_metadata"]
+    expected = {
+        "model_name": champion["model_name"],
+        "model_version": str(champion["version"]),
+        "run_id": champion["run_id"],
+    }
+    wrong = {k: meta.get(k) for k, v in expected.items() if str(meta.get(k)) != str(v)}
+    if wrong:
+        raise BundleContractError(
+            f"model_metadata.json of {champion['model_name']} v{champion['version']} says"
+            f" {wrong}; expected {expected}"
+        )
+    threshold = meta.get("threshold")
+    if not isinstance(threshold, (int, float)) or not 0.0 <= float(threshold) <= 1.0:
+        raise BundleContractError(
+            f"model_metadata.json of {champion['model_name']} v{champion['version']} has"
+            f" threshold {threshold!r}; expected a number in [0, 1]"
+        )
+
+
+def _json_text(value: Any) -> str:
+    return json.dumps(value, indent=2, allow_nan=False) + "\n"
+
+
+def assemble_serving_bundle(
+    champion_release: dict[str, Any],
+    golden_sample: pd.DataFrame,
+    golden_sample_summary: dict[str, Any],
+    export_params: dict[str, Any],
+) -> dict[str, Any]:
+    """Describe the bundle of the champion: files, model, golden sample, pins and lineage.
+
+    Returns:
+        The payload ``ServingBundleDataset`` writes (see its docstring): the target folder
+        ``<output_dir>/<bundle_name>``, the model, the texts of ``model_metadata.json``,
+        ``reference_profile.json``, ``model_card.md`` and ``Dockerfile``, the golden sample,
+        the requirement roots, the image reference for ``k8s/`` and the manifest's lineage.
+
+    Raises:
+        BundleContractError: the metadata does not name this version and run, or its
+            threshold is not a probability.
+    """
+    cfg = parse_export_params(export_params)
+    _check_metadata(champion_release)
+    names = _feature_names(champion_release)
+    model_name, version = champion_release["model_name"], str(champion_release["version"])
+    bundle = cfg.bundle_name.format(model_name=model_name, model_version=version)
+    image = f"{cfg.container.image_repository}:{bundle}"
+    tags = champion_release.get("tags", {})
+    container = cfg.container
+    dockerfile = render_dockerfile(
+        base_image=container.base_image,
+        uid=container.uid,
+        port=container.port,
+        model_dir=container.model_dir,
+        prediction_log_dir=container.prediction_log_dir,
+        labels={
+            "org.opencontainers.image.title": f"{model_name} serving",
+            "org.opencontainers.image.version": version,
+            "org.opencontainers.image.revision": str(tags.get("git_commit", "unknown")),
+            "io.churn-mlops.model.name": model_name,
+            "io.churn-mlops.model.version": version,
+            "io.churn-mlops.model.run-id": str(champion_release["run_id"]),
+        },
+        healthcheck=container.healthcheck.model_dump(),
+    )
+    return {
+        "bundle_dir": f"{cfg.output_dir.rstrip('/')}/{bundle}",
+        "model": champion_release["model"],
+        "model_version": version,
+        "texts": {
+            "model_metadata.json": _json_text(champion_release["model_metadata"]),
+            "reference_profile.json": _json_text(champion_release["reference_profile"]),
+            "model_card.md": champion_release["model_card"],
+            "Dockerfile": dockerfile,
+        },
+        "golden_sample": golden_sample,
+        "feature_names": names,
+        "parity_tolerance": cfg.golden_sample.tolerance,
+        "requirements": cfg.requirements.model_dump(),
+        "python_version": container.python_version,
+        "image": image,
+        "manifest": {
+            "bundle": bundle,
+            "model": {
+                "registry_name": model_name,
+                "version": version,
+                "aliases": champion_release.get("aliases", []),
+                "run_id": champion_release["run_id"],
+                "model_uri": champion_release["model_uri"],
+                "registered_at": champion_release.get("created_at"),
+                "threshold": champion_release["model_metadata"]["threshold"],
+                "metrics": champion_release["model_metadata"].get("metrics", {}),
+                "features": names,
+            },
+            "lineage": {
+                "data_fingerprint": tags.get("data_fingerprint"),
+                "training_git_commit": tags.get("git_commit"),
+                "train_months": tags.get("train_months"),
+                "test_months": tags.get("test_months"),
+                "estimator": tags.get("estimator"),
+            },
+            "golden_sample": golden_sample_summary,
+            "image": {
+                "base_image_default": container.base_image,
+                "python_version": container.python_version,
+                "uid": container.uid,
+                "port": container.port,
+                "model_dir": container.model_dir,
+            },
+        },
+    }
