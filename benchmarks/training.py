@@ -140,7 +140,8 @@ def _plain(project: Path) -> None:
 
     params = _load_parameters(project)
     features = params["feature_engineering"]["features"]
-    training, evaluation = params["training"], params["evaluation"]
+    cfg, specs = tr.validate_training_parameters(params["training"], features)
+    setup = ev.validate_evaluation_parameters(params["evaluation"], params["training"], features)
     data = project / "data"
     reports = data / "08_reporting"
 
@@ -148,54 +149,47 @@ def _plain(project: Path) -> None:
         (reports / name).write_text(json.dumps(value, indent=2, default=float))
 
     table = pd.read_parquet(data / "05_model_input" / "model_input_table.parquet")
-    train, validation, test, summary = tr.split_by_snapshot_month(table, features, training)
+    train, validation, test, summary = tr.split_by_snapshot_month(table, specs, cfg)
     for name, frame in (("train", train), ("validation", validation), ("test", test)):
         frame.to_parquet(data / "05_model_input" / f"{name}_split.parquet")
     write_json("split_summary.json", summary)
-    sample = tr.sample_training_rows(train, training)
-    baseline = tr.fit_logistic_regression(sample, features, training)
-    search, _history = tr.tune_xgboost(sample, validation, features, training)
+    sample = tr.sample_training_rows(train, cfg)
+    baseline = tr.fit_logistic_regression(sample, specs, cfg)
+    search, _history = tr.tune_xgboost(sample, validation, specs, cfg)
     write_json("xgboost_search.json", search)
-    xgboost = tr.fit_xgboost(sample, search, features, training)
-    scores = tr.score_candidates(baseline, xgboost, validation, features, training)
+    xgboost = tr.fit_xgboost(sample, search, specs, cfg)
+    scores = tr.score_candidates(baseline, xgboost, validation, specs, cfg)
     write_json("candidate_scores.json", scores)
-    model, selection = tr.select_best_candidate(baseline, xgboost, scores, training)
+    model, selection = tr.select_best_candidate(baseline, xgboost, scores, cfg)
     write_json("model_selection.json", selection)
     joblib.dump(model, data / "06_models" / "trained_model.joblib")
 
-    validation_scores = ev.predict_churn_scores(model, validation, features, training)
-    test_scores = ev.predict_churn_scores(model, test, features, training)
+    validation_scores = ev.predict_churn_scores(model, validation, setup)
+    test_scores = ev.predict_churn_scores(model, test, setup)
     test_scores.to_parquet(data / "07_model_output" / "test_predictions.parquet")
-    threshold = ev.choose_decision_threshold(validation_scores, evaluation, training)
+    threshold = ev.choose_decision_threshold(validation_scores, setup)
     write_json("decision_threshold.json", threshold)
     ev.plot_net_value_curve(threshold).savefig(reports / "net_value_curve.png")
-    metrics = ev.compute_test_metrics(test_scores, threshold, evaluation, training)
+    metrics = ev.compute_test_metrics(test_scores, threshold, setup)
     write_json("test_metrics.json", metrics)
-    calibration = ev.compute_calibration(test_scores, evaluation, training)
+    calibration = ev.compute_calibration(test_scores, setup)
     calibration.to_csv(reports / "calibration.csv", index=False)
     ev.plot_calibration_curve(calibration).savefig(reports / "calibration_curve.png")
-    segments = ev.compute_segment_metrics(test_scores, test, threshold, evaluation, training)
+    segments = ev.compute_segment_metrics(test_scores, test, threshold, setup)
     segments.to_csv(reports / "segment_metrics.csv", index=False)
-    importance, explanation, additivity = ev.explain_model(
-        model, test, features, evaluation, training
-    )
+    importance, explanation, additivity = ev.explain_model(model, test, setup)
     importance.to_csv(reports / "shap_importance.csv", index=False)
     write_json("shap_additivity.json", additivity)
-    ev.plot_shap_summary(explanation, evaluation).savefig(reports / "shap_summary.png")
+    ev.plot_shap_summary(explanation, setup).savefig(reports / "shap_summary.png")
     ev.plot_shap_importance(importance).savefig(reports / "shap_importance.png")
-    behaviour = ev.check_model_behaviour(model, test, features, evaluation, training)
+    behaviour = ev.check_model_behaviour(model, test, setup)
     write_json("behaviour_report.json", behaviour)
-    profile = ev.build_reference_profile(model, train, features, evaluation)
+    profile = ev.build_reference_profile(model, train, setup)
     (data / "06_models" / "reference_profile.json").write_text(json.dumps(profile, indent=2))
-    decision = ev.decide_promotion(
-        metrics,
-        ev.score_champion(None, test, features, training),
-        behaviour,
-        additivity,
-        evaluation,
-    )
+    champion = ev.score_champion(None, test, setup)
+    decision = ev.decide_promotion(metrics, champion, behaviour, additivity, setup)
     write_json("promotion_decision.json", decision)
-    metadata = ev.build_model_metadata(model, train, features, threshold, metrics, evaluation)
+    metadata = ev.build_model_metadata(model, train, threshold, metrics, setup)
     card = ev.build_model_card(
         metadata,
         summary,

@@ -34,33 +34,45 @@ def params() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
+def cfg(params):
+    """Validated quick training parameters."""
+    return nodes.validate_training_parameters(params, feature_list())[0]
+
+
+@pytest.fixture(scope="session")
+def specs(features):
+    """Validated feature list."""
+    return nodes.validate_training_parameters(training_params(), features)[1]
+
+
+@pytest.fixture(scope="session")
 def model_input_table() -> pd.DataFrame:
     """500 customers x 10 monthly snapshots."""
     return make_model_input_table()
 
 
 @pytest.fixture(scope="session")
-def splits(model_input_table, features, params):
+def splits(model_input_table, specs, cfg):
     """``(train, validation, test, summary)`` of the synthetic table."""
-    return nodes.split_by_snapshot_month(model_input_table, features, params)
+    return nodes.split_by_snapshot_month(model_input_table, specs, cfg)
 
 
 @pytest.fixture(scope="session")
-def baseline_model(splits, features, params):
+def baseline_model(splits, specs, cfg):
     """Fitted logistic-regression baseline."""
-    return nodes.fit_logistic_regression(splits[0], features, params)
+    return nodes.fit_logistic_regression(splits[0], specs, cfg)
 
 
 @pytest.fixture(scope="session")
-def xgboost_search(splits, features, params):
+def xgboost_search(splits, specs, cfg):
     """Result and history of a two-trial XGBoost search."""
-    return nodes.tune_xgboost(splits[0], splits[1], features, params)
+    return nodes.tune_xgboost(splits[0], splits[1], specs, cfg)
 
 
 @pytest.fixture(scope="session")
-def xgboost_model(splits, xgboost_search, features, params):
+def xgboost_model(splits, xgboost_search, specs, cfg):
     """Fitted XGBoost candidate."""
-    return nodes.fit_xgboost(splits[0], xgboost_search[0], features, params)
+    return nodes.fit_xgboost(splits[0], xgboost_search[0], specs, cfg)
 
 
 @pytest.fixture(scope="session")
@@ -70,18 +82,24 @@ def eval_params() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def validation_predictions(xgboost_model, splits, features, params):
+def setup(eval_params, params, features):
+    """Validated evaluation setup."""
+    return evaluation_nodes.validate_evaluation_parameters(eval_params, params, features)
+
+
+@pytest.fixture(scope="session")
+def validation_predictions(xgboost_model, splits, setup):
     """XGBoost scores on the validation split."""
-    return evaluation_nodes.predict_churn_scores(xgboost_model, splits[1], features, params)
+    return evaluation_nodes.predict_churn_scores(xgboost_model, splits[1], setup)
 
 
 @pytest.fixture(scope="session")
-def test_predictions(xgboost_model, splits, features, params):
+def test_predictions(xgboost_model, splits, setup):
     """XGBoost scores on the test split."""
-    return evaluation_nodes.predict_churn_scores(xgboost_model, splits[2], features, params)
+    return evaluation_nodes.predict_churn_scores(xgboost_model, splits[2], setup)
 
 
 @pytest.fixture(scope="session")
-def decision_threshold(validation_predictions, eval_params, params):
+def decision_threshold(validation_predictions, setup):
     """The business threshold chosen on validation."""
-    return evaluation_nodes.choose_decision_threshold(validation_predictions, eval_params, params)
+    return evaluation_nodes.choose_decision_threshold(validation_predictions, setup)

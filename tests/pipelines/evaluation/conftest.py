@@ -5,11 +5,14 @@ from __future__ import annotations
 from tests.mlflow_store import mlflow_store, model_name  # noqa: F401 - fixtures
 from tests.pipelines.model_fixtures import (  # noqa: F401 - fixtures
     baseline_model,
+    cfg,
     decision_threshold,
     eval_params,
     features,
     model_input_table,
     params,
+    setup,
+    specs,
     splits,
     test_predictions,
     validation_predictions,

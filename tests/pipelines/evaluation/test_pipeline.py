@@ -16,7 +16,7 @@ from churn_mlops.registry import ChampionRegistry
 
 def test_pipeline_wiring():
     pipeline = create_pipeline()
-    assert len({n.name for n in pipeline.nodes}) == len(pipeline.nodes) == 19
+    assert len({n.name for n in pipeline.nodes}) == len(pipeline.nodes) == 20
     assert pipeline.inputs() == {
         "trained_model",
         "train_split",
@@ -77,7 +77,16 @@ def _catalog(model, splits, features, params, eval_params, name, tmp_path) -> Da
 
 
 def test_first_model_is_promoted_and_a_shuffled_label_model_is_refused(
-    xgboost_model, xgboost_search, splits, features, params, eval_params, model_name, tmp_path
+    xgboost_model,
+    xgboost_search,
+    splits,
+    features,
+    params,
+    specs,
+    cfg,
+    eval_params,
+    model_name,
+    tmp_path,
 ):
     runner = SequentialRunner()
     first = _catalog(xgboost_model, splits, features, params, eval_params, model_name, tmp_path)
@@ -90,7 +99,7 @@ def test_first_model_is_promoted_and_a_shuffled_label_model_is_refused(
 
     train = splits[0]
     shuffled = train.assign(churned=np.random.default_rng(1).permutation(train.churned.values))
-    noise = training_nodes.fit_xgboost(shuffled, xgboost_search[0], features, params)
+    noise = training_nodes.fit_xgboost(shuffled, xgboost_search[0], specs, cfg)
     second = _catalog(noise, splits, features, params, eval_params, model_name, tmp_path)
     runner.run(create_pipeline(), second)
     outcome = second.load("registered_model")

@@ -201,3 +201,28 @@ def evaluation_params(**overrides: Any) -> dict[str, Any]:
     }
     params.update(overrides)
     return params
+
+
+def training_config(**overrides: Any):
+    """Validated :class:`TrainingParams` from :func:`training_params`."""
+    from churn_mlops.pipelines.training.params import parse_training_params
+
+    return parse_training_params(training_params(**overrides))
+
+
+def feature_specs():
+    """Validated feature list (``FeatureSpec`` objects) of :func:`feature_list`."""
+    from churn_mlops.pipelines.feature_engineering.config import parse_feature_list
+
+    return parse_feature_list(feature_list())
+
+
+def evaluation_setup(evaluation: dict[str, Any] | None = None, **training_overrides: Any):
+    """Validated ``EvaluationSetup`` from :func:`evaluation_params` and :func:`training_params`."""
+    from churn_mlops.pipelines.evaluation.nodes import validate_evaluation_parameters
+
+    return validate_evaluation_parameters(
+        evaluation if evaluation is not None else evaluation_params(),
+        training_params(**training_overrides),
+        feature_list(),
+    )

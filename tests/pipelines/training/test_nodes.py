@@ -11,15 +11,13 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from xgboost import XGBClassifier
 
-from churn_mlops.pipelines.feature_engineering.config import parse_feature_list
 from churn_mlops.pipelines.training import nodes
 from churn_mlops.pipelines.training.errors import (
     FeatureContractError,
     TimeSplitError,
     TrainingConfigError,
 )
-from churn_mlops.pipelines.training.params import parse_training_params
-from tests.pipelines.training.synthetic import training_params
+from tests.pipelines.training.synthetic import feature_list, training_config, training_params
 
 # --------------------------------------------------------------------------- split
 
@@ -41,13 +39,11 @@ def test_split_never_trains_on_the_future(splits):
     assert validation.snapshot_date.max() < test.snapshot_date.min()
 
 
-def test_split_purges_rows_whose_label_window_reaches_the_next_split(model_input_table, features):
-    params = training_params(
+def test_split_purges_rows_whose_label_window_reaches_the_next_split(model_input_table, specs):
+    cfg = training_config(
         split={"validation_months": 2, "test_months": 2, "purge_days": 45, "min_train_months": 3}
     )
-    train, validation, test, summary = nodes.split_by_snapshot_month(
-        model_input_table, features, params
-    )
+    train, validation, test, summary = nodes.split_by_snapshot_month(model_input_table, specs, cfg)
     horizon = pd.Timedelta(days=45)
     assert (train.snapshot_date + horizon <= validation.snapshot_date.min()).all()
     assert (validation.snapshot_date + horizon <= test.snapshot_date.min()).all()
@@ -55,18 +51,18 @@ def test_split_purges_rows_whose_label_window_reaches_the_next_split(model_input
     assert summary["purged_rows"] == {"train": 500, "validation": 500}
 
 
-def test_split_with_too_few_months_names_the_counts(model_input_table, features):
-    params = training_params(
+def test_split_with_too_few_months_names_the_counts(model_input_table, specs):
+    cfg = training_config(
         split={"validation_months": 3, "test_months": 3, "purge_days": 0, "min_train_months": 5}
     )
     with pytest.raises(TimeSplitError, match=r"10 snapshot months .* at least 11"):
-        nodes.split_by_snapshot_month(model_input_table, features, params)
+        nodes.split_by_snapshot_month(model_input_table, specs, cfg)
 
 
-def test_split_names_a_missing_feature_column(model_input_table, features, params):
+def test_split_names_a_missing_feature_column(model_input_table, specs, cfg):
     missing = r"model_input_table lacks column\(s\) \['age'\]"
     with pytest.raises(FeatureContractError, match=missing):
-        nodes.split_by_snapshot_month(model_input_table.drop(columns="age"), features, params)
+        nodes.split_by_snapshot_month(model_input_table.drop(columns="age"), specs, cfg)
 
 
 def test_fingerprint_changes_with_any_value_and_only_then(model_input_table):
@@ -77,13 +73,23 @@ def test_fingerprint_changes_with_any_value_and_only_then(model_input_table):
     assert nodes.fingerprint_frame(changed) != first
 
 
-def test_unknown_training_parameter_is_named(model_input_table, features):
+def test_unknown_training_parameter_is_named():
     with pytest.raises(TrainingConfigError, match=r"training\.split\.test_monhts"):
-        nodes.split_by_snapshot_month(
-            model_input_table,
-            features,
-            training_params(split={"test_monhts": 2}),
+        nodes.validate_training_parameters(
+            training_params(split={"test_monhts": 2}), feature_list()
         )
+
+
+def test_validation_returns_parsed_parameters_and_features():
+    cfg, specs = nodes.validate_training_parameters(training_params(), feature_list())
+    assert cfg.candidates.xgboost.search.n_trials == 2
+    assert [s.name for s in specs] == [f["name"] for f in feature_list()]
+
+
+def test_a_key_column_listed_as_a_feature_is_refused():
+    features = [*feature_list(), {"name": "customer_id", "kind": "numeric", "description": "id"}]
+    with pytest.raises(FeatureContractError, match=r"lists \['customer_id'\]"):
+        nodes.validate_training_parameters(training_params(), features)
 
 
 # --------------------------------------------------------------------------- sampling
@@ -91,23 +97,22 @@ def test_unknown_training_parameter_is_named(model_input_table, features):
 
 def test_sampling_caps_rows_keeps_order_and_is_seeded(splits):
     train = splits[0]
-    params = training_params(sampling={"max_training_rows": 1000})
-    sample = nodes.sample_training_rows(train, params)
-    again = nodes.sample_training_rows(train, params)
+    cfg = training_config(sampling={"max_training_rows": 1000})
+    sample = nodes.sample_training_rows(train, cfg)
+    again = nodes.sample_training_rows(train, cfg)
     assert len(sample) == 1000
     pd.testing.assert_frame_equal(sample, again)
     assert sample.snapshot_date.is_monotonic_increasing
 
 
-def test_sampling_leaves_a_small_split_alone(splits, params):
-    assert nodes.sample_training_rows(splits[0], params) is splits[0]
+def test_sampling_leaves_a_small_split_alone(splits, cfg):
+    assert nodes.sample_training_rows(splits[0], cfg) is splits[0]
 
 
 # --------------------------------------------------------------------------- preprocessing
 
 
-def test_preprocessor_uses_only_the_fast_path_transformers(features):
-    specs = parse_feature_list(features)
+def test_preprocessor_uses_only_the_fast_path_transformers(specs):
     pre = nodes.build_preprocessor(specs)
     assert isinstance(pre, ColumnTransformer)
     (cat_name, encoder, cat_cols), (num_name, scaler, num_cols) = pre.transformers
@@ -118,8 +123,7 @@ def test_preprocessor_uses_only_the_fast_path_transformers(features):
     assert set(cat_cols) | set(num_cols) == {s.name for s in specs}
 
 
-def test_preprocessor_encodes_an_unknown_category_as_zeros(splits, features):
-    specs = parse_feature_list(features)
+def test_preprocessor_encodes_an_unknown_category_as_zeros(splits, specs):
     frame = splits[0][[s.name for s in specs]]
     pre = nodes.build_preprocessor(specs).fit(frame)
     odd = frame.head(1).assign(region="atlantis")
@@ -132,14 +136,14 @@ def test_preprocessor_encodes_an_unknown_category_as_zeros(splits, features):
 )
 def test_positive_class_weight(weighting, expected):
     labels = pd.Series([1] * 10 + [0] * 90)
-    cfg = parse_training_params(training_params(class_weighting=weighting))
+    cfg = training_config(class_weighting=weighting)
     assert nodes.positive_class_weight(labels, cfg) == pytest.approx(expected)
 
 
 # --------------------------------------------------------------------------- candidates
 
 
-def test_baseline_is_a_served_shape_pipeline(baseline_model, splits, features):
+def test_baseline_is_a_served_shape_pipeline(baseline_model, splits, specs):
     assert isinstance(baseline_model, Pipeline)
     assert list(baseline_model.named_steps) == ["preprocess", "model"]
     assert isinstance(baseline_model.named_steps["model"], LogisticRegression)
@@ -147,12 +151,12 @@ def test_baseline_is_a_served_shape_pipeline(baseline_model, splits, features):
         0: 1.0,
         1: pytest.approx(np.sqrt((splits[0].churned == 0).sum() / splits[0].churned.sum())),
     }
-    names = [f["name"] for f in features]
+    names = [s.name for s in specs]
     scores = baseline_model.predict_proba(splits[2][names])[:, 1]
     assert ((scores > 0) & (scores < 1)).all()
 
 
-def test_search_runs_the_budget_starting_from_the_middle(xgboost_search, params):
+def test_search_runs_the_budget_starting_from_the_middle(xgboost_search, cfg):
     search, history = xgboost_search
     assert len(search["trials"]) == 2
     first = search["trials"][0]["params"]
@@ -164,9 +168,8 @@ def test_search_runs_the_budget_starting_from_the_middle(xgboost_search, params)
     assert history["best_pr_auc"][-1]["value"] == pytest.approx(search["best_value"])
 
 
-def test_search_constrains_late_payments_to_raise_risk(xgboost_search, features):
+def test_search_constrains_late_payments_to_raise_risk(xgboost_search, specs):
     search, _ = xgboost_search
-    specs = parse_feature_list(features)
     names = list(
         nodes.build_preprocessor(specs)
         .fit(pd.DataFrame({s.name: [s.categories[0]] if s.categories else [0.0] for s in specs}))
@@ -176,14 +179,14 @@ def test_search_constrains_late_payments_to_raise_risk(xgboost_search, features)
     assert flagged == ["numeric__late_payments_90d"]
 
 
-def test_monotone_constraint_on_an_unknown_feature_is_named(splits, features):
+def test_monotone_constraint_on_a_categorical_feature_is_named():
     params = training_params()
     params["candidates"]["xgboost"] = {
         **params["candidates"]["xgboost"],
         "monotone_increasing": ["region"],
     }
     with pytest.raises(FeatureContractError, match=r"monotone_increasing names \['region'\]"):
-        nodes.tune_xgboost(splits[0], splits[1], features, params)
+        nodes.validate_training_parameters(params, feature_list())
 
 
 def test_xgboost_refit_uses_the_searched_trees_without_early_stopping(
@@ -200,8 +203,8 @@ def test_xgboost_refit_uses_the_searched_trees_without_early_stopping(
     )
 
 
-def test_xgboost_risk_never_drops_with_more_late_payments(xgboost_model, splits, features):
-    names = [f["name"] for f in features]
+def test_xgboost_risk_never_drops_with_more_late_payments(xgboost_model, splits, specs):
+    names = [s.name for s in specs]
     rows = splits[2][names].head(50)
     scores = np.column_stack(
         [xgboost_model.predict_proba(rows.assign(late_payments_90d=v))[:, 1] for v in range(6)]
@@ -212,10 +215,8 @@ def test_xgboost_risk_never_drops_with_more_late_payments(xgboost_model, splits,
 # --------------------------------------------------------------------------- selection
 
 
-def test_candidates_are_scored_on_validation(
-    baseline_model, xgboost_model, splits, features, params
-):
-    scores = nodes.score_candidates(baseline_model, xgboost_model, splits[1], features, params)
+def test_candidates_are_scored_on_validation(baseline_model, xgboost_model, splits, specs, cfg):
+    scores = nodes.score_candidates(baseline_model, xgboost_model, splits[1], specs, cfg)
     assert set(scores) == {"logistic_regression", "xgboost"}
     for metrics in scores.values():
         assert 0.5 < metrics["roc_auc"] <= 1
@@ -231,13 +232,13 @@ def test_candidates_are_scored_on_validation(
     ],
 )
 def test_winner_has_the_best_selection_metric_and_ties_keep_the_baseline(
-    baseline_model, xgboost_model, params, lr, xgb, winner
+    baseline_model, xgboost_model, cfg, lr, xgb, winner
 ):
     scores = {
         "logistic_regression": {"pr_auc": lr, "roc_auc": 0.8},
         "xgboost": {"pr_auc": xgb, "roc_auc": 0.7},
     }
-    model, summary = nodes.select_best_candidate(baseline_model, xgboost_model, scores, params)
+    model, summary = nodes.select_best_candidate(baseline_model, xgboost_model, scores, cfg)
     assert summary["winner"] == winner
     assert model is (xgboost_model if winner == "xgboost" else baseline_model)
     assert summary["lead"] == pytest.approx(abs(lr - xgb))
@@ -248,16 +249,14 @@ def test_selection_metric_comes_from_the_parameters(baseline_model, xgboost_mode
         "logistic_regression": {"pr_auc": 0.3, "roc_auc": 0.9},
         "xgboost": {"pr_auc": 0.4, "roc_auc": 0.7},
     }
-    params = training_params(selection_metric="roc_auc")
-    _, summary = nodes.select_best_candidate(baseline_model, xgboost_model, scores, params)
+    cfg = training_config(selection_metric="roc_auc")
+    _, summary = nodes.select_best_candidate(baseline_model, xgboost_model, scores, cfg)
     assert summary["winner"] == "logistic_regression" and summary["metric"] == "roc_auc"
 
 
-def test_candidate_runs_payload(
-    baseline_model, xgboost_model, xgboost_search, splits, features, params
-):
+def test_candidate_runs_payload(baseline_model, xgboost_model, xgboost_search, splits, specs, cfg):
     scores = {"logistic_regression": {"pr_auc": 0.3}, "xgboost": {"pr_auc": 0.4}}
-    _, winner = nodes.select_best_candidate(baseline_model, xgboost_model, scores, params)
+    _, winner = nodes.select_best_candidate(baseline_model, xgboost_model, scores, cfg)
     payload = nodes.package_candidate_runs(
         baseline_model,
         xgboost_model,
@@ -265,10 +264,10 @@ def test_candidate_runs_payload(
         xgboost_search[0],
         winner,
         splits[0],
-        features,
-        params,
+        specs,
+        cfg,
     )
-    assert list(payload["input_example"].columns) == [f["name"] for f in features]
+    assert list(payload["input_example"].columns) == [s.name for s in specs]
     assert len(payload["input_example"]) == 3
     xgb = payload["candidates"]["xgboost"]
     assert xgb["tags"]["winner"] == "true"

@@ -9,6 +9,7 @@ from sklearn.pipeline import Pipeline
 from churn_mlops.pipelines.training import create_pipeline
 
 EXPECTED_NODES = {
+    "validate_training_parameters",
     "split_by_snapshot_month",
     "sample_training_rows",
     "fit_logistic_regression",

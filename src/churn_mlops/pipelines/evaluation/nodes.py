@@ -17,7 +17,11 @@ from sklearn.pipeline import Pipeline
 
 from churn_mlops.model_metrics import ranking_metrics, threshold_metrics
 from churn_mlops.pipelines.evaluation.errors import EvaluationConfigError
-from churn_mlops.pipelines.evaluation.params import EvaluationParams, parse_evaluation_params
+from churn_mlops.pipelines.evaluation.params import (
+    EvaluationParams,
+    EvaluationSetup,
+    parse_evaluation_params,
+)
 from churn_mlops.pipelines.feature_engineering.config import FeatureSpec, parse_feature_list
 from churn_mlops.pipelines.training.errors import FeatureContractError
 from churn_mlops.pipelines.training.params import TrainingParams, parse_training_params
@@ -29,22 +33,96 @@ logger = logging.getLogger(__name__)
 SCORE = "score"
 
 
+#: Test metrics that ``compute_test_metrics`` reports (what gate minimums may name).
+TEST_METRICS = (
+    "roc_auc",
+    "pr_auc",
+    "brier",
+    "log_loss",
+    "prevalence",
+    "pr_auc_lift",
+    "f1",
+    "precision",
+    "recall",
+    "accuracy",
+    "flagged_share",
+    "threshold",
+    "net_value",
+    "net_value_per_customer",
+    "rows",
+)
+
+
+# --------------------------------------------------------------------------- parameters
+
+
+def validate_evaluation_parameters(
+    evaluation: dict[str, Any], training: dict[str, Any], features: list[dict[str, Any]]
+) -> EvaluationSetup:
+    """Validate the ``evaluation`` and ``training`` parameters and the feature list once.
+
+    Besides each value's own rules, checks them against each other: segment columns are
+    categorical features, the age column and directional-check features are numeric
+    features, and gate minimums name test metrics.
+
+    Args:
+        evaluation: The ``evaluation`` parameters.
+        training: The ``training`` parameters (label, keys, seed, model logging).
+        features: The ``feature_engineering.features`` list.
+
+    Returns:
+        The validated setup every later evaluation node receives.
+
+    Raises:
+        EvaluationConfigError: A parameter is invalid or disagrees with the feature list.
+    """
+    cfg = parse_evaluation_params(evaluation)
+    tcfg = parse_training_params(training)
+    specs = parse_feature_list(features)
+    kinds = {s.name: s.kind for s in specs}
+    problems = [
+        f"evaluation.segments.columns: {c!r} is not a categorical feature"
+        for c in cfg.segments.columns
+        if kinds.get(c) != "categorical"
+    ]
+    if kinds.get(cfg.segments.age_column) != "numeric":
+        problems.append(
+            f"evaluation.segments.age_column: {cfg.segments.age_column!r} is not a numeric feature"
+        )
+    problems += [
+        f"evaluation.behaviour.directional: {check.feature!r} is not a numeric feature"
+        for check in cfg.behaviour.directional
+        if kinds.get(check.feature) != "numeric"
+    ]
+    problems += [
+        f"evaluation.gate.minimums: {metric!r} is not a test metric (one of {list(TEST_METRICS)})"
+        for metric in cfg.gate.minimums
+        if metric not in TEST_METRICS
+    ]
+    if problems:
+        raise EvaluationConfigError(
+            "evaluation parameters disagree with the feature list or metrics: "
+            + "; ".join(problems)
+            + f" (features: {sorted(kinds)})"
+        )
+    return EvaluationSetup(evaluation=cfg, training=tcfg, features=specs)
+
+
 # --------------------------------------------------------------------------- scores
 
 
 def predict_churn_scores(
     trained_model: Pipeline,
     split: pd.DataFrame,
-    features: list[dict[str, Any]],
-    training_params: dict[str, Any],
+    setup: EvaluationSetup,
 ) -> pd.DataFrame:
     """Score a split with the trained model.
 
     Returns:
         The split's key columns, label and ``score`` (``predict_proba[:, 1]``), same row order.
     """
-    cfg = parse_training_params(training_params)
-    specs = parse_feature_list(features)
+    cfg = setup.training
+    specs = setup.features
     _require_columns(split, [*_keys(cfg), cfg.target, *[s.name for s in specs]], "split")
     scores = trained_model.predict_proba(split[[s.name for s in specs]])[:, 1]
     return split[[*_keys(cfg), cfg.target]].assign(**{SCORE: scores})
@@ -52,8 +130,7 @@ def predict_churn_scores(
 
 def choose_decision_threshold(
     validation_predictions: pd.DataFrame,
-    evaluation_params: dict[str, Any],
-    training_params: dict[str, Any],
+    setup: EvaluationSetup,
 ) -> dict[str, Any]:
     """Choose the score threshold that maximises the expected net value on the validation split.
 
@@ -65,8 +142,8 @@ def choose_decision_threshold(
         The threshold, its net value (total and per scored customer), flagged share, the
         net value of flagging everyone, the business parameters and a net-value curve.
     """
-    cfg = parse_evaluation_params(evaluation_params)
-    tcfg = parse_training_params(training_params)
+    cfg = setup.evaluation
+    tcfg = setup.training
     business = cfg.business
     gain = business.offer_success_rate * business.retained_customer_value
     labels = validation_predictions[tcfg.target].to_numpy(dtype=float)
@@ -114,8 +191,7 @@ def choose_decision_threshold(
 def compute_test_metrics(
     test_predictions: pd.DataFrame,
     decision_threshold: dict[str, Any],
-    evaluation_params: dict[str, Any],
-    training_params: dict[str, Any],
+    setup: EvaluationSetup,
 ) -> dict[str, float]:
     """All test-split metrics: ranking, at the chosen threshold, and the business value.
 
@@ -124,8 +200,8 @@ def compute_test_metrics(
         ``f1``, ``precision``, ``recall``, ``accuracy``, ``flagged_share``, ``threshold``,
         ``net_value`` (total on test), ``net_value_per_customer`` and ``rows``.
     """
-    cfg = parse_evaluation_params(evaluation_params)
-    tcfg = parse_training_params(training_params)
+    cfg = setup.evaluation
+    tcfg = setup.training
     labels = test_predictions[tcfg.target].to_numpy(dtype=int)
     scores = test_predictions[SCORE].to_numpy(dtype=float)
     threshold = float(decision_threshold["threshold"])
@@ -179,8 +255,7 @@ def plot_net_value_curve(decision_threshold: dict[str, Any]) -> Figure:
 
 def compute_calibration(
     test_predictions: pd.DataFrame,
-    evaluation_params: dict[str, Any],
-    training_params: dict[str, Any],
+    setup: EvaluationSetup,
 ) -> pd.DataFrame:
     """Observed churn rate against mean score per score bin (the calibration curve).
 
@@ -188,8 +263,8 @@ def compute_calibration(
         One row per bin: ``bin``, ``rows``, ``mean_score``, ``observed_rate``,
         ``score_low``, ``score_high``.
     """
-    cfg = parse_evaluation_params(evaluation_params)
-    tcfg = parse_training_params(training_params)
+    cfg = setup.evaluation
+    tcfg = setup.training
     scores = test_predictions[SCORE]
     if cfg.calibration.strategy == "quantile":
         bins = pd.qcut(scores, cfg.calibration.n_bins, labels=False, duplicates="drop")
@@ -238,8 +313,7 @@ def compute_segment_metrics(
     test_predictions: pd.DataFrame,
     test_split: pd.DataFrame,
     decision_threshold: dict[str, Any],
-    evaluation_params: dict[str, Any],
-    training_params: dict[str, Any],
+    setup: EvaluationSetup,
 ) -> pd.DataFrame:
     """Metrics per segment: each value of the segment columns and each age band.
 
@@ -248,8 +322,8 @@ def compute_segment_metrics(
         ``roc_auc``, ``pr_auc``, ``precision``, ``recall`` and ``flagged_share`` (metrics are
         NaN for segments under ``min_rows`` rows or with a single class).
     """
-    cfg = parse_evaluation_params(evaluation_params)
-    tcfg = parse_training_params(training_params)
+    cfg = setup.evaluation
+    tcfg = setup.training
     seg = cfg.segments
     _require_columns(test_split, [*seg.columns, seg.age_column], "test_split")
     if len(test_split) != len(test_predictions):
@@ -301,9 +375,7 @@ def compute_segment_metrics(
 def explain_model(
     trained_model: Pipeline,
     test_split: pd.DataFrame,
-    features: list[dict[str, Any]],
-    evaluation_params: dict[str, Any],
-    training_params: dict[str, Any],
+    setup: EvaluationSetup,
 ) -> tuple[pd.DataFrame, dict[str, Any], dict[str, Any]]:
     """SHAP contributions of the trained model on a sample of the test split.
 
@@ -318,9 +390,9 @@ def explain_model(
     """
     import shap  # noqa: PLC0415 - heavy import, only this node needs it
 
-    cfg = parse_evaluation_params(evaluation_params)
-    tcfg = parse_training_params(training_params)
-    specs = parse_feature_list(features)
+    cfg = setup.evaluation
+    tcfg = setup.training
+    specs = setup.features
     names = [s.name for s in specs]
     sample = test_split.sample(
         n=min(cfg.shap.sample_rows, len(test_split)), random_state=tcfg.seed
@@ -388,12 +460,12 @@ def explain_model(
     return importance, explanation, additivity
 
 
-def plot_shap_summary(explanation: dict[str, Any], evaluation_params: dict[str, Any]) -> Figure:
+def plot_shap_summary(explanation: dict[str, Any], setup: EvaluationSetup) -> Figure:
     """SHAP beeswarm summary plot (one dot per explained row and encoded column)."""
     import matplotlib.pyplot as plt  # noqa: PLC0415 - shap draws on pyplot's current figure
     import shap  # noqa: PLC0415
 
-    cfg = parse_evaluation_params(evaluation_params)
+    cfg = setup.evaluation
     fig = plt.figure(figsize=(8, 7))
     shap.summary_plot(
         explanation["values"],
@@ -426,9 +498,7 @@ def plot_shap_importance(shap_importance: pd.DataFrame) -> Figure:
 def check_model_behaviour(
     trained_model: Pipeline,
     test_split: pd.DataFrame,
-    features: list[dict[str, Any]],
-    evaluation_params: dict[str, Any],
-    training_params: dict[str, Any],
+    setup: EvaluationSetup,
 ) -> dict[str, Any]:
     """Model-behaviour tests: directional expectations and invariance to identifiers.
 
@@ -441,9 +511,9 @@ def check_model_behaviour(
     Returns:
         ``{"passed": bool, "checks": [{"name", "passed", ...details}]}``.
     """
-    cfg = parse_evaluation_params(evaluation_params)
-    tcfg = parse_training_params(training_params)
-    specs = parse_feature_list(features)
+    cfg = setup.evaluation
+    tcfg = setup.training
+    specs = setup.features
     names = [s.name for s in specs]
     sample = test_split.sample(
         n=min(cfg.behaviour.sample_rows, len(test_split)), random_state=tcfg.seed
@@ -553,8 +623,7 @@ def _typical_row(sample: pd.DataFrame, specs: list[FeatureSpec]) -> pd.DataFrame
 def build_reference_profile(
     trained_model: Pipeline,
     train_split: pd.DataFrame,
-    features: list[dict[str, Any]],
-    evaluation_params: dict[str, Any],
+    setup: EvaluationSetup,
 ) -> dict[str, Any]:
     """Training-data distribution of every feature and of the training score, for drift.
 
@@ -569,8 +638,8 @@ def build_reference_profile(
     )
     from churn_mlops.monitoring.profile import profile_to_dict  # noqa: PLC0415
 
-    cfg = parse_evaluation_params(evaluation_params)
-    specs = parse_feature_list(features)
+    cfg = setup.evaluation
+    specs = setup.features
     names = [s.name for s in specs]
     frame = train_split[names]
     scores = trained_model.predict_proba(frame)[:, 1]
@@ -589,8 +658,7 @@ def build_reference_profile(
 def score_champion(
     champion_model: dict[str, Any] | None,
     test_split: pd.DataFrame,
-    features: list[dict[str, Any]],
-    training_params: dict[str, Any],
+    setup: EvaluationSetup,
 ) -> dict[str, Any]:
     """Score the current champion on the same test split as the challenger.
 
@@ -601,8 +669,8 @@ def score_champion(
     """
     if champion_model is None:
         return {"version": None, "run_id": None}
-    cfg = parse_training_params(training_params)
-    names = [s.name for s in parse_feature_list(features)]
+    cfg = setup.training
+    names = [s.name for s in setup.features]
     result = {"version": champion_model["version"], "run_id": champion_model.get("run_id")}
     try:
         scores = champion_model["model"].predict_proba(test_split[names])[:, 1]
@@ -624,7 +692,7 @@ def decide_promotion(
     champion_scores: dict[str, Any],
     behaviour_report: dict[str, Any],
     shap_additivity: dict[str, Any],
-    evaluation_params: dict[str, Any],
+    setup: EvaluationSetup,
 ) -> dict[str, Any]:
     """The gate: should the challenger become champion?
 
@@ -636,7 +704,7 @@ def decide_promotion(
         ``{"promote", "reason", "checks", "metric", "challenger_value", "champion_value",
         "champion_version"}``; ``reason`` names every failed check with its values.
     """
-    gate = parse_evaluation_params(evaluation_params).gate
+    gate = setup.evaluation.gate
     checks: list[dict[str, Any]] = []
     for metric, minimum in sorted(gate.minimums.items()):
         if metric not in test_metrics:
@@ -725,10 +793,9 @@ def decide_promotion(
 def build_model_metadata(
     trained_model: Pipeline,
     train_split: pd.DataFrame,
-    features: list[dict[str, Any]],
     decision_threshold: dict[str, Any],
     test_metrics: dict[str, float],
-    evaluation_params: dict[str, Any],
+    setup: EvaluationSetup,
 ) -> dict[str, Any]:
     """``model_metadata.json`` (docs/architecture.md) without the version and run id.
 
@@ -737,8 +804,8 @@ def build_model_metadata(
     feature list (``None`` when not declared); the training range is given as
     ``observed_min``/``observed_max``.
     """
-    cfg = parse_evaluation_params(evaluation_params)
-    specs = parse_feature_list(features)
+    cfg = setup.evaluation
+    specs = setup.features
     feature_entries: list[dict[str, Any]] = []
     for spec in specs:
         entry: dict[str, Any] = {"name": spec.name, "kind": spec.kind}
@@ -926,16 +993,15 @@ def prepare_model_registration(  # noqa: PLR0913
     split_summary: dict[str, Any],
     test_metrics: dict[str, float],
     test_split: pd.DataFrame,
-    features: list[dict[str, Any]],
-    training_params: dict[str, Any],
+    setup: EvaluationSetup,
 ) -> dict[str, Any]:
     """Assemble what ``MlflowModelRegistrationDataset`` registers: model, files, tags, decision.
 
     Tags carry the data fingerprint, feature list, training months and every test metric so
     that ``kedro models list`` and the MLflow UI can compare versions without opening runs.
     """
-    cfg = parse_training_params(training_params)
-    names = [s.name for s in parse_feature_list(features)]
+    cfg = setup.training
+    names = [s.name for s in setup.features]
     splits = split_summary["splits"]
     tags = {
         "data_fingerprint": split_summary["data_fingerprint"],

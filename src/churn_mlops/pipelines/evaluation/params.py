@@ -7,6 +7,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from churn_mlops.pipelines.evaluation.errors import EvaluationConfigError
+from churn_mlops.pipelines.feature_engineering.config import FeatureSpec
+from churn_mlops.pipelines.training.params import TrainingParams
 
 
 class _Strict(BaseModel):
@@ -151,6 +153,20 @@ class EvaluationParams(_Strict):
     reference_profile: ReferenceProfileParams = ReferenceProfileParams()
     gate: GateParams = GateParams()
     registry: RegistryParams = RegistryParams()
+
+
+class EvaluationSetup(_Strict):
+    """Everything evaluation nodes are configured by, validated once by the first node.
+
+    Attributes:
+        evaluation: The ``evaluation`` parameters.
+        training: The ``training`` parameters (label, key columns, seed, model logging).
+        features: The feature contract list.
+    """
+
+    evaluation: EvaluationParams
+    training: TrainingParams
+    features: list[FeatureSpec]
 
 
 def parse_evaluation_params(raw: dict[str, Any]) -> EvaluationParams:

@@ -6,30 +6,39 @@ from kedro.pipeline import Node, Pipeline
 
 from churn_mlops.pipelines.evaluation import nodes
 
-FEATURES = "params:feature_engineering.features"
-PARAMS = "params:evaluation"
-TRAINING = "params:training"
+SETUP = "evaluation_setup"
 
 
 def create_pipeline(**kwargs: object) -> Pipeline:
-    """Score the splits, measure, explain, check behaviour, decide the gate and register."""
+    """Validate parameters, score the splits, measure, explain, check behaviour, decide the
+    gate and register the model."""
     return Pipeline(
         [
             Node(
+                nodes.validate_evaluation_parameters,
+                inputs=[
+                    "params:evaluation",
+                    "params:training",
+                    "params:feature_engineering.features",
+                ],
+                outputs=SETUP,
+                name="validate_evaluation_parameters",
+            ),
+            Node(
                 nodes.predict_churn_scores,
-                inputs=["trained_model", "validation_split", FEATURES, TRAINING],
+                inputs=["trained_model", "validation_split", SETUP],
                 outputs="validation_predictions",
                 name="predict_validation_scores",
             ),
             Node(
                 nodes.predict_churn_scores,
-                inputs=["trained_model", "test_split", FEATURES, TRAINING],
+                inputs=["trained_model", "test_split", SETUP],
                 outputs="test_predictions",
                 name="predict_test_scores",
             ),
             Node(
                 nodes.choose_decision_threshold,
-                inputs=["validation_predictions", PARAMS, TRAINING],
+                inputs=["validation_predictions", SETUP],
                 outputs="decision_threshold",
                 name="choose_decision_threshold",
             ),
@@ -41,7 +50,7 @@ def create_pipeline(**kwargs: object) -> Pipeline:
             ),
             Node(
                 nodes.compute_test_metrics,
-                inputs=["test_predictions", "decision_threshold", PARAMS, TRAINING],
+                inputs=["test_predictions", "decision_threshold", SETUP],
                 outputs="test_metrics",
                 name="compute_test_metrics",
             ),
@@ -53,7 +62,7 @@ def create_pipeline(**kwargs: object) -> Pipeline:
             ),
             Node(
                 nodes.compute_calibration,
-                inputs=["test_predictions", PARAMS, TRAINING],
+                inputs=["test_predictions", SETUP],
                 outputs="calibration_table",
                 name="compute_calibration",
             ),
@@ -65,19 +74,19 @@ def create_pipeline(**kwargs: object) -> Pipeline:
             ),
             Node(
                 nodes.compute_segment_metrics,
-                inputs=["test_predictions", "test_split", "decision_threshold", PARAMS, TRAINING],
+                inputs=["test_predictions", "test_split", "decision_threshold", SETUP],
                 outputs="segment_metrics",
                 name="compute_segment_metrics",
             ),
             Node(
                 nodes.explain_model,
-                inputs=["trained_model", "test_split", FEATURES, PARAMS, TRAINING],
+                inputs=["trained_model", "test_split", SETUP],
                 outputs=["shap_importance", "shap_explanation", "shap_additivity"],
                 name="explain_model",
             ),
             Node(
                 nodes.plot_shap_summary,
-                inputs=["shap_explanation", PARAMS],
+                inputs=["shap_explanation", SETUP],
                 outputs="shap_summary_plot",
                 name="plot_shap_summary",
             ),
@@ -89,19 +98,19 @@ def create_pipeline(**kwargs: object) -> Pipeline:
             ),
             Node(
                 nodes.check_model_behaviour,
-                inputs=["trained_model", "test_split", FEATURES, PARAMS, TRAINING],
+                inputs=["trained_model", "test_split", SETUP],
                 outputs="behaviour_report",
                 name="check_model_behaviour",
             ),
             Node(
                 nodes.build_reference_profile,
-                inputs=["trained_model", "train_split", FEATURES, PARAMS],
+                inputs=["trained_model", "train_split", SETUP],
                 outputs="reference_profile",
                 name="build_reference_profile",
             ),
             Node(
                 nodes.score_champion,
-                inputs=["champion_model", "test_split", FEATURES, TRAINING],
+                inputs=["champion_model", "test_split", SETUP],
                 outputs="champion_scores",
                 name="score_champion",
             ),
@@ -112,7 +121,7 @@ def create_pipeline(**kwargs: object) -> Pipeline:
                     "champion_scores",
                     "behaviour_report",
                     "shap_additivity",
-                    PARAMS,
+                    SETUP,
                 ],
                 outputs="promotion_decision",
                 name="decide_promotion",
@@ -122,10 +131,9 @@ def create_pipeline(**kwargs: object) -> Pipeline:
                 inputs=[
                     "trained_model",
                     "train_split",
-                    FEATURES,
                     "decision_threshold",
                     "test_metrics",
-                    PARAMS,
+                    SETUP,
                 ],
                 outputs="model_metadata_draft",
                 name="build_model_metadata",
@@ -160,8 +168,7 @@ def create_pipeline(**kwargs: object) -> Pipeline:
                     "split_summary",
                     "test_metrics",
                     "test_split",
-                    FEATURES,
-                    TRAINING,
+                    SETUP,
                 ],
                 outputs="registered_model",
                 name="prepare_model_registration",

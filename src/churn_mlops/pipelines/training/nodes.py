@@ -32,11 +32,52 @@ BASELINE = "logistic_regression"
 XGBOOST = "xgboost"
 
 
+# --------------------------------------------------------------------------- parameters
+
+
+def validate_training_parameters(
+    params: dict[str, Any], features: list[dict[str, Any]]
+) -> tuple[TrainingParams, list[FeatureSpec]]:
+    """Validate the ``training`` parameters and the feature list once, before any work.
+
+    Besides each value's own rules, checks that key and label columns are not features and
+    that monotone constraints name numeric features.
+
+    Args:
+        params: The ``training`` parameters.
+        features: The ``feature_engineering.features`` list (the feature contract).
+
+    Returns:
+        The validated parameters and feature list, which every later node receives.
+
+    Raises:
+        TrainingConfigError: A parameter is unknown, missing or out of range.
+        FeatureContractError: The feature list and the parameters disagree.
+    """
+    cfg = parse_training_params(params)
+    specs = parse_feature_list(features)
+    names = {s.name for s in specs}
+    reserved = sorted(names & {*cfg.id_columns, cfg.time_column, cfg.target})
+    if reserved:
+        raise FeatureContractError(
+            f"feature_engineering.features lists {reserved}, which training uses as key or "
+            "label columns (training.id_columns, time_column, target); they are never features"
+        )
+    numeric = {s.name for s in specs if s.kind == "numeric"}
+    unknown = sorted(set(cfg.candidates.xgboost.monotone_increasing) - numeric)
+    if unknown:
+        raise FeatureContractError(
+            f"training.candidates.xgboost.monotone_increasing names {unknown}, which are not "
+            f"numeric features; numeric features: {sorted(numeric)}"
+        )
+    return cfg, specs
+
+
 # --------------------------------------------------------------------------- split
 
 
 def split_by_snapshot_month(
-    model_input_table: pd.DataFrame, features: list[dict[str, Any]], params: dict[str, Any]
+    model_input_table: pd.DataFrame, specs: list[FeatureSpec], cfg: TrainingParams
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """Split ``model_input_table`` into train, validation and test by snapshot month.
 
@@ -47,8 +88,8 @@ def split_by_snapshot_month(
 
     Args:
         model_input_table: One row per (customer, snapshot) with keys, label and features.
-        features: The ``feature_engineering.features`` list (the feature contract).
-        params: The ``training`` parameters.
+        specs: The validated feature list (the feature contract).
+        cfg: The validated ``training`` parameters.
 
     Returns:
         ``train_split``, ``validation_split``, ``test_split`` (index reset) and a summary
@@ -58,8 +99,6 @@ def split_by_snapshot_month(
         FeatureContractError: A key, label or feature column is missing.
         TimeSplitError: There are not enough snapshot months for the configured split.
     """
-    cfg = parse_training_params(params)
-    specs = parse_feature_list(features)
     _require_columns(
         model_input_table,
         [*cfg.id_columns, cfg.time_column, cfg.target, *[s.name for s in specs]],
@@ -131,17 +170,16 @@ def fingerprint_frame(frame: pd.DataFrame) -> str:
     return digest.hexdigest()
 
 
-def sample_training_rows(train_split: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
+def sample_training_rows(train_split: pd.DataFrame, cfg: TrainingParams) -> pd.DataFrame:
     """Sample the training split down to ``sampling.max_training_rows`` rows (seeded).
 
     Args:
         train_split: The training split.
-        params: The ``training`` parameters.
+        cfg: The validated ``training`` parameters.
 
     Returns:
         The sampled rows in their original order, or ``train_split`` when it is small enough.
     """
-    cfg = parse_training_params(params)
     limit = cfg.sampling.max_training_rows
     if limit is None or len(train_split) <= limit:
         return train_split
@@ -195,20 +233,18 @@ def positive_class_weight(labels: pd.Series, cfg: TrainingParams) -> float:
 
 
 def fit_logistic_regression(
-    training_sample: pd.DataFrame, features: list[dict[str, Any]], params: dict[str, Any]
+    training_sample: pd.DataFrame, specs: list[FeatureSpec], cfg: TrainingParams
 ) -> Pipeline:
     """Fit the logistic-regression baseline (class-weighted) as a served-shape ``Pipeline``.
 
     Args:
         training_sample: Training rows.
-        features: The feature contract list.
-        params: The ``training`` parameters.
+        specs: The validated feature list.
+        cfg: The validated ``training`` parameters.
 
     Returns:
         The fitted ``Pipeline(preprocess, model)``.
     """
-    cfg = parse_training_params(params)
-    specs = parse_feature_list(features)
     X, y = _features_and_label(training_sample, specs, cfg, table="training_sample")
     weight = positive_class_weight(y, cfg)
     lr = cfg.candidates.logistic_regression
@@ -226,8 +262,8 @@ def fit_logistic_regression(
 def tune_xgboost(
     training_sample: pd.DataFrame,
     validation_split: pd.DataFrame,
-    features: list[dict[str, Any]],
-    params: dict[str, Any],
+    specs: list[FeatureSpec],
+    cfg: TrainingParams,
 ) -> tuple[dict[str, Any], dict[str, list[dict[str, float]]]]:
     """Search XGBoost hyperparameters with Optuna (TPE), early stopping on the validation split.
 
@@ -239,8 +275,8 @@ def tune_xgboost(
     Args:
         training_sample: Training rows.
         validation_split: Validation rows (early stopping and trial scoring).
-        features: The feature contract list.
-        params: The ``training`` parameters.
+        specs: The validated feature list.
+        cfg: The validated ``training`` parameters.
 
     Returns:
         The search result (best parameters, best number of trees, every trial) and the
@@ -248,15 +284,13 @@ def tune_xgboost(
     """
     import optuna  # noqa: PLC0415 - heavy import, only this node needs it
 
-    cfg = parse_training_params(params)
-    specs = parse_feature_list(features)
     xgb_cfg = cfg.candidates.xgboost
     X, y = _features_and_label(training_sample, specs, cfg, table="training_sample")
     X_val, y_val = _features_and_label(validation_split, specs, cfg, table="validation_split")
     preprocess = build_preprocessor(specs).fit(X)
     train_matrix = preprocess.transform(X).astype(np.float32)
     validation_matrix = preprocess.transform(X_val).astype(np.float32)
-    constraints = _monotone_constraints(preprocess, specs, xgb_cfg.monotone_increasing)
+    constraints = _monotone_constraints(preprocess, xgb_cfg.monotone_increasing)
     weight = positive_class_weight(y, cfg)
     space = xgb_cfg.search.space
     metric = cfg.selection_metric
@@ -331,8 +365,8 @@ def tune_xgboost(
 def fit_xgboost(
     training_sample: pd.DataFrame,
     xgboost_search: dict[str, Any],
-    features: list[dict[str, Any]],
-    params: dict[str, Any],
+    specs: list[FeatureSpec],
+    cfg: TrainingParams,
 ) -> Pipeline:
     """Fit XGBoost with the searched hyperparameters and number of trees.
 
@@ -343,14 +377,12 @@ def fit_xgboost(
     Args:
         training_sample: Training rows.
         xgboost_search: Output of :func:`tune_xgboost`.
-        features: The feature contract list.
-        params: The ``training`` parameters.
+        specs: The validated feature list.
+        cfg: The validated ``training`` parameters.
 
     Returns:
         The fitted ``Pipeline(preprocess, model)``.
     """
-    cfg = parse_training_params(params)
-    specs = parse_feature_list(features)
     X, y = _features_and_label(training_sample, specs, cfg, table="training_sample")
     preprocess = build_preprocessor(specs).fit(X)
     model = _xgb_classifier(
@@ -378,16 +410,14 @@ def score_candidates(
     baseline_model: Pipeline,
     xgboost_model: Pipeline,
     validation_split: pd.DataFrame,
-    features: list[dict[str, Any]],
-    params: dict[str, Any],
+    specs: list[FeatureSpec],
+    cfg: TrainingParams,
 ) -> dict[str, dict[str, float]]:
     """Score both candidates on the validation split with the shared ranking metrics.
 
     Returns:
         ``{candidate name: {metric: value}}``.
     """
-    cfg = parse_training_params(params)
-    specs = parse_feature_list(features)
     X_val, y_val = _features_and_label(validation_split, specs, cfg, table="validation_split")
     scores = {
         name: ranking_metrics(y_val, model.predict_proba(X_val)[:, 1])
@@ -404,7 +434,7 @@ def select_best_candidate(
     baseline_model: Pipeline,
     xgboost_model: Pipeline,
     candidate_scores: dict[str, dict[str, float]],
-    params: dict[str, Any],
+    cfg: TrainingParams,
 ) -> tuple[Pipeline, dict[str, Any]]:
     """Pick the candidate with the best validation ``selection_metric`` (ties keep the baseline).
 
@@ -412,7 +442,6 @@ def select_best_candidate(
         The winning ``Pipeline`` (``trained_model``) and a summary naming the winner, its
         metric value and its lead over the other candidate.
     """
-    cfg = parse_training_params(params)
     metric = cfg.selection_metric
     models = {BASELINE: baseline_model, XGBOOST: xgboost_model}
     ranked = sorted(
@@ -447,8 +476,8 @@ def package_candidate_runs(
     xgboost_search: dict[str, Any],
     winner: dict[str, Any],
     training_sample: pd.DataFrame,
-    features: list[dict[str, Any]],
-    params: dict[str, Any],
+    specs: list[FeatureSpec],
+    cfg: TrainingParams,
 ) -> dict[str, Any]:
     """Assemble what the candidate-runs dataset logs: one nested MLflow run per candidate.
 
@@ -456,8 +485,6 @@ def package_candidate_runs(
         ``{"input_example", "logging", "candidates": {name: {"model", "params", "metrics",
         "tags"}}}`` as read by :class:`churn_mlops.datasets.MlflowCandidateRunsDataset`.
     """
-    cfg = parse_training_params(params)
-    specs = parse_feature_list(features)
     lr_cfg = cfg.candidates.logistic_regression
     weight = positive_class_weight(training_sample[cfg.target], cfg)
     candidate_params = {
@@ -525,16 +552,7 @@ def _features_and_label(
     return frame[names], labels.astype(int)
 
 
-def _monotone_constraints(
-    preprocess: ColumnTransformer, specs: list[FeatureSpec], increasing: list[str]
-) -> tuple[int, ...]:
-    numeric = {s.name for s in specs if s.kind == "numeric"}
-    unknown = sorted(set(increasing) - numeric)
-    if unknown:
-        raise FeatureContractError(
-            f"training.candidates.xgboost.monotone_increasing names {unknown}, which are not "
-            f"numeric features; numeric features: {sorted(numeric)}"
-        )
+def _monotone_constraints(preprocess: ColumnTransformer, increasing: list[str]) -> tuple[int, ...]:
     wanted = {f"numeric__{name}" for name in increasing}
     return tuple(int(name in wanted) for name in preprocess.get_feature_names_out())
 

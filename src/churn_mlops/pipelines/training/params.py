@@ -100,10 +100,11 @@ class XGBoostSearchSpace(_Strict):
 
 
 class XGBoostSearchParams(_Strict):
-    """The bounded Optuna search: ``n_trials`` and a wall-clock ``timeout_s`` cap."""
+    """The bounded Optuna search: ``n_trials`` trials, optionally capped at ``timeout_s`` seconds
+    (off by default: a time cap makes the chosen model depend on the machine's speed)."""
 
     n_trials: int = Field(default=6, ge=1)
-    timeout_s: float | None = Field(default=120.0, gt=0)
+    timeout_s: float | None = Field(default=None, gt=0)
     space: XGBoostSearchSpace = XGBoostSearchSpace()
 
 

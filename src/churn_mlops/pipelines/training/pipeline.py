@@ -6,53 +6,60 @@ from kedro.pipeline import Node, Pipeline
 
 from churn_mlops.pipelines.training import nodes
 
-FEATURES = "params:feature_engineering.features"
-PARAMS = "params:training"
+SPECS = "feature_specs"
+CONFIG = "training_config"
 
 
 def create_pipeline(**kwargs: object) -> Pipeline:
-    """Split by month, fit the baseline, search and fit XGBoost, pick the winner, log runs."""
+    """Validate parameters, split by month, fit the baseline, search and fit XGBoost, pick the
+    winner and log one MLflow child run per candidate."""
     return Pipeline(
         [
             Node(
+                nodes.validate_training_parameters,
+                inputs=["params:training", "params:feature_engineering.features"],
+                outputs=["training_config", "feature_specs"],
+                name="validate_training_parameters",
+            ),
+            Node(
                 nodes.split_by_snapshot_month,
-                inputs=["model_input_table@pandas", FEATURES, PARAMS],
+                inputs=["model_input_table@pandas", SPECS, CONFIG],
                 outputs=["train_split", "validation_split", "test_split", "split_summary"],
                 name="split_by_snapshot_month",
             ),
             Node(
                 nodes.sample_training_rows,
-                inputs=["train_split", PARAMS],
+                inputs=["train_split", CONFIG],
                 outputs="training_sample",
                 name="sample_training_rows",
             ),
             Node(
                 nodes.fit_logistic_regression,
-                inputs=["training_sample", FEATURES, PARAMS],
+                inputs=["training_sample", SPECS, CONFIG],
                 outputs="baseline_model",
                 name="fit_logistic_regression",
             ),
             Node(
                 nodes.tune_xgboost,
-                inputs=["training_sample", "validation_split", FEATURES, PARAMS],
+                inputs=["training_sample", "validation_split", SPECS, CONFIG],
                 outputs=["xgboost_search", "xgboost_search_history"],
                 name="tune_xgboost",
             ),
             Node(
                 nodes.fit_xgboost,
-                inputs=["training_sample", "xgboost_search", FEATURES, PARAMS],
+                inputs=["training_sample", "xgboost_search", SPECS, CONFIG],
                 outputs="xgboost_model",
                 name="fit_xgboost",
             ),
             Node(
                 nodes.score_candidates,
-                inputs=["baseline_model", "xgboost_model", "validation_split", FEATURES, PARAMS],
+                inputs=["baseline_model", "xgboost_model", "validation_split", SPECS, CONFIG],
                 outputs="candidate_scores",
                 name="score_candidates",
             ),
             Node(
                 nodes.select_best_candidate,
-                inputs=["baseline_model", "xgboost_model", "candidate_scores", PARAMS],
+                inputs=["baseline_model", "xgboost_model", "candidate_scores", CONFIG],
                 outputs=["trained_model", "model_selection"],
                 name="select_best_candidate",
             ),
@@ -65,8 +72,8 @@ def create_pipeline(**kwargs: object) -> Pipeline:
                     "xgboost_search",
                     "model_selection",
                     "training_sample",
-                    FEATURES,
-                    PARAMS,
+                    SPECS,
+                    CONFIG,
                 ],
                 outputs="candidate_runs",
                 name="package_candidate_runs",
