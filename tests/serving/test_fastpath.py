@@ -90,8 +90,10 @@ def assert_parity(pipeline: Pipeline, rows: list[dict[str, Any]]) -> None:
         np.testing.assert_allclose(got, expected, rtol=0, atol=TOLERANCE)
 
 
-@pytest.mark.parametrize("estimator", ["xgboost", "logistic_regression"])
-@pytest.mark.parametrize("scale_numeric", [True, False])
+@pytest.mark.parametrize(
+    ("estimator", "scale_numeric"),
+    [("xgboost", True), ("xgboost", False), ("logistic_regression", True)],
+)
 def test_fast_path_matches_pipeline_on_random_and_edge_rows(
     training: tuple[pd.DataFrame, np.ndarray], estimator: str, scale_numeric: bool
 ) -> None:
@@ -106,6 +108,27 @@ def test_fast_path_matches_pipeline_on_random_and_edge_rows(
     )
     rows = random_rows(300, seed=5) + edge_rows() + features.head(100).to_dict("records")
     assert_parity(pipeline, rows)
+
+
+def test_logistic_regression_on_passthrough_numbers(
+    training: tuple[pd.DataFrame, np.ndarray],
+) -> None:
+    features, label = training
+    preprocess = ColumnTransformer(
+        [
+            (
+                "categorical",
+                OneHotEncoder(handle_unknown="ignore", sparse_output=False),
+                list(CATEGORICAL),
+            ),
+            ("numeric", "passthrough", list(NUMERIC)),
+        ]
+    )
+    # Unscaled numbers: lbfgs stops at max_iter, which is fine, parity is what is tested.
+    pipeline = Pipeline(
+        [("preprocess", preprocess), ("model", LogisticRegression(max_iter=50))]
+    ).fit(features, label)
+    assert_parity(pipeline, random_rows(300, seed=6) + edge_rows())
 
 
 def test_xgboost_early_stopping_uses_best_iteration(

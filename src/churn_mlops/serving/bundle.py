@@ -104,6 +104,7 @@ class ReferenceProfile:
     features: dict[str, NumericProfile | CategoricalProfile]
     score: NumericProfile | None
     raw: dict[str, Any]
+    entries: dict[str, Any]  # the raw per-feature objects (mean, std, min, max, ...)
 
 
 def _parse_feature_profile(
@@ -112,63 +113,75 @@ def _parse_feature_profile(
     if not isinstance(entry, dict):
         raise BundleError(f"{path}: entry {name!r} must be an object, got {type(entry).__name__}")
     frequencies = entry.get("frequencies")
-    if "bin_edges" in entry:
-        edges = entry["bin_edges"]
-        if not isinstance(edges, list) or not isinstance(frequencies, list):
+    kind = entry.get("kind") or ("categorical" if isinstance(frequencies, dict) else "numeric")
+    if kind == "numeric":
+        edges = entry.get("bin_edges")
+        if not isinstance(edges, list) or not isinstance(frequencies, list) or not frequencies:
             raise BundleError(f"{path}: {name!r} needs lists 'bin_edges' and 'frequencies'")
-        # Edges may be written as n+1 boundaries (first/last open-ended) or as n-1 cut points.
-        if len(frequencies) not in (len(edges) - 1, len(edges) + 1) or not frequencies:
+        # Edges come as k+1 boundaries (first/last open-ended, may be null) or k-1 cut points.
+        if len(frequencies) == len(edges) - 1:
+            cut_points = edges[1:-1]
+        elif len(frequencies) == len(edges) + 1:
+            cut_points = edges
+        else:
             raise BundleError(
                 f"{path}: {name!r} has {len(edges)} bin_edges and {len(frequencies)} frequencies;"
                 " expected len(frequencies) == len(bin_edges) - 1"
             )
-        cut_points = edges[1:-1] if len(frequencies) == len(edges) - 1 else edges
         try:
             cuts = tuple(float(e) for e in cut_points)
             freqs = tuple(float(f) for f in frequencies)
         except (TypeError, ValueError) as exc:
             raise BundleError(f"{path}: {name!r} bin_edges/frequencies must be numbers") from exc
         if any(not math.isfinite(c) for c in cuts) or list(cuts) != sorted(cuts):
-            raise BundleError(f"{path}: {name!r} bin_edges must be finite and non-decreasing")
+            raise BundleError(f"{path}: {name!r} inner bin_edges must be finite and increasing")
         null_share = float(entry.get("null_share") or 0.0)
         return NumericProfile(bin_edges=cuts, frequencies=freqs, null_share=null_share)
-    if isinstance(frequencies, dict):
+    if kind == "categorical" and isinstance(frequencies, dict):
         try:
-            return CategoricalProfile(
-                frequencies={str(k): float(v) for k, v in frequencies.items()}
-            )
+            shares = {str(k): float(v) for k, v in frequencies.items()}
+            return CategoricalProfile(frequencies=shares)
         except (TypeError, ValueError) as exc:
             raise BundleError(f"{path}: {name!r} category frequencies must be numbers") from exc
     raise BundleError(
-        f"{path}: {name!r} has neither 'bin_edges' (numeric) nor a 'frequencies' object"
-        " (categorical)"
+        f"{path}: {name!r} is neither numeric ('bin_edges' and a 'frequencies' list) nor"
+        " categorical (a 'frequencies' object)"
     )
 
 
 def parse_reference_profile(raw: dict[str, Any], path: Path) -> ReferenceProfile:
     """Turn the JSON of a reference profile into :class:`ReferenceProfile`.
 
-    Accepts the per-feature entries either under a ``"features"`` object or at the top level,
-    next to ``"score"``; numeric entries carry ``bin_edges`` and categorical ones a
-    ``frequencies`` object.
+    Accepts the layouts the monitoring pipeline reads too: per-feature entries under a
+    ``"features"`` object, as a ``"features"`` list of ``{"name": ...}`` objects, or at the top
+    level next to ``"score"``; numeric entries carry ``bin_edges`` and a ``frequencies`` list,
+    categorical ones a ``frequencies`` object (``kind`` may say which).
 
     Raises:
         BundleError: an entry is malformed; the message names the file and the feature.
     """
     if not isinstance(raw, dict):
         raise BundleError(f"{path}: expected a JSON object, got {type(raw).__name__}")
-    entries = raw["features"] if isinstance(raw.get("features"), dict) else raw
-    features: dict[str, NumericProfile | CategoricalProfile] = {}
-    for name, entry in entries.items():
-        if name in {"score", "features"} or not isinstance(entry, dict):
-            continue
-        features[name] = _parse_feature_profile(name, entry, path)
+    body = raw.get("features")
+    if isinstance(body, list):
+        entries: dict[str, Any] = {}
+        for i, item in enumerate(body):
+            if not isinstance(item, dict) or "name" not in item:
+                raise BundleError(f"{path}: features[{i}] must be an object with a 'name'")
+            entries[str(item["name"])] = item
+    elif isinstance(body, dict):
+        entries = body
+    else:
+        entries = {k: v for k, v in raw.items() if k != "score" and isinstance(v, dict)}
+    features = {
+        str(name): _parse_feature_profile(str(name), entry, path) for name, entry in entries.items()
+    }
     score_entry = raw.get("score")
     score = None
     if isinstance(score_entry, dict) and "bin_edges" in score_entry:
         parsed = _parse_feature_profile("score", score_entry, path)
         score = parsed if isinstance(parsed, NumericProfile) else None
-    return ReferenceProfile(features=features, score=score, raw=raw)
+    return ReferenceProfile(features=features, score=score, raw=raw, entries=entries)
 
 
 def _read_json(path: Path) -> Any:

@@ -1,14 +1,18 @@
 """Population stability index (PSI) of live traffic against the reference profile.
 
-Binning convention (shared with whoever writes the reference profile): a numeric feature with
-cut points ``c_1 <= ... <= c_{k-1}`` (the ``bin_edges`` without their open-ended first and last
-entries) puts a value ``x`` in bin ``searchsorted(cuts, x, side="right")``, i.e. bins are
-``[c_i, c_{i+1})`` and the first and last bins are open-ended; missing values go to one extra
-bucket whose reference share is ``null_share``. A categorical feature has one bucket per
-reference category plus one for any other value.
+The statistic is the monitoring pipeline's (``churn_mlops.monitoring.drift``), so a dashboard
+and a drift report agree on the same window:
 
-The serving app keeps the last ``window`` rows it scored; the request path only appends rows to
-a queue and the binning happens in bulk when Prometheus scrapes, so drift costs the request
+- numeric: the profile's inner cut points ``c_1 < ... < c_{k-1}`` put a value ``x`` in bin
+  ``searchsorted(cuts, x, side="right")`` (bins ``[c_i, c_{i+1})``, first and last bins
+  open-ended); missing values are left out (the profile's shares are over non-null rows);
+- categorical: one bucket per reference category and one per category never seen in
+  training (up to :data:`MAX_UNSEEN_CATEGORIES`, then one shared overflow bucket), nulls left
+  out;
+- ``PSI = sum((p - q) * ln(p / q))`` with empty buckets given :data:`PSI_EPSILON`.
+
+The serving app keeps the last ``window`` rows it scored. The request path only appends the
+rows to a queue; binning happens in bulk when Prometheus scrapes, so drift costs the request
 path almost nothing.
 """
 
@@ -24,7 +28,10 @@ import numpy as np
 from churn_mlops.serving.bundle import CategoricalProfile, NumericProfile, ReferenceProfile
 
 PSI_EPSILON = 1e-4
-"""Share given to an empty bucket so that the logarithm in PSI stays finite."""
+"""Share given to an empty bucket (the monitoring pipeline's default ``epsilon``)."""
+
+MAX_UNSEEN_CATEGORIES = 32
+"""Categories outside the profile that get a bucket of their own; the rest share one."""
 
 
 def bin_numeric(values: np.ndarray, cut_points: Sequence[float]) -> np.ndarray:
@@ -46,51 +53,64 @@ def bin_numeric(values: np.ndarray, cut_points: Sequence[float]) -> np.ndarray:
 def population_stability_index(
     expected: np.ndarray, actual: np.ndarray, *, epsilon: float = PSI_EPSILON
 ) -> float:
-    """PSI = sum((a - e) * ln(a / e)) over buckets, empty buckets floored at ``epsilon``.
+    """PSI = sum((p - q) * ln(p / q)) over buckets; an empty bucket counts as ``epsilon``.
 
     Args:
-        expected: Reference share per bucket (sums to about 1).
-        actual: Live share per bucket (sums to 1).
-        epsilon: Floor for empty buckets.
+        expected: Reference share per bucket.
+        actual: Live share per bucket.
+        epsilon: Share given to empty buckets.
     """
-    e = np.maximum(np.asarray(expected, dtype=np.float64), epsilon)
-    a = np.maximum(np.asarray(actual, dtype=np.float64), epsilon)
-    return float(np.sum((a - e) * np.log(a / e)))
+    p = np.asarray(expected, dtype=np.float64)
+    q = np.asarray(actual, dtype=np.float64)
+    p = np.where(p > 0, p, epsilon)
+    q = np.where(q > 0, q, epsilon)
+    return float(np.sum((p - q) * np.log(p / q)))
 
 
 class _Encoder:
-    """Maps one feature's raw values to bucket numbers and holds the reference shares."""
+    """Maps one feature's raw values to bucket numbers; the last bucket holds missing values."""
 
     def __init__(self, name: str, profile: NumericProfile | CategoricalProfile) -> None:
         self.name = name
         if isinstance(profile, NumericProfile):
             self.numeric = True
             self.cuts = np.asarray(profile.bin_edges, dtype=np.float64)
-            freqs = np.asarray(profile.frequencies, dtype=np.float64)
-            total = freqs.sum()
-            freqs = freqs / total if total > 0 else freqs
-            self.expected = np.append(freqs * (1.0 - profile.null_share), profile.null_share)
+            self.expected = np.asarray(profile.frequencies, dtype=np.float64)
         else:
             self.numeric = False
             categories = list(profile.frequencies)
-            self.lookup = {c: i for i, c in enumerate(categories)}
-            freqs = np.asarray([profile.frequencies[c] for c in categories], dtype=np.float64)
-            total = freqs.sum()
-            freqs = freqs / total if total > 0 else freqs
-            self.expected = np.append(freqs, 0.0)  # last bucket: categories never seen
-        self.n_buckets = len(self.expected)
+            self.lookup: dict[Any, int] = {c: i for i, c in enumerate(categories)}
+            self.known = len(categories)
+            self.expected = np.concatenate(
+                [
+                    np.asarray([profile.frequencies[c] for c in categories], dtype=np.float64),
+                    np.zeros(MAX_UNSEEN_CATEGORIES + 1),  # unseen categories, then overflow
+                ]
+            )
+        self.null_bucket = len(self.expected)
+        self.n_buckets = self.null_bucket + 1
 
     def encode(self, rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
+        name = self.name
         if self.numeric:
             values = np.array(
-                [np.nan if (v := r.get(self.name)) is None else v for r in rows], dtype=np.float64
+                [np.nan if (v := r.get(name)) is None else v for r in rows], dtype=np.float64
             )
             return bin_numeric(values, self.cuts)
-        other = self.n_buckets - 1
+        codes = np.empty(len(rows), dtype=np.int64)
         lookup = self.lookup
-        return np.fromiter(
-            (lookup.get(r.get(self.name), other) for r in rows), dtype=np.int64, count=len(rows)
-        )
+        for i, row in enumerate(rows):
+            value = row.get(name)
+            code = lookup.get(value)
+            if code is None:
+                if value is None:
+                    code = self.null_bucket
+                elif len(lookup) < self.known + MAX_UNSEEN_CATEGORIES:
+                    code = lookup[value] = len(lookup)
+                else:
+                    code = self.known + MAX_UNSEEN_CATEGORIES  # overflow bucket
+            codes[i] = code
+        return codes
 
 
 class SlidingWindowDrift:
@@ -174,6 +194,8 @@ class SlidingWindowDrift:
             counts = self._counts.reshape(-1, self._width)
             result = {}
             for i, enc in enumerate(self._encoders):
-                actual = counts[i, : enc.n_buckets] / self._size
-                result[enc.name] = population_stability_index(enc.expected, actual)
+                present = counts[i, : enc.null_bucket]
+                total = int(present.sum())
+                if total:
+                    result[enc.name] = population_stability_index(enc.expected, present / total)
             return result

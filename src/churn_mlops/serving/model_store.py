@@ -82,7 +82,7 @@ class LoadedModel:
 
 
 def _numeric_range(name: str, spec: Any, profile: ReferenceProfile) -> tuple[float, float]:
-    raw = profile.raw.get("features", profile.raw).get(name, {}) if profile.raw else {}
+    raw = profile.entries.get(name, {})
     low = spec.min if spec.min is not None else raw.get("min")
     high = spec.max if spec.max is not None else raw.get("max")
     low = float(low) if low is not None else 0.0
@@ -168,9 +168,8 @@ def check_parity(predictor: FastPredictor, pipeline: Any, rows: list[dict[str, A
 
 
 def _profile_means(profile: ReferenceProfile) -> dict[str, float]:
-    entries = profile.raw.get("features", profile.raw) if profile.raw else {}
     means = {}
-    for name, entry in entries.items():
+    for name, entry in profile.entries.items():
         if isinstance(entry, dict) and isinstance(entry.get("mean"), (int, float)):
             means[name] = float(entry["mean"])
     return means

@@ -135,9 +135,12 @@ class JsonLinesSink:
         lines, self._buffer, self._buffered = self._buffer, [], 0
         start = 0
         while start < len(lines):
-            if self._fd is None or self._size >= self.max_bytes:
+            if self._fd is None or (
+                self._size > 0 and self._size + len(lines[start]) > self.max_bytes
+            ):
                 self._rotate()
-            # Fill the current file up to max_bytes with whole lines (at least one line).
+            # Fill the current file up to max_bytes with whole lines; a line longer than
+            # max_bytes gets a file of its own.
             end, size = start, 0
             room = max(self.max_bytes - self._size, 1)
             while end < len(lines) and (end == start or size + len(lines[end]) <= room):

@@ -111,11 +111,6 @@ class ServingSettings(BaseSettings):
             )
         if self.jwt_key is not None and self.jwt_key_file is not None:
             raise ValueError("set only one of CHURN_JWT_KEY and CHURN_JWT_KEY_FILE")
-        if self.max_explain_rows > self.max_predict_rows:
-            raise ValueError(
-                f"CHURN_MAX_EXPLAIN_ROWS={self.max_explain_rows} exceeds"
-                f" CHURN_MAX_PREDICT_ROWS={self.max_predict_rows}"
-            )
         return self
 
     @property
