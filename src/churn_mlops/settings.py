@@ -5,6 +5,8 @@ from __future__ import annotations
 from kedro.config import OmegaConfigLoader
 from omegaconf.resolvers import oc
 
+from churn_mlops.hooks import SparkHooks
+
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
@@ -17,3 +19,6 @@ CONFIG_LOADER_ARGS = {
     # tracking URI or the DuckDB memory limit at its own values without editing conf/base.
     "custom_resolvers": {"oc.env": oc.env},
 }
+
+# Starts the SparkSession in environments that have a spark.yml (conf/spark); a no-op elsewhere.
+HOOKS = (SparkHooks(),)
