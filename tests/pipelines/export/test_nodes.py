@@ -1,0 +1,235 @@
+"""Export nodes: golden sample selection and bundle description (pure, in memory)."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.compose import ColumnTransformer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+from churn_mlops.export.errors import BundleContractError, ExportConfigError, GoldenSampleError
+from churn_mlops.export.parity import EXPECTED_COLUMN
+from churn_mlops.pipelines.export.nodes import assemble_serving_bundle, select_golden_sample
+from churn_mlops.pipelines.export.params import parse_export_params
+
+FEATURES = ["age", "monthly_fee", "contract"]
+TRAINING = {
+    "target": "churned",
+    "time_column": "snapshot_date",
+    "id_columns": ["customer_id"],
+}
+
+
+def _export_params(**golden: Any) -> dict[str, Any]:
+    return {
+        "golden_sample": {"rows": 20, "seed": 0, "tolerance": 1e-6, **golden},
+        "requirements": {"distributions": ["numpy"]},
+    }
+
+
+@pytest.fixture(scope="module")
+def split() -> pd.DataFrame:
+    rng = np.random.default_rng(1)
+    n = 120
+    return pd.DataFrame(
+        {
+            "customer_id": np.arange(n, dtype=np.int64),
+            "snapshot_date": pd.Timestamp("2024-03-01"),
+            "age": rng.integers(18, 90, n),
+            "monthly_fee": rng.uniform(10, 120, n).round(2),
+            "contract": rng.choice(["month_to_month", "one_year", "two_year"], n),
+            "churned": rng.integers(0, 2, n),
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def model(split: pd.DataFrame) -> Pipeline:
+    preprocess = ColumnTransformer(
+        [
+            ("numeric", StandardScaler(), ["age", "monthly_fee"]),
+            ("categorical", OneHotEncoder(handle_unknown="ignore"), ["contract"]),
+        ]
+    )
+    return Pipeline([("preprocess", preprocess), ("model", LogisticRegression())]).fit(
+        split[FEATURES], split["churned"]
+    )
+
+
+@pytest.fixture
+def predictions(split: pd.DataFrame, model: Pipeline) -> pd.DataFrame:
+    return split[["customer_id", "snapshot_date", "churned"]].assign(
+        score=model.predict_proba(split[FEATURES])[:, 1]
+    )
+
+
+@pytest.fixture
+def champion(model: Pipeline) -> dict[str, Any]:
+    return {
+        "model_name": "churn_model",
+        "version": "3",
+        "run_id": "abc123",
+        "model_uri": "models:/churn_model/3",
+        "created_at": "2026-01-01T00:00:00+00:00",
+        "aliases": ["champion"],
+        "tags": {"data_fingerprint": "f" * 64, "git_commit": "deadbeef"},
+        "model": model,
+        "model_metadata": {
+            "model_name": "churn_model",
+            "model_version": "3",
+            "run_id": "abc123",
+            "threshold": 0.4,
+            "metrics": {"roc_auc": 0.8},
+            "features": [
+                {"name": "age", "kind": "numeric", "min": 18, "max": 100},
+                {"name": "monthly_fee", "kind": "numeric", "min": 0, "max": 500},
+                {
+                    "name": "contract",
+                    "kind": "categorical",
+                    "categories": ["month_to_month", "one_year", "two_year"],
+                },
+            ],
+        },
+        "model_card": "# Model card: churn_model v3\n",
+        "reference_profile": {"features": {}, "score": {}},
+        "golden_sample": None,
+    }
+
+
+def test_golden_sample_joins_evaluation_outputs_and_keeps_their_scores(
+    champion, split, predictions
+):
+    sample, summary = select_golden_sample(champion, split, predictions, TRAINING, _export_params())
+
+    assert list(sample.columns) == ["customer_id", "snapshot_date", *FEATURES, EXPECTED_COLUMN]
+    assert len(sample) == 20 and sample["customer_id"].is_unique
+    assert sample["customer_id"].is_monotonic_increasing  # test-split order
+    expected = predictions.set_index("customer_id").loc[sample["customer_id"], "score"]
+    np.testing.assert_array_equal(sample[EXPECTED_COLUMN].to_numpy(), expected.to_numpy())
+    assert summary["source"] == "evaluation_outputs" and summary["rows"] == 20
+    assert summary["registry_model_max_abs_diff"] <= 1e-12
+
+
+def test_golden_sample_is_the_same_draw_for_the_same_seed(champion, split, predictions):
+    first, _ = select_golden_sample(champion, split, predictions, TRAINING, _export_params())
+    again, _ = select_golden_sample(champion, split, predictions, TRAINING, _export_params())
+    other, _ = select_golden_sample(champion, split, predictions, TRAINING, _export_params(seed=7))
+    pd.testing.assert_frame_equal(first, again)
+    assert list(first["customer_id"]) != list(other["customer_id"])
+
+
+def test_golden_sample_takes_every_row_of_a_small_test_split(champion, split, predictions):
+    sample, _ = select_golden_sample(
+        champion, split, predictions, TRAINING, _export_params(rows=10_000)
+    )
+    assert len(sample) == len(split)
+
+
+def test_scores_of_another_model_are_refused(champion, split, predictions):
+    """A refused challenger's evaluation overwrote test_predictions: not the champion's."""
+    tampered = predictions.assign(score=predictions["score"] + 1e-3)
+    with pytest.raises(GoldenSampleError, match=r"does not hold the scores of churn_model v3"):
+        select_golden_sample(champion, split, tampered, TRAINING, _export_params())
+
+
+def test_tables_of_different_runs_are_refused(champion, split, predictions):
+    with pytest.raises(GoldenSampleError, match="different evaluation runs"):
+        select_golden_sample(champion, split, predictions.iloc[:-1], TRAINING, _export_params())
+    shifted = predictions.assign(customer_id=predictions["customer_id"] + 1000)
+    with pytest.raises(GoldenSampleError, match="only 0 of 120"):
+        select_golden_sample(champion, split, shifted, TRAINING, _export_params())
+
+
+def test_missing_feature_column_is_named(champion, split, predictions):
+    with pytest.raises(GoldenSampleError, match=r"test_split lacks column\(s\) \['monthly_fee'\]"):
+        select_golden_sample(
+            champion, split.drop(columns="monthly_fee"), predictions, TRAINING, _export_params()
+        )
+
+
+def test_golden_sample_registered_with_the_version_is_preferred(champion, split, predictions):
+    registered = split[["customer_id", *FEATURES]].iloc[:30].assign(
+        **{EXPECTED_COLUMN: champion["model"].predict_proba(split[FEATURES].iloc[:30])[:, 1]}
+    )
+    release = {**champion, "golden_sample": registered}
+    # The local evaluation outputs are wrong on purpose: they must not be read.
+    sample, summary = select_golden_sample(
+        release, split, predictions.assign(score=0.5), TRAINING, _export_params()
+    )
+    assert summary["source"] == "model_version"
+    assert set(sample["customer_id"]) <= set(registered["customer_id"])
+
+
+def test_bundle_description_carries_files_lineage_and_pins(champion, split, predictions):
+    sample, summary = select_golden_sample(champion, split, predictions, TRAINING, _export_params())
+    payload = assemble_serving_bundle(champion, sample, summary, _export_params())
+
+    assert payload["bundle_dir"] == "dist/churn_model-v3"
+    assert payload["image"] == "churn-serving:churn_model-v3"
+    assert payload["model"] is champion["model"]
+    assert payload["feature_names"] == FEATURES
+    assert set(payload["texts"]) == {
+        "model_metadata.json", "reference_profile.json", "model_card.md", "Dockerfile"
+    }
+    assert payload["manifest"]["model"]["registry_name"] == "churn_model"
+    assert payload["manifest"]["model"]["version"] == "3"
+    assert payload["manifest"]["model"]["run_id"] == "abc123"
+    assert payload["manifest"]["lineage"]["data_fingerprint"] == "f" * 64
+    assert payload["manifest"]["lineage"]["training_git_commit"] == "deadbeef"
+    assert payload["requirements"]["distributions"] == ["numpy"]
+    assert payload["parity_tolerance"] == 1e-6
+
+
+def test_dockerfile_is_offline_non_root_with_a_healthcheck(champion, split, predictions):
+    sample, summary = select_golden_sample(champion, split, predictions, TRAINING, _export_params())
+    dockerfile = assemble_serving_bundle(champion, sample, summary, _export_params())["texts"][
+        "Dockerfile"
+    ]
+    lines = dockerfile.splitlines()
+    assert "ARG BASE_IMAGE=python:3.11-slim" in lines
+    assert "--no-index --find-links /tmp/bundle/wheelhouse" in dockerfile
+    assert "--require-hashes -r /tmp/bundle/requirements.txt" in dockerfile
+    assert "USER 10001:10001" in lines
+    assert "EXPOSE 8080" in lines
+    assert any(line.startswith("HEALTHCHECK ") for line in lines)
+    assert "/health/ready" in dockerfile and "curl" not in dockerfile
+    assert lines[-1] == 'CMD ["python", "-m", "churn_mlops.serving"]'
+    assert 'io.churn-mlops.model.version="3"' in dockerfile
+    # The final stage never holds the wheelhouse.
+    final_stage = dockerfile.split("\nFROM ${BASE_IMAGE}\n", 1)[1]
+    assert "wheelhouse" not in final_stage
+
+
+def test_metadata_of_another_version_is_refused(champion, split, predictions):
+    sample, summary = select_golden_sample(champion, split, predictions, TRAINING, _export_params())
+    release = copy.deepcopy(champion)
+    release["model_metadata"]["model_version"] = "2"
+    with pytest.raises(BundleContractError, match=r"'model_version': '2'"):
+        assemble_serving_bundle(release, sample, summary, _export_params())
+    release = copy.deepcopy(champion)
+    release["model_metadata"]["threshold"] = 1.5
+    with pytest.raises(BundleContractError, match="threshold 1.5"):
+        assemble_serving_bundle(release, sample, summary, _export_params())
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"unknown": 1}, r"export\.unknown: Extra inputs are not permitted"),
+        ({"bundle_name": "{model_name}"}, "must contain {model_version}"),
+        ({"bundle_name": "a/{model_version}"}, "name one folder"),
+        ({"bundle_name": "{owner}-{model_version}"}, "may only use"),
+        ({"golden_sample": {"tolerance": 0}}, r"export\.golden_sample\.tolerance"),
+        ({"container": {"python_version": "3"}}, "must be 'major.minor'"),
+        ({"container": {"model_dir": "relative/dir"}}, "must be an absolute path"),
+    ],
+)
+def test_bad_parameters_are_named(override, message):
+    with pytest.raises(ExportConfigError, match=message):
+        parse_export_params(override)
