@@ -153,6 +153,23 @@ def test_missing_feature_column_is_named(champion, split, predictions):
         )
 
 
+def test_rows_the_app_would_refuse_are_left_out_and_counted(champion, split, predictions):
+    # age is declared within [18, 100]: a row above it would get a 422 from the app.
+    odd = split.assign(age=split["age"].where(split.index != 5, 120))
+    scores = predictions.assign(score=champion["model"].predict_proba(odd[FEATURES])[:, 1])
+    sample, summary = select_golden_sample(
+        champion, odd, scores, TRAINING, _export_params(rows=10_000)
+    )
+    assert len(sample) == len(split) - 1 and 5 not in set(sample["customer_id"])
+    assert summary["outside_schema"] == {
+        "age": {"rows": 1, "allowed": {"min": 18, "max": 100}, "example": 120.0}
+    }
+    with pytest.raises(GoldenSampleError, match=r"age: 1 rows outside .*e\.g\. 120\.0"):
+        select_golden_sample(
+            champion, odd, scores, TRAINING, _export_params(outside_schema="fail")
+        )
+
+
 def test_golden_sample_registered_with_the_version_is_preferred(champion, split, predictions):
     registered = split[["customer_id", *FEATURES]].iloc[:30].assign(
         **{EXPECTED_COLUMN: champion["model"].predict_proba(split[FEATURES].iloc[:30])[:, 1]}

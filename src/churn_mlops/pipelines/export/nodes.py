@@ -66,6 +66,48 @@ def _from_evaluation_outputs(
     return merged.rename(columns={SCORE: EXPECTED_COLUMN})
 
 
+def _within_schema(
+    pool: pd.DataFrame, features: list[dict[str, Any]]
+) -> tuple[pd.DataFrame, dict[str, dict[str, Any]]]:
+    """Rows the app's request validation accepts, and what the others break, per feature.
+
+    Mirrors the request models the app generates from the metadata: numeric values finite
+    and within ``min``/``max``, categories among ``categories``, missing values only where the
+    feature is ``nullable``.
+    """
+    keep = pd.Series(True, index=pool.index)
+    refused: dict[str, dict[str, Any]] = {}
+    for spec in features:
+        column = pool[spec["name"]]
+        missing = column.isna()
+        if spec.get("kind") == "categorical":
+            bad = ~column.isin(spec.get("categories") or [])
+        else:
+            values = pd.to_numeric(column, errors="coerce").astype(float)
+            bad = ~np.isfinite(values)
+            if spec.get("min") is not None:
+                bad |= values < float(spec["min"])
+            if spec.get("max") is not None:
+                bad |= values > float(spec["max"])
+        bad = bad & ~(missing & bool(spec.get("nullable", False)))
+        if bad.any():
+            example = column[bad].iloc[0]
+            categorical = spec.get("kind") == "categorical"
+            refused[spec["name"]] = {
+                "rows": int(bad.sum()),
+                "allowed": (
+                    {"categories": list(spec.get("categories") or [])}
+                    if categorical
+                    else {"min": spec.get("min"), "max": spec.get("max")}
+                ),
+                "example": None if pd.isna(example) else (
+                    str(example) if categorical else float(example)
+                ),
+            }
+            keep &= ~bad
+    return pool[keep].reset_index(drop=True), refused
+
+
 def select_golden_sample(
     champion_release: dict[str, Any],
     test_split: pd.DataFrame,
@@ -81,6 +123,10 @@ def select_golden_sample(
     registry must reproduce every probability within the tolerance: this proves the scores
     are the evaluation's scores *of this version* (and not of a later, refused challenger
     whose run overwrote the local files).
+
+    Rows the served app's request validation would refuse (a value outside the metadata's
+    ``min``/``max`` or categories) cannot be compared; ``golden_sample.outside_schema`` says
+    whether they are left out with a warning (and counted in the summary) or fail the export.
 
     Returns:
         The sample (keys, features in metadata order, ``expected_probability``; a seeded
@@ -104,6 +150,23 @@ def select_golden_sample(
     else:
         pool = _from_evaluation_outputs(test_split, test_predictions, keys, names)
         source = "evaluation_outputs"
+    before = pool
+    pool, refused = _within_schema(pool, champion_release["model_metadata"]["features"])
+    if refused:
+        detail = "; ".join(
+            f"{name}: {r['rows']} rows outside {r['allowed']}, e.g. {r['example']!r}"
+            for name, r in refused.items()
+        )
+        if cfg.outside_schema == "fail":
+            raise GoldenSampleError(
+                f"test rows of {version} break the feature schema of its model_metadata.json,"
+                f" so the served app would refuse them (422): {detail}"
+            )
+        logger.warning(
+            "%s: %d test rows break the feature schema of model_metadata.json and are left out"
+            " of the golden sample; the served app refuses such rows (422): %s",
+            version, len(before) - len(pool), detail,
+        )
     if pool.empty:
         raise GoldenSampleError(f"the golden sample pool of {version} ({source}) is empty")
 
@@ -129,6 +192,7 @@ def select_golden_sample(
     summary = {
         "rows": len(sample),
         "source": source,
+        "outside_schema": refused,
         "seed": cfg.seed,
         "tolerance": cfg.tolerance,
         "registry_model_max_abs_diff": float(gaps.max()),

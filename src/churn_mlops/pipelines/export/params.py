@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -21,11 +21,16 @@ class GoldenSampleParams(_Strict):
         rows: Rows drawn from the test split (all of them when it is smaller).
         seed: Seed of the draw, so the same version always gets the same sample.
         tolerance: Largest allowed absolute probability difference (the parity gate).
+        outside_schema: What to do with test rows the app's request validation would refuse
+            (a value outside the declared ``min``/``max`` or categories of the model metadata):
+            ``exclude`` them from the sample with a warning (counted in the manifest), or
+            ``fail`` the export.
     """
 
     rows: int = Field(default=200, ge=1, le=100_000)
     seed: int = 0
     tolerance: float = Field(default=1e-6, gt=0, le=0.01)
+    outside_schema: Literal["exclude", "fail"] = "exclude"
 
 
 class HealthcheckParams(_Strict):
