@@ -137,6 +137,8 @@ def _experiment_id(
 def _registered(names: Sequence[str]) -> tuple[list[str], list[str]]:
     from kedro.framework.project import pipelines  # noqa: PLC0415
 
+    # A session run loads only the pipelines it requested; ask for the whole registry.
+    pipelines.set_requested(None)
     present = [n for n in names if n in pipelines]
     return present, [n for n in names if n not in pipelines]
 
@@ -268,6 +270,12 @@ def run_continuous_training(  # noqa: PLR0915 - one readable sequence of steps
     retrain, missing = _registered(settings.get("retrain_pipelines", ["training", "evaluation"]))
     if missing:
         logger.warning("Retrain pipelines not registered, skipped: %s", missing)
+    if not retrain:
+        finish("failed", status="FAILED", failed_step="no retrain pipeline registered")
+        raise ContinuousTrainingError(
+            f"None of continuous_training.retrain_pipelines {missing} is a registered "
+            f"pipeline; see MLflow run {ct_run}."
+        )
     try:
         training_run = _run_session(project_path, retrain, env, runtime_params)
     except Exception as exc:
@@ -333,7 +341,10 @@ def _parse_params(text: str | None) -> dict[str, Any]:
         *parents, leaf = key.strip().split(".")
         for part in parents:
             node = node.setdefault(part, {})
-        node[leaf] = yaml.safe_load(value)
+        parsed = yaml.safe_load(value)
+        # Dates and other YAML types stay text: Kedro parses them where they are validated.
+        plain = parsed is None or isinstance(parsed, str | int | float | bool | list | dict)
+        node[leaf] = parsed if plain else value
     return params
 
 

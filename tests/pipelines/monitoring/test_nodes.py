@@ -364,10 +364,12 @@ def info_for_freshness(**changes: Any) -> dict[str, Any]:
 def test_stale_log_missing_months_and_failed_runs():
     runs = pd.DataFrame(
         {
-            "run_id": ["a", "b", "c"],
-            "run_name": ["feature_engineering", "feature_engineering", "training"],
-            "status": ["FAILED", "FINISHED", "FAILED"],
-            "start_time": pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-03"], utc=True),
+            "run_id": ["a", "b", "c", "d"],
+            "run_name": ["feature_engineering", "feature_engineering", "training", "monitoring"],
+            "status": ["FAILED", "FINISHED", "FAILED", "FAILED"],
+            "start_time": pd.to_datetime(
+                ["2024-01-01", "2024-01-02", "2024-01-03", "2024-01-04"], utc=True
+            ),
             "end_time": pd.NaT,
         }
     )
@@ -382,7 +384,8 @@ def test_stale_log_missing_months_and_failed_runs():
     assert "is 61 days older than now" in text
     assert "no data for month(s) ['2023-11', '2023-12']" in text
     assert "validation failed on hard rules" in text
-    assert [r["run_name"] for r in report["failed_runs"]] == ["training"]  # fe recovered
+    # feature_engineering recovered; this monitoring run supersedes the failed one
+    assert [r["run_name"] for r in report["failed_runs"]] == ["training"]
 
 
 def test_fresh_data_has_no_issue():

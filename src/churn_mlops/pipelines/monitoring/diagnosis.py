@@ -19,6 +19,7 @@ from churn_mlops.pipelines.monitoring.params import MonitoringParams
 
 logger = logging.getLogger(__name__)
 
+THIS_PIPELINE = "monitoring"
 FINDINGS = ("data_drift", "concept_drift", "data_quality", "feature_change", "pipeline_freshness")
 
 ACTIONS = {
@@ -285,7 +286,9 @@ def check_freshness(
         issues.append("the latest data_processing validation failed on hard rules")
     failed: list[dict[str, Any]] = []
     if recent_runs is not None and len(recent_runs):
-        latest_runs = recent_runs.sort_values("start_time").groupby("run_name").tail(1)
+        # This run supersedes earlier monitoring runs, failed or not.
+        others = recent_runs.loc[recent_runs["run_name"] != THIS_PIPELINE]
+        latest_runs = others.sort_values("start_time").groupby("run_name").tail(1)
         for run in latest_runs.loc[latest_runs["status"] == "FAILED"].itertuples(index=False):
             failed.append(
                 {"run_name": run.run_name, "run_id": run.run_id, "start_time": str(run.start_time)}

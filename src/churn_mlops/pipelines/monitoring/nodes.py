@@ -48,9 +48,20 @@ def validate_monitoring_parameters(monitoring: dict[str, Any]) -> MonitoringPara
     return parse_monitoring_params(monitoring)
 
 
+_SPEC_KEYS = ("name", "kind", "description", "categories", "min", "max")
+
+
 def champion_features(champion: dict[str, Any]) -> list[FeatureSpec]:
-    """The champion's feature contract (``model_metadata.json`` ``features``)."""
-    return parse_feature_list(champion["metadata"]["features"])
+    """The champion's feature contract (``model_metadata.json`` ``features``).
+
+    Only the contract keys are read; extra keys the metadata may carry (observed ranges,
+    say) are ignored.
+    """
+    entries = [
+        {"description": "-", **{k: f[k] for k in _SPEC_KEYS if k in f}}
+        for f in champion["metadata"]["features"]
+    ]
+    return parse_feature_list(entries)
 
 
 def _month(ts: pd.Series) -> pd.Series:
