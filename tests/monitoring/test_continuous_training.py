@@ -5,6 +5,8 @@
 2. The continuous-training command refreshes the feature table (all 16 months), monitors the
    latest month, finds ``age`` drifted, retrains, gates and records everything in MLflow.
 3. The same command again on the same data: the trigger was handled, nothing is retrained.
+
+Plus the driver's small pieces (parameter parsing, the handled-trigger ledger) on their own.
 """
 
 from __future__ import annotations
@@ -19,8 +21,6 @@ import pytest
 
 from tests.conftest import kedro_env
 
-pytestmark = pytest.mark.slow
-
 DATA = (
     "simulation.population.initial_customers=1200,simulation.population.monthly_signups=100,"
     "simulation.n_months=16,simulation.scenario.name=age_shift,simulation.scenario.start_month=12,"
@@ -29,7 +29,9 @@ DATA = (
 QUICK = (
     "training.candidates.xgboost.search.n_trials=1,training.candidates.xgboost.max_estimators=40,"
     "evaluation.shap.sample_rows=100,evaluation.shap.background_rows=50,"
-    "evaluation.behaviour.sample_rows=50,monitoring.evidently.enabled=false"
+    "evaluation.behaviour.sample_rows=50,monitoring.evidently.enabled=false,"
+    # The export pipeline (wheelhouse, parity check in a fresh venv) has its own tests.
+    "continuous_training.export_pipelines=[]"
 )
 
 
@@ -47,6 +49,7 @@ def continuous_training(project: Path, *extra: str) -> dict:
     return json.loads(saved.read_text())
 
 
+@pytest.mark.slow
 def test_retrains_once_per_trigger_and_records_why(project_copy, run_kedro):
     run_kedro(
         project_copy,
@@ -68,6 +71,7 @@ def test_retrains_once_per_trigger_and_records_why(project_copy, run_kedro):
         assert outcome["champion_after"] == "2"
     else:  # refused by the gate: nothing worse is promoted, the champion stays
         assert outcome["champion_after"] == "1"
+    assert outcome["exported"] == []
     champion = str(client.get_model_version_by_alias("churn_model", "champion").version)
     assert champion == outcome["champion_after"]
 
@@ -95,3 +99,45 @@ def test_retrains_once_per_trigger_and_records_why(project_copy, run_kedro):
     assert again["handled_by"] == outcome["ct_run_id"]
     versions = client.search_model_versions("name='churn_model'")
     assert sorted(str(v.version) for v in versions) == ["1", "2"]
+
+
+def test_params_are_parsed_like_kedro_run():
+    from churn_mlops.monitoring.continuous_training import _parse_params
+
+    assert _parse_params("a.b=1,a.c=x,d=[],e=2024-03-01,f=null") == {
+        "a": {"b": 1, "c": "x"},
+        "d": [],
+        "e": "2024-03-01",
+        "f": None,
+    }
+    with pytest.raises(Exception, match="is not KEY=VALUE"):
+        _parse_params("oops")
+
+
+def test_a_trigger_is_handled_only_by_a_retrain(tmp_path):
+    from churn_mlops.monitoring.continuous_training import (
+        TAG_ACTION,
+        TAG_TRIGGER,
+        _already_handled,
+    )
+
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.create_experiment("ct")
+    cases = [
+        ("retrained", "FINISHED", True),
+        ("retraining", "RUNNING", True),  # another run is retraining it right now
+        ("retraining", "FAILED", False),  # crashed: the next run may retry
+        ("failed", "FAILED", False),
+        ("no_retrain", "FINISHED", False),
+    ]
+    for i, (action, status, handled) in enumerate(cases):
+        run = client.create_run(
+            experiment,
+            run_name="continuous_training",
+            tags={TAG_TRIGGER: f"t{i}", TAG_ACTION: action},
+        )
+        if status != "RUNNING":
+            client.set_terminated(run.info.run_id, status)
+        found = _already_handled(client, experiment, f"t{i}")
+        assert (found == run.info.run_id) is handled, (action, status)
+    assert _already_handled(client, experiment, "never-seen") is None
