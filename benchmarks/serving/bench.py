@@ -310,11 +310,13 @@ class _Run:
     latencies: list[float]
     errors: int = 0
     sample: bytes | None = None
+    seconds: float = 0.0
 
 
 async def drive(
     port: int, request: bytes, concurrency: int, duration: float, max_requests: int
-) -> tuple[LoadResult, bytes | None]:
+) -> _Run:
+    """Keep ``concurrency`` connections busy for ``duration`` s (at most ``max_requests``)."""
     loop = asyncio.get_running_loop()
     t0 = time.perf_counter()
     run = _Run(stop_at=t0 + duration, budget=max_requests, latencies=[])
@@ -323,48 +325,75 @@ async def drive(
         _, client = await loop.create_connection(lambda: _KeepAliveClient(request, run), HOST, port)
         clients.append(client)
     await asyncio.gather(*(c.closed for c in clients))
-    elapsed = time.perf_counter() - t0
-    result = LoadResult(
-        concurrency=concurrency,
-        requests=len(run.latencies),
-        errors=run.errors,
-        seconds=elapsed,
-        p50_ms=percentile(run.latencies, 50) * 1e3,
-        p99_ms=percentile(run.latencies, 99) * 1e3,
-    )
-    return result, run.sample
+    run.seconds = time.perf_counter() - t0
+    return run
+
+
+@dataclass
+class Target:
+    """A server under test and the request it gets."""
+
+    name: str
+    proc: subprocess.Popen
+    port: int
+    request: bytes
+    sample: bytes | None = None
 
 
 def run_levels(
-    name: str,
-    server: subprocess.Popen,
-    port: int,
-    request: bytes,
+    targets: list[Target],
     levels: list[int],
     duration: float,
     warmup: float,
+    rounds: int,
     max_requests: int,
-) -> tuple[list[LoadResult], bytes | None]:
-    results = []
-    sample = None
+) -> dict[str, list[LoadResult]]:
+    """Measure every target at every level, alternating targets in ``rounds`` short rounds.
+
+    The machine is shared, so its load drifts over minutes; alternating A, B, A, B, ... gives
+    both servers the same conditions, and each figure pools all rounds of its level.
+    """
+    results: dict[str, list[LoadResult]] = {t.name: [] for t in targets}
     for c in levels:
-        asyncio.run(drive(port, request, c, warmup, max_requests))
-        cpu0, own0 = server_cpu_seconds(server.pid), time.process_time()
-        result, body = asyncio.run(drive(port, request, c, duration, max_requests))
-        if result.requests:
-            cpu = server_cpu_seconds(server.pid) - cpu0
-            result.server_cpu_ms_per_request = cpu / result.requests * 1e3
-            result.client_cpu_ms_per_request = (time.process_time() - own0) / result.requests * 1e3
-        sample = sample or body
-        results.append(result)
-        print(
-            f"  {name:<22} c={c:<3} {result.throughput:9.1f} req/s  p50 {result.p50_ms:7.2f} ms"
-            f"  p99 {result.p99_ms:7.2f} ms  CPU/req server {result.server_cpu_ms_per_request:6.3f}"
-            f" ms, client {result.client_cpu_ms_per_request:5.3f} ms"
-            f"  ({result.requests} requests, {result.errors} errors)",
-            flush=True,
-        )
-    return results, sample
+        pooled = {t.name: (_Run(0.0, 0, []), [0.0, 0.0]) for t in targets}
+        for target in targets:
+            asyncio.run(drive(target.port, target.request, c, warmup, max_requests))
+        for _ in range(rounds):
+            for target in targets:
+                cpu0, own0 = server_cpu_seconds(target.proc.pid), time.process_time()
+                run = asyncio.run(
+                    drive(target.port, target.request, c, duration / rounds, max_requests)
+                )
+                total, cpu = pooled[target.name]
+                cpu[0] += server_cpu_seconds(target.proc.pid) - cpu0
+                cpu[1] += time.process_time() - own0
+                total.latencies += run.latencies
+                total.errors += run.errors
+                total.seconds += run.seconds
+                target.sample = target.sample or run.sample
+        for target in targets:
+            total, (server_cpu, client_cpu) = pooled[target.name]
+            n = len(total.latencies)
+            result = LoadResult(
+                concurrency=c,
+                requests=n,
+                errors=total.errors,
+                seconds=total.seconds,
+                p50_ms=percentile(total.latencies, 50) * 1e3,
+                p99_ms=percentile(total.latencies, 99) * 1e3,
+                server_cpu_ms_per_request=server_cpu / n * 1e3 if n else float("nan"),
+                client_cpu_ms_per_request=client_cpu / n * 1e3 if n else float("nan"),
+            )
+            results[target.name].append(result)
+            print(
+                f"  {target.name:<20} c={c:<3} {result.throughput:8.1f} req/s"
+                f"  p50 {result.p50_ms:7.2f} ms  p99 {result.p99_ms:7.2f} ms"
+                f"  CPU/req: server {result.server_cpu_ms_per_request:6.3f} ms,"
+                f" client {result.client_cpu_ms_per_request:5.3f} ms"
+                f"  ({n} requests, {result.errors} errors)",
+                flush=True,
+            )
+    return results
 
 
 def mint_token() -> str:
@@ -389,7 +418,12 @@ def main() -> int:
     parser.add_argument(
         "--estimator", default="xgboost", choices=["xgboost", "logistic_regression"]
     )
-    parser.add_argument("--duration", type=float, default=5.0, help="seconds per level")
+    parser.add_argument(
+        "--duration", type=float, default=6.0, help="measured seconds per server and level"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="alternating rounds the duration is split into"
+    )
     parser.add_argument("--warmup", type=float, default=1.0, help="warm-up seconds per level")
     parser.add_argument("--levels", default="1,8,64", help="concurrency levels")
     parser.add_argument("--max-requests", type=int, default=50_000, help="cap per level")
@@ -422,7 +456,10 @@ def main() -> int:
         frame, _ = make_synthetic_features(1, seed=7)
         row = {k: (v.item() if hasattr(v, "item") else v) for k, v in frame.iloc[0].items()}
         print(f"bundle: {bundle}")
-        print(f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
+        print(
+            f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]},"
+            f" load average {os.getloadavg()[0]:.1f}"
+        )
 
         print("\nin-process single-row limit")
         limits = in_process_limits(Path(bundle), row, args.in_process_calls)
@@ -432,53 +469,46 @@ def main() -> int:
                 f"  p99 {f['p99_ms']:7.3f} ms  -> {f['per_s']:9.0f} rows/s"
             )
 
-        print("\nHTTP single-row predict")
+        print("\nHTTP single-row predict (servers measured in alternating rounds)")
         app_port = free_port()
         extra_env = dict(kv.split("=", 1) for kv in args.app_env)
         app = start_app(Path(bundle), app_port, work / "prediction_logs", extra_env)
         procs.append((app, False))
-        app_req = build_request(
-            "/v1/predict", json.dumps({"rows": [row]}).encode(), app_port, mint_token()
-        )
-        ours, ours_body = run_levels(
-            "this app",
-            app,
-            app_port,
-            app_req,
-            levels,
-            args.duration,
-            args.warmup,
-            args.max_requests,
-        )
-        stop(app)
-        theirs: list[LoadResult] = []
-        theirs_body = None
+        body = json.dumps({"rows": [row]}).encode()
+        targets = [
+            Target(
+                "this app",
+                app,
+                app_port,
+                build_request("/v1/predict", body, app_port, mint_token()),
+            )
+        ]
         if not args.skip_mlflow:
             model_path = work / "mlflow_model"
             save_mlflow_model(Path(bundle), frame, model_path)
             ml_port = free_port()
             ml = start_mlflow(model_path, ml_port)
             procs.append((ml, True))
-            ml_req = build_request(
-                "/invocations", json.dumps({"dataframe_records": [row]}).encode(), ml_port, None
+            ml_body = json.dumps({"dataframe_records": [row]}).encode()
+            targets.append(
+                Target(
+                    "mlflow models serve",
+                    ml,
+                    ml_port,
+                    build_request("/invocations", ml_body, ml_port, None),
+                )
             )
-            theirs, theirs_body = run_levels(
-                "mlflow models serve",
-                ml,
-                ml_port,
-                ml_req,
-                levels,
-                args.duration,
-                args.warmup,
-                args.max_requests,
-            )
-            stop(ml, group=True)
+        results = run_levels(
+            targets, levels, args.duration, args.warmup, args.rounds, args.max_requests
+        )
+        ours = results["this app"]
+        theirs = results.get("mlflow models serve", [])
 
-        if ours_body is not None:
-            ours_p = json.loads(ours_body)["predictions"][0]["probability"]
+        if targets[0].sample is not None:
+            ours_p = json.loads(targets[0].sample)["predictions"][0]["probability"]
             print(f"\nsame row, this app: p = {ours_p:.9f}", end="")
-            if theirs_body is not None:
-                preds = json.loads(theirs_body)["predictions"]
+            if len(targets) > 1 and targets[1].sample is not None:
+                preds = json.loads(targets[1].sample)["predictions"]
                 print(f"; mlflow: p = {preds[0][1] if isinstance(preds[0], list) else preds[0]}")
             else:
                 print()
@@ -486,15 +516,18 @@ def main() -> int:
         if theirs:
             print(
                 "\n| concurrency | this app req/s | p50 ms | p99 ms | mlflow req/s | p50 ms |"
-                " p99 ms | ratio |"
+                " p99 ms | throughput ratio | server CPU/request ratio |"
             )
-            print("|---|---|---|---|---|---|---|---|")
+            print("|---|---|---|---|---|---|---|---|---|")
             for a, b in zip(ours, theirs, strict=True):
                 ratio = a.throughput / b.throughput if b.throughput else float("inf")
+                cpu_ratio = b.server_cpu_ms_per_request / a.server_cpu_ms_per_request
                 print(
                     f"| {a.concurrency} | {a.throughput:.0f} | {a.p50_ms:.2f} | {a.p99_ms:.2f}"
-                    f" | {b.throughput:.1f} | {b.p50_ms:.1f} | {b.p99_ms:.1f} | {ratio:.1f}x |"
+                    f" | {b.throughput:.1f} | {b.p50_ms:.1f} | {b.p99_ms:.1f} | {ratio:.1f}x"
+                    f" | {cpu_ratio:.0f}x |"
                 )
+        print(f"\nload average at the end: {os.getloadavg()[0]:.1f}")
         if args.json:
             args.json.parent.mkdir(parents=True, exist_ok=True)
             args.json.write_text(

@@ -100,6 +100,11 @@ class ServingSettings(BaseSettings):
             )
         return value
 
+    @field_validator("jwt_issuer")
+    @classmethod
+    def _empty_issuer_is_none(cls, value: str | None) -> str | None:
+        return value or None  # CHURN_JWT_ISSUER="" switches the issuer check off
+
     @model_validator(mode="after")
     def _consistent(self) -> ServingSettings:
         if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
