@@ -151,3 +151,84 @@ def test_parity_failure_falls_back_to_the_pipeline(
 
     expected = loaded.pipeline.predict_proba(pd.DataFrame(sample_rows[:5]))[:, 1]
     np.testing.assert_allclose(loaded.predictor.predict_proba(sample_rows[:5]), expected)
+
+
+def test_metadata_must_declare_every_model_column(
+    xgb_bundle: Path, make_settings: Callable[..., ServingSettings], tmp_path: Path
+) -> None:
+    import json
+
+    from churn_mlops.serving.errors import BundleError
+
+    bundle = tmp_path / "undeclared"
+    shutil.copytree(xgb_bundle, bundle)
+    meta = json.loads((bundle / "model_metadata.json").read_text())
+    meta["features"] = [f for f in meta["features"] if f["name"] != "usage_trend"]
+    (bundle / "model_metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(BundleError, match=r"reads columns \['usage_trend'\]"):
+        model_store.load_model(bundle, make_settings(bundle))
+    meta["features"] = [{"name": "x", "kind": "categorical"}]
+    (bundle / "model_metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(BundleError, match="features.0: Value error, categorical feature 'x'"):
+        model_store.load_model(bundle, make_settings(bundle))
+
+
+def test_nullable_feature_accepts_null_and_scores_like_the_pipeline(
+    tmp_path: Path, make_settings: Callable[..., ServingSettings], auth: dict
+) -> None:
+    """``"nullable": true`` in the metadata lets a feature be null; the imputer fills it."""
+    import json
+
+    import pandas as pd
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    from churn_mlops.serving.demo import (
+        CATEGORICAL,
+        NUMERIC,
+        build_metadata,
+        build_reference_profile,
+        make_synthetic_features,
+        write_bundle,
+    )
+
+    features, label = make_synthetic_features(800, seed=4)
+    numeric = Pipeline([("impute", SimpleImputer(strategy="mean")), ("scale", StandardScaler())])
+    preprocess = ColumnTransformer(
+        [
+            (
+                "categorical",
+                OneHotEncoder(handle_unknown="ignore", sparse_output=False),
+                list(CATEGORICAL),
+            ),
+            ("numeric", numeric, list(NUMERIC)),
+        ]
+    )
+    pipeline = Pipeline(
+        [("preprocess", preprocess), ("model", LogisticRegression(max_iter=500))]
+    ).fit(features, label)
+    meta = build_metadata(model_version="5")
+    for feature in meta["features"]:
+        if feature["name"] == "monthly_fee":
+            feature["nullable"] = True
+    bundle = write_bundle(
+        tmp_path / "nullable",
+        pipeline,
+        meta,
+        build_reference_profile(features, pipeline.predict_proba(features)[:, 1]),
+    )
+    row = {k: (v.item() if hasattr(v, "item") else v) for k, v in features.iloc[0].items()}
+    with TestClient(create_app(make_settings(bundle))) as client:
+        assert client.get("/v1/model", headers=auth).json()["predictor"] == "logistic_regression"
+        response = client.post(
+            "/v1/predict", json={"rows": [dict(row, monthly_fee=None)]}, headers=auth
+        )
+        assert response.status_code == 200, response.text
+        expected = pipeline.predict_proba(pd.DataFrame([dict(row, monthly_fee=np.nan)]))[0, 1]
+        assert response.json()["predictions"][0]["probability"] == pytest.approx(expected, abs=1e-6)
+        refused = client.post("/v1/predict", json={"rows": [dict(row, age=None)]}, headers=auth)
+        assert refused.status_code == 422
+        assert json.loads(refused.text)["detail"][0]["loc"] == ["body", "rows", 0, "age"]

@@ -202,6 +202,13 @@ def load_model(bundle_dir: Path, settings: ServingSettings) -> LoadedModel:
                 f"{bundle_dir}: feature {name!r} is {spec.kind} in the metadata but {kind}"
                 " in the reference profile"
             )
+    columns = [str(c) for c in getattr(pipeline, "feature_names_in_", metadata.feature_names)]
+    undeclared = [c for c in columns if c not in metadata.feature_names]
+    if undeclared:
+        raise BundleError(
+            f"{bundle_dir}: the model reads columns {undeclared} that model_metadata.json does"
+            f" not declare; declared: {list(metadata.feature_names)}"
+        )
     predictor: FastPredictor | PipelinePredictor
     try:
         predictor = compile_pipeline(
@@ -209,14 +216,6 @@ def load_model(bundle_dir: Path, settings: ServingSettings) -> LoadedModel:
             profile_means=_profile_means(profile),
             category_shares=_category_shares(profile),
         )
-        missing = [
-            c for c in predictor.preprocessor.input_columns if c not in metadata.feature_names
-        ]
-        if missing:
-            raise BundleError(
-                f"{bundle_dir}: the model reads columns {missing} that model_metadata.json does"
-                f" not declare; declared: {list(metadata.feature_names)}"
-            )
         rows = warmup_rows(metadata, profile, include_unknown=predictor.accepts_unknown_categories)
         gap = check_parity(predictor, pipeline, rows)
         logger.info(
@@ -229,7 +228,7 @@ def load_model(bundle_dir: Path, settings: ServingSettings) -> LoadedModel:
         )
     except (UnsupportedPipelineError, ParityError) as exc:
         logger.error("serving %s through the slow Pipeline path: %s", bundle_dir, exc)
-        predictor = PipelinePredictor(pipeline, metadata.feature_names)
+        predictor = PipelinePredictor(pipeline, columns)
     policy = settings.unknown_category
     if policy == "ignore" and not predictor.accepts_unknown_categories:
         logger.warning(
