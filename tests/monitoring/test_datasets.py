@@ -128,3 +128,36 @@ def test_recent_runs_lists_finished_and_failed_newest_first(tracking):
     assert runs["status"].tolist()[:2] == ["FAILED", "FINISHED"]
     assert "still_running" not in runs["run_name"].tolist()
     assert runs.loc[runs["run_id"] == run.info.run_id, "start_time"].iloc[0].tzinfo is not None
+
+
+def test_reads_what_the_serving_app_writes(tmp_path):
+    """The prediction and feedback logs written by the serving sink load as one table each."""
+    from churn_mlops.serving.prediction_log import JsonLinesSink
+
+    predictions = JsonLinesSink(tmp_path, "predictions", max_bytes=400)  # rotates
+    predictions.write_predictions(
+        "2024-02-01T10:00:00.000Z",
+        "4",
+        ["r1", "r2", "r3"],
+        [
+            {"customer_id": 11, "age": 40, "contract": "one_year"},
+            {"age": 52, "contract": "two_year"},
+            {"customer_id": 13, "age": 33, "contract": "month_to_month"},
+        ],
+        [0.1, 0.7, 0.4],
+        [0, 1, 0],
+    )
+    predictions.close()
+    feedback = JsonLinesSink(tmp_path, "feedback", max_bytes=10_000)
+    feedback.write([{"request_id": "r2", "label": 1, "timestamp": "2024-02-20T00:00:00Z"}])
+    feedback.close()
+    assert len(list(tmp_path.glob("predictions-*.jsonl"))) >= 2
+    frame = JsonLinesLogDataset(path=str(tmp_path), prefix="predictions").load()
+    frame = frame.sort_values("request_id").reset_index(drop=True)
+    assert frame["request_id"].tolist() == ["r1", "r2", "r3"]
+    assert frame["features.age"].tolist() == [40, 52, 33]
+    assert frame["customer_id"].isna().tolist() == [False, True, False]
+    assert frame["model_version"].tolist() == ["4", "4", "4"]
+    assert frame["parse_error"].isna().all()
+    labels = JsonLinesLogDataset(path=str(tmp_path), prefix="feedback").load()
+    assert labels[["request_id", "label"]].to_dict("records") == [{"request_id": "r2", "label": 1}]

@@ -7,7 +7,11 @@ import yaml
 from churn_mlops.pipelines.monitoring import create_pipeline
 from tests.conftest import PROJECT_ROOT
 from tests.pipelines.monitoring.conftest import with_window
-from tests.pipelines.monitoring.support import MONITORING_OUTPUTS, run_monitoring
+from tests.pipelines.monitoring.support import (
+    MONITORING_OUTPUTS,
+    monitoring_parameters,
+    run_monitoring,
+)
 
 CATALOG = yaml.safe_load((PROJECT_ROOT / "conf/base/catalog_monitoring.yml").read_text())
 MEMORY_ONLY = {
@@ -64,3 +68,49 @@ def test_full_run_on_synthetic_data(synthetic_champion, reference_table):
     assert out["retrain_decision"]["retrain"] is False
     assert out["monitoring_diagnosis"]["applies"] == []
     assert out["monitoring_diagnosis_report"].startswith("# Monitoring diagnosis — churn_model v1")
+
+
+def test_full_run_on_a_prediction_log_with_delayed_labels(synthetic_champion, reference_table):
+    import numpy as np
+    import pandas as pd
+
+    table = with_window(reference_table, age_shift=12)
+    rng = np.random.default_rng(5)
+    names = [f["name"] for f in synthetic_champion["metadata"]["features"]]
+    stamps = pd.to_datetime(table["snapshot_date"]).dt.tz_localize("UTC") + pd.to_timedelta(
+        rng.uniform(0, 27, len(table)), unit="D"
+    )
+    log = pd.DataFrame(
+        {
+            "request_id": [f"r{i}" for i in range(len(table))],
+            "timestamp": stamps,
+            "model_version": "1",
+            "customer_id": table["customer_id"],
+            "score": synthetic_champion["model"].predict_proba(table[names])[:, 1],
+            "label": 0,
+            "parse_error": None,
+            **{f"features.{n}": table[n] for n in names},
+        }
+    )
+    churned = table["churned"] == 1
+    churn_records = pd.DataFrame(
+        {
+            "customer_id": table.loc[churned, "customer_id"],
+            "churn_date": (stamps[churned] + pd.Timedelta(days=3))
+            .dt.tz_localize(None)
+            .dt.floor("D"),
+        }
+    )
+    params = monitoring_parameters(**{"window.source": "prediction_log", "window.days": 28})
+    out = run_monitoring(
+        synthetic_champion, prediction_log=log, churn_records=churn_records, params=params
+    )
+    window = out["monitoring_window"]
+    assert window["source"] == "prediction_log" and window["window_periods"] == ["2023-12"]
+    assert out["monitoring_drift_summary"]["drifted_features"] == ["age"]
+    assert out["retrain_decision"]["fired_triggers"] == ["drift"]
+    performance = out["monitoring_performance"].set_index("period")
+    # Older months' labels have all arrived (churn records, or 30 days without churn) ...
+    assert (performance.loc["2023-06":"2023-10", "labelled"] == 600).all()
+    # ... the window's have not: only its churners are known so far.
+    assert performance.loc["2023-12", "labelled"] < 1500
