@@ -50,6 +50,10 @@ def execute_notebook(path: Path, env: dict[str, str]) -> NotebookRun:
     client = NotebookClient(
         notebook,
         timeout=CELL_TIMEOUT_S,
+        # Generous waits: on a busy machine a kernel starts slowly, and a short IOPub wait
+        # would silently drop a cell's last outputs.
+        startup_timeout=180,
+        iopub_timeout=60,
         kernel_name="python3",
         resources={"metadata": {"path": str(path.parent)}},
     )
