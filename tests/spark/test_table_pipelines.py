@@ -133,3 +133,21 @@ def test_feature_engineering_on_spark_matches_duckdb(duckdb_project: Path, spark
     assert spark_table["snapshot_date"].nunique() >= 3
     assert spark_table["churned"].sum() > 0
     assert_same_rows(duckdb_table, spark_table, KEYS["model_input_table"])
+
+
+def test_duckdb_reads_the_month_partitioned_events_that_spark_wrote(
+    duckdb_project: Path, spark_project: Path
+):
+    """The partitioned layout is engine-neutral: DuckDB loads Spark's folder as the table."""
+    from churn_mlops.datasets.partitioned_parquet import MonthPartitionedParquetDataset
+
+    dataset = MonthPartitionedParquetDataset(
+        str(spark_project / "data" / "03_primary" / "events_primary"),
+        time_column="event_time",
+        partition_column="event_month",
+        connection={"backend": "duckdb", "database": ":memory:"},
+    )
+    loaded = dataset.load().to_pandas()
+    expected = read_table(duckdb_project / "data" / "03_primary" / "events_primary.parquet")
+    assert_same_rows(expected, loaded[list(expected.columns)], KEYS["events_primary"])
+    assert "event_month" not in loaded.columns

@@ -116,6 +116,11 @@ class MonthPartitionedParquetDataset(FileDataset):
         if not self._fs_prefix:  # only local folders need their parent created
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.connection.to_parquet(partitioned, path, **save_args)
+        if not self._fs_prefix:
+            # DuckDB's OVERWRITE deletes the old files but keeps their (now empty) folders.
+            for folder in Path(path).glob(f"{self._partition_column}=*"):
+                if folder.is_dir() and not any(folder.iterdir()):
+                    folder.rmdir()
 
     def _describe(self) -> dict[str, Any]:
         return {
