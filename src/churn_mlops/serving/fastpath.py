@@ -128,7 +128,7 @@ def _compile_numeric_step(step: Any) -> tuple[ArrayOp | None, tuple]:
         if step.add_indicator:
             raise UnsupportedPipelineError("SimpleImputer(add_indicator=True) is not compiled")
         missing = step.missing_values
-        if not (missing is None or missing is pd_na() or _is_nan(missing)):
+        if not (missing is None or missing is _pd_na() or _is_nan(missing)):
             raise UnsupportedPipelineError(
                 f"SimpleImputer(missing_values={missing!r}) is not compiled; expected NaN"
             )
@@ -154,7 +154,7 @@ def _is_nan(value: Any) -> bool:
     return isinstance(value, float) and value != value
 
 
-def pd_na() -> Any:
+def _pd_na() -> Any:
     """``pandas.NA`` if pandas is importable (SimpleImputer may use it as ``missing_values``)."""
     try:
         import pandas as pd
