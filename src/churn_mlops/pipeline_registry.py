@@ -23,7 +23,12 @@ def register_pipelines() -> dict[str, Pipeline]:
         A mapping from pipeline names to ``Pipeline`` objects; ``__default__`` chains the
         stages that take raw data to an evaluated, registered model.
     """
-    pipelines = find_pipelines(raise_errors=True)
+    # Each node carries its pipeline's name as a tag, so `kedro run --tags training` and the
+    # kedro-viz tag filter work across the default pipeline too.
+    pipelines = {
+        name: Pipeline(pipeline, tags=name)
+        for name, pipeline in find_pipelines(raise_errors=True).items()
+    }
     default = Pipeline([])
     for name in DEFAULT_PIPELINE_ORDER:
         if name in pipelines:

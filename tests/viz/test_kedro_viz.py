@@ -216,11 +216,6 @@ def _layers_against_the_flow(
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="no pipeline tags its nodes yet: pipeline_registry.py should tag each pipeline's "
-    "nodes with the pipeline name (lead); remove this marker with that change",
-)
 def test_every_node_is_tagged(served: dict[str, dict[str, Any]]) -> None:
     for pipeline_id, graph in served.items():
         assert graph["tags"], f"{pipeline_id}: no tags"
