@@ -6,10 +6,10 @@ with ``create_app(ServingSettings(...))``.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import gc
 import logging
+import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -33,8 +33,9 @@ from churn_mlops.serving.state import AppState
 
 logger = logging.getLogger(__name__)
 
-LOG_FLUSH_INTERVAL_S = 1.0
-"""How often buffered prediction-log records are written to disk."""
+LOG_FLUSH_INTERVAL_S = 0.25
+"""How often buffered prediction-log records are written to disk (by a background thread,
+so that neither rendering a few hundred records nor a slow disk stalls the event loop)."""
 
 RELOAD_WAIT_ON_SHUTDOWN_S = 30.0
 
@@ -146,13 +147,19 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
             gc.freeze()
         if settings.batching_enabled:
             state.batcher = MicroBatcher(settings.max_batch_rows, mode=settings.batching_mode)
-        flusher = asyncio.create_task(_flush_periodically(state))
+        stop_flushing = threading.Event()
+        flusher = threading.Thread(
+            target=_flush_periodically,
+            args=(state, stop_flushing),
+            name="churn-log-flush",
+            daemon=True,
+        )
+        flusher.start()
         try:
             yield
         finally:
-            flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await flusher
+            stop_flushing.set()
+            flusher.join(timeout=10)
             if state.batcher is not None:
                 logger.info(
                     "micro-batching (%s): %d requests in %d batches",
@@ -197,9 +204,8 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
     return app
 
 
-async def _flush_periodically(state: AppState) -> None:
-    while True:
-        await asyncio.sleep(LOG_FLUSH_INTERVAL_S)
+def _flush_periodically(state: AppState, stop: threading.Event) -> None:
+    while not stop.wait(LOG_FLUSH_INTERVAL_S):
         for sink in (state.predictions, state.feedback):
             if sink is not None:
                 try:

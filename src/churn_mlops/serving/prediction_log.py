@@ -2,7 +2,7 @@
 
 Files are ``<prefix>-<UTC timestamp>.jsonl`` in the log folder; a new file starts once the
 current one reaches ``max_bytes``. Records are buffered in memory and written as whole lines
-on :meth:`JsonLinesSink.flush` (the app flushes every second and at shutdown, and whenever the
+on :meth:`JsonLinesSink.flush` (the app flushes every 0.25 s and at shutdown, and whenever the
 buffer grows past 256 KiB), so a reader never sees half a line unless the process dies in the
 middle of a write. Thread-safe.
 """
