@@ -35,7 +35,7 @@ from typing import Any
 
 from kedro.io import AbstractDataset, DatasetError
 
-from churn_mlops.export.errors import ExportConfigError, ExportError, RequirementsError
+from churn_mlops.export.errors import ExportConfigError, RequirementsError
 from churn_mlops.export.parity import check_bundle_parity
 from churn_mlops.export.requirements import (
     Pin,
@@ -353,4 +353,4 @@ class ServingBundleDataset(AbstractDataset[dict[str, Any], dict[str, Any]]):
         }
 
 
-__all__ = ["ExportError", "ServingBundleDataset", "file_checksums", "sha256_file"]
+__all__ = ["ServingBundleDataset", "file_checksums", "sha256_file"]

@@ -24,7 +24,8 @@ import pytest
 
 from churn_mlops.export.parity import EXPECTED_COLUMN, golden_rows
 
-pytestmark = [pytest.mark.docker, pytest.mark.slow]
+# The first test builds the shared exported project too (minutes on a busy machine).
+pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(1800)]
 
 BASE_IMAGE = os.environ.get("CHURN_TEST_BASE_IMAGE", "local/python:3.11")
 DOCKER_ENV = {**os.environ, "DOCKER_BUILDKIT": "0"}

@@ -28,7 +28,8 @@ from churn_mlops.pipelines.export.nodes import assemble_serving_bundle
 from tests.conftest import kedro_env
 from tests.pipelines.export.conftest import WHEEL_CACHE, run_export
 
-pytestmark = pytest.mark.slow
+# The first test builds the shared exported project (minutes on a busy machine).
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 CONTRACT_FILES = {
     "model/model.joblib",
