@@ -97,7 +97,8 @@ def test_champion_dataset_loads_model_and_files_of_one_version(tracking, tmp_pat
     x = pd.DataFrame({"a": rng.normal(size=50), "b": rng.normal(size=50)})
     model = LogisticRegression().fit(x, (x["a"] > 0).astype(int))
     with mlflow.start_run() as run:
-        info = mlflow.sklearn.log_model(model, name="model", input_example=x.head(2))
+        # Explicit requirements: no environment inference (it costs tens of seconds).
+        info = mlflow.sklearn.log_model(model, name="model", pip_requirements=["scikit-learn"])
         (tmp_path / "model_metadata.json").write_text(json.dumps({"threshold": 0.4}))
         mlflow.log_artifact(str(tmp_path / "model_metadata.json"))
         (tmp_path / "reference_profile.json").write_text(json.dumps({"features": {}}))
