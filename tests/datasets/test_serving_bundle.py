@@ -84,6 +84,17 @@ def test_an_incomplete_payload_is_refused(dataset, tmp_path):
         dataset.save({k: v for k, v in _payload(tmp_path / "b").items() if k != "golden_sample"})
 
 
+def test_a_source_folder_that_is_no_checkout_is_named(tmp_path):
+    dataset = ServingBundleDataset(
+        wheel_cache_dir=str(tmp_path / "cache"), project_source_dir=str(tmp_path / "nowhere")
+    )
+    with pytest.raises(DatasetError, match="nowhere is not a project checkout") as failure:
+        dataset.save(_payload(tmp_path / "dist" / "m-v7"))
+    assert isinstance(failure.value.__cause__, ExportConfigError)
+    assert "CHURN_PROJECT_SOURCE_DIR" in str(failure.value)
+    assert not (tmp_path / "dist").exists()
+
+
 def test_unknown_parity_option_is_named(tmp_path):
     with pytest.raises(ExportConfigError, match=r"unknown parity option\(s\) \['rows'\]"):
         ServingBundleDataset(wheel_cache_dir=str(tmp_path), parity={"rows": 5})

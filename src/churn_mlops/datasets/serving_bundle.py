@@ -179,6 +179,12 @@ class ServingBundleDataset(AbstractDataset[dict[str, Any], dict[str, Any]]):
                 " exporting interpreter, so both must match (export with that Python, or set"
                 " the base image and python_version to this one)"
             )
+        if not (self._source_dir / "pyproject.toml").is_file():
+            raise ExportConfigError(
+                f"{self._source_dir} is not a project checkout (no pyproject.toml): the project"
+                " wheel is built from the source tree, so point CHURN_PROJECT_SOURCE_DIR (or"
+                " serving_bundle.project_source_dir in the catalog) at one"
+            )
         target = Path(data["bundle_dir"]).absolute()
         target.parent.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
