@@ -55,12 +55,17 @@ def _image_ids() -> set[str]:
     return set(_docker("images", "--all", "--quiet", "--no-trunc").stdout.split())
 
 
-@pytest.fixture(scope="module")
-def image(exported_project) -> Iterator[str]:
-    """The bundle's image, built offline from the bundle folder alone."""
+@pytest.fixture(scope="session")
+def docker_daemon() -> None:
+    """Skip (before the expensive exported project is built) when Docker cannot build."""
     reason = _skip_reason()
     if reason:
         pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def image(docker_daemon, exported_project) -> Iterator[str]:
+    """The bundle's image, built offline from the bundle folder alone."""
     before = _image_ids()
     build = _docker(
         "build", "--network", "host", "--force-rm", "--build-arg", f"BASE_IMAGE={BASE_IMAGE}",
