@@ -21,10 +21,11 @@ from tests.conftest import make_project_copy
 pytestmark = pytest.mark.spark
 
 SMALL_SIMULATION = {
-    "simulation.n_months": 12,
-    "simulation.scenario.start_month": 6,
-    "simulation.population.initial_customers": 200,
-    "simulation.population.monthly_signups": 15,
+    "simulation": {
+        "n_months": 12,
+        "scenario": {"start_month": 6},
+        "population": {"initial_customers": 200, "monthly_signups": 15},
+    }
 }
 RAW = ("customers", "events", "churn_records")
 KEYS = {
@@ -43,11 +44,13 @@ def read_table(path: Path) -> pd.DataFrame:
 
 
 def assert_same_rows(duckdb: pd.DataFrame, spark: pd.DataFrame, keys: list[str]) -> None:
-    """Same columns and, sorted by ``keys``, the same values (floats to 1e-9 relative)."""
+    """Same columns and, sorted by ``keys`` then every column, the same values (floats to 1e-9
+    relative; keys need not be unique: events of one customer may share a timestamp)."""
     assert list(spark.columns) == list(duckdb.columns)
     assert len(spark) == len(duckdb) > 0
-    a = duckdb.sort_values(keys).reset_index(drop=True)
-    b = spark.sort_values(keys).reset_index(drop=True)
+    order = [*keys, *[c for c in duckdb.columns if c not in keys]]
+    a = duckdb.sort_values(order).reset_index(drop=True)
+    b = spark.sort_values(order).reset_index(drop=True)
     for frame in (a, b):
         for column in frame.columns:
             if pd.api.types.is_datetime64_any_dtype(frame[column]):
@@ -64,7 +67,10 @@ def raw_data(
     """Raw tables of a small simulation, written in the spark environment."""
     project = make_project_copy(tmp_path_factory.mktemp("raw") / "project")
     kedro_session_run(project, "simulation", env="spark", params=SMALL_SIMULATION)
-    return project / "data" / "01_raw"
+    raw = project / "data" / "01_raw"
+    # Spark's cost here is per job, but keep the data small: the overrides must have applied.
+    assert pads.dataset(raw / "events.parquet").count_rows() < 100_000
+    return raw
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,388 @@
+"""Benchmark: feature engineering from 1M to 50M events on DuckDB (out of core) and Spark.
+
+For each configuration the script runs the project's ``feature_engineering`` pipeline — the
+catalog entries of the environment (``conf/base`` for DuckDB, ``conf/spark`` for Spark), the
+committed parameters, Parquet in and out — in a fresh child process, and prints:
+
+- ``time``: wall seconds from the first dataset load to the written ``model_input_table``
+  (for Spark, starting the SparkSession is printed separately as ``start``);
+- ``peak RSS``: the largest resident memory of the child's whole process tree, sampled every
+  50 ms from /proc (for Spark this includes the JVM, which runs the work);
+- ``spill``: the largest size DuckDB's ``temp_directory`` reached (data spilled to disk).
+
+Default configurations: DuckDB at 1M, 10M and 50M events and Spark ``local[2]`` at 1M and 10M,
+DuckDB with a 1 GB engine memory limit (``CHURN_DUCKDB_MEMORY_LIMIT``) and 2 threads. The
+synthetic primary tables (24 months, one customer per 100 events, a third churning) are
+written in 1M-row chunks, so generating 50M events needs little memory; they are generated
+once per size and reused with ``--workdir``. Growth ratios compare each size with the smallest.
+
+Usage::
+
+    python benchmarks/scale.py                                  # all default configurations
+    python benchmarks/scale.py --duckdb 1000000 --spark         # DuckDB 1M only, no Spark
+    nice python benchmarks/scale.py --workdir /tmp/scale-bench  # keep the generated data
+
+Spark needs Java 17 (``JAVA_HOME``) and the ``spark`` extra; see docs/scaling.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+START = np.datetime64("2023-01-01T00:00:00", "us")
+END = np.datetime64("2025-01-01T00:00:00", "us")
+EVENTS_PER_CUSTOMER = 100
+EVENT_TYPES = ["session", "support_ticket", "payment", "late_payment", "online_purchase"]
+EVENT_SHARES = [0.74, 0.02, 0.13, 0.01, 0.10]
+CATEGORIES = {
+    "region": ["north", "south", "east", "west", "central"],
+    "plan": ["basic", "standard", "premium"],
+    "contract": ["month_to_month", "one_year", "two_year"],
+    "payment_method": ["credit_card", "bank_transfer", "electronic_check", "mailed_check"],
+}
+CHUNK = 1_000_000
+ROW_GROUP = 122_880  # DuckDB's row group, as data_processing writes events_primary
+PRIMARY = ("customers_primary", "events_primary", "churn_records_primary")
+
+
+# --------------------------------------------------------------------------- synthetic data
+
+
+def _strings(rng: np.random.Generator, values: list[str], n: int) -> pa.Array:
+    codes = pa.array(rng.integers(0, len(values), n).astype("int32"))
+    return pa.DictionaryArray.from_arrays(codes, pa.array(values)).cast(pa.string())
+
+
+def generate(n_events: int, out_dir: Path, seed: int = 7) -> None:
+    """Write the three primary tables with ``n_events`` events (microsecond timestamps)."""
+    rng = np.random.default_rng(seed)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    n_customers = max(n_events // EVENTS_PER_CUSTOMER, 10)
+    day = np.timedelta64(1, "D")
+    period_days = int((END - START) / day)
+    offset = np.where(
+        rng.random(n_customers) < 0.6,
+        -rng.integers(1, 1500, n_customers),
+        rng.integers(0, period_days - 1, n_customers),
+    )
+    signup = START + offset * day
+    active_from = np.maximum(signup, START)
+    remaining = ((END - active_from) / day).astype("int64")
+    churn_date = active_from + rng.integers(1, np.maximum(remaining, 2)) * day
+    churns = (rng.random(n_customers) < 0.35) & (churn_date < END)
+    active_to = np.where(churns, churn_date, END)
+    span_us = ((active_to - active_from) / np.timedelta64(1, "us")).astype("float64")
+    ids = np.arange(1, n_customers + 1, dtype="int64")
+    pq.write_table(
+        pa.table(
+            {
+                "customer_id": ids,
+                "signup_date": signup,
+                "age": rng.integers(18, 80, n_customers),
+                **{name: _strings(rng, values, n_customers) for name, values in CATEGORIES.items()},
+                "paperless_billing": rng.random(n_customers) < 0.6,
+                "monthly_fee": np.round(rng.choice([29.99, 59.99, 99.99], n_customers), 2),
+            }
+        ),
+        out_dir / "customers_primary.parquet",
+    )
+    pq.write_table(
+        pa.table({"customer_id": ids[churns], "churn_date": churn_date[churns]}),
+        out_dir / "churn_records_primary.parquet",
+    )
+    weights = span_us / span_us.sum()
+    writer: pq.ParquetWriter | None = None
+    for start in range(0, n_events, CHUNK):
+        n = min(CHUNK, n_events - start)
+        who = rng.choice(n_customers, n, p=weights)
+        offset_us = (rng.random(n) * span_us[who]).astype("int64").astype("timedelta64[us]")
+        kind = rng.choice(len(EVENT_TYPES), n, p=EVENT_SHARES)
+        value = np.round(rng.lognormal(3.0, 0.6, n), 2)
+        chunk = pa.table(
+            {
+                "customer_id": ids[who],
+                "event_time": active_from[who] + offset_us,
+                "event_type": pa.DictionaryArray.from_arrays(
+                    pa.array(kind.astype("int32")), pa.array(EVENT_TYPES)
+                ).cast(pa.string()),
+                "amount": pa.array(np.where(kind <= 1, np.nan, value), from_pandas=True),
+                "duration_minutes": pa.array(np.where(kind == 0, value, np.nan), from_pandas=True),
+            }
+        )
+        if writer is None:
+            writer = pq.ParquetWriter(out_dir / "events_primary.parquet", chunk.schema)
+        writer.write_table(chunk, row_group_size=ROW_GROUP)
+    assert writer is not None
+    writer.close()
+
+
+def in_memory_mib(path: Path) -> float:
+    """Decoded (Arrow) size of a Parquet file, read one row group at a time."""
+    parquet = pq.ParquetFile(path)
+    return sum(parquet.read_row_group(i).nbytes for i in range(parquet.num_row_groups)) / 2**20
+
+
+def lay_out_for_spark(data_dir: Path) -> Path:
+    """The events as conf/spark stores them: one folder per month (written once, by DuckDB)."""
+    target = data_dir / "events_primary_by_month"
+    if not target.exists():
+        from churn_mlops.datasets.partitioned_parquet import MonthPartitionedParquetDataset
+
+        dataset = MonthPartitionedParquetDataset(
+            str(target),
+            time_column="event_time",
+            partition_column="event_month",
+            connection={"backend": "duckdb", "database": ":memory:", "threads": 2},
+        )
+        dataset.save(dataset.connection.read_parquet(str(data_dir / "events_primary.parquet")))
+    return target
+
+
+# --------------------------------------------------------------------------- worker
+
+
+def _catalog(env: str, work: Path) -> tuple[object, dict]:
+    """The environment's catalog entries for feature_engineering, and its parameters."""
+    from kedro.config import OmegaConfigLoader
+    from kedro.io import DataCatalog, MemoryDataset
+    from omegaconf.resolvers import oc
+
+    from churn_mlops.pipelines.feature_engineering import create_pipeline
+
+    loader = OmegaConfigLoader(
+        conf_source=str(PROJECT_ROOT / "conf"),
+        base_env="base",
+        default_run_env=env,
+        custom_resolvers={"oc.env": oc.env},
+        config_patterns={"spark": ["spark*", "spark*/**"]},
+    )
+    pipeline = create_pipeline()
+    entries = {k: v for k, v in loader["catalog"].items() if k in pipeline.datasets()}
+    for entry in entries.values():
+        entry["filepath"] = str(work / entry["filepath"])
+        connection = entry.get("connection", {})
+        if connection.get("backend") == "duckdb":
+            entry["connection"] = {**connection, "temp_directory": str(work / "duckdb_spill")}
+    catalog = DataCatalog.from_config(entries)
+    catalog["params:feature_engineering"] = MemoryDataset(
+        loader["parameters"]["feature_engineering"]
+    )
+    spark = loader["spark"] if env == "spark" else {}
+    return catalog, spark
+
+
+def worker(engine: str, data_dir: Path, work: Path) -> None:
+    """Run feature_engineering once in this process; print one JSON line of figures."""
+    from kedro.runner import SequentialRunner
+
+    from churn_mlops.pipelines.feature_engineering import create_pipeline
+
+    primary = work / "data" / "03_primary"
+    primary.mkdir(parents=True)
+    for name in PRIMARY:
+        source = data_dir / f"{name}.parquet"
+        if engine == "spark" and name == "events_primary":
+            (primary / name).symlink_to(data_dir / "events_primary_by_month")
+        else:
+            (primary / f"{name}.parquet").symlink_to(source)
+    env = "spark" if engine == "spark" else "local"
+    catalog, spark_conf = _catalog(env, work)
+    figures: dict[str, float] = {}
+    if engine == "spark":
+        from churn_mlops.hooks import build_spark_session, spark_properties
+
+        started = time.perf_counter()
+        properties = spark_properties(spark_conf)
+        properties["spark.ui.showConsoleProgress"] = "false"
+        session = build_spark_session(properties)
+        session.sparkContext.setLogLevel("ERROR")
+        figures["start_s"] = time.perf_counter() - started
+    started = time.perf_counter()
+    SequentialRunner().run(create_pipeline(), catalog)
+    figures["seconds"] = time.perf_counter() - started
+    output = work / "data" / "05_model_input" / "model_input_table.parquet"
+    import pyarrow.dataset as pads
+
+    figures["rows"] = pads.dataset(output, format="parquet").count_rows()
+    print(json.dumps(figures))
+
+
+# --------------------------------------------------------------------------- driver
+
+
+def _tree_usage(root: int, cpu_ticks: dict[int, int]) -> int:
+    """Resident bytes of ``root`` and its descendants now; records each one's CPU ticks.
+
+    Read from /proc (Linux). ``cpu_ticks`` keeps the latest user+system ticks per process, so
+    that processes which have exited (the JVM at the end of a Spark run) still count.
+    """
+    children: dict[int, list[int]] = {}
+    stats: dict[int, list[str]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        pid = int(entry.name)
+        stats[pid] = fields
+        children.setdefault(int(fields[1]), []).append(pid)
+    total, todo = 0, [root]
+    page = os.sysconf("SC_PAGE_SIZE")
+    while todo:
+        pid = todo.pop()
+        todo.extend(children.get(pid, []))
+        if pid not in stats:
+            continue
+        # proc(5) fields 14 and 15 (utime, stime, in ticks) and 24 (rss, in pages).
+        fields = stats[pid]
+        cpu_ticks[pid] = int(fields[11]) + int(fields[12])
+        total += int(fields[21]) * page
+    return total
+
+
+def _folder_bytes(folder: Path) -> int:
+    try:
+        return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+    except OSError:
+        return 0
+
+
+def measure(engine: str, data_dir: Path, root: Path, memory_limit: str) -> dict:
+    """Run one configuration in a child process and sample its memory and spill."""
+    work = Path(tempfile.mkdtemp(prefix=f"{engine}-", dir=root))
+    env = dict(
+        os.environ,
+        KEDRO_DISABLE_TELEMETRY="true",
+        DO_NOT_TRACK="1",
+        CHURN_DUCKDB_MEMORY_LIMIT=memory_limit,
+        CHURN_DUCKDB_THREADS=os.environ.get("CHURN_DUCKDB_THREADS", "2"),
+        PYSPARK_PYTHON=sys.executable,
+        SPARK_LOCAL_IP=os.environ.get("SPARK_LOCAL_IP", "127.0.0.1"),
+    )
+    env.setdefault("KEDRO_LOGGING_CONFIG", str(PROJECT_ROOT / "conf" / "logging.yml"))
+    command = [sys.executable, __file__, "--worker", engine, "--data", str(data_dir)]
+    proc = subprocess.Popen(
+        [*command, "--work", str(work)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=PROJECT_ROOT,
+    )
+    peak = {"rss": 0, "spill": 0}
+    cpu_ticks: dict[int, int] = {}
+
+    def sample() -> None:
+        while proc.poll() is None:
+            peak["rss"] = max(peak["rss"], _tree_usage(proc.pid, cpu_ticks))
+            peak["spill"] = max(peak["spill"], _folder_bytes(work / "duckdb_spill"))
+            time.sleep(0.05)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    stdout, stderr = proc.communicate()
+    sampler.join()
+    shutil.rmtree(work, ignore_errors=True)
+    if proc.returncode != 0:
+        return {"error": (stderr or stdout)[-3000:]}
+    result = json.loads(stdout.strip().splitlines()[-1])
+    result["peak_mib"] = peak["rss"] / 2**20
+    result["cpu_s"] = sum(cpu_ticks.values()) / os.sysconf("SC_CLK_TCK")
+    result["spill_mib"] = peak["spill"] / 2**20
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--duckdb", type=int, nargs="*", default=[1_000_000, 10_000_000, 50_000_000]
+    )
+    parser.add_argument("--spark", type=int, nargs="*", default=[1_000_000, 10_000_000])
+    parser.add_argument("--memory-limit", default="1GB", help="DuckDB engine memory limit")
+    parser.add_argument("--workdir", type=Path, default=None, help="keep generated data here")
+    parser.add_argument("--worker", choices=["duckdb", "spark"], help=argparse.SUPPRESS)
+    parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker(args.worker, args.data, args.work)
+        return
+
+    root = args.workdir or Path(tempfile.mkdtemp(prefix="scale-bench-"))
+    root.mkdir(parents=True, exist_ok=True)
+    print(
+        f"# Scale benchmark — {platform.platform()}, Python {platform.python_version()}, "
+        f"{os.cpu_count()} CPUs; DuckDB memory_limit={args.memory_limit}, "
+        f"threads={os.environ.get('CHURN_DUCKDB_THREADS', '2')}; Spark per conf/spark/spark.yml"
+    )
+    runs = [("duckdb", n) for n in args.duckdb] + [("spark", n) for n in args.spark]
+    results: dict[tuple[str, int], dict] = {}
+    for size in sorted({n for _, n in runs}):
+        data_dir = root / f"events_{size}"
+        if not (data_dir / "events_primary.parquet").exists():
+            started = time.perf_counter()
+            generate(size, data_dir)
+            print(f"generated {size:,} events in {time.perf_counter() - started:.0f} s")
+        events = data_dir / "events_primary.parquet"
+        print(
+            f"{size:,} events: {events.stat().st_size / 2**20:,.0f} MiB Parquet, "
+            f"{in_memory_mib(events):,.0f} MiB decoded"
+        )
+        for engine in ("duckdb", "spark"):
+            if (engine, size) not in runs:
+                continue
+            if engine == "spark":
+                lay_out_for_spark(data_dir)  # not timed: conf/spark's month-partitioned layout
+            result = measure(engine, data_dir, root, args.memory_limit)
+            results[(engine, size)] = result
+            if "error" in result:
+                print(f"{engine:>6} {size:>11,} events: FAILED\n{result['error']}")
+                continue
+            start = f", start {result['start_s']:.0f} s" if "start_s" in result else ""
+            print(
+                f"{engine:>6} {size:>11,} events: {result['seconds']:6.1f} s{start}, "
+                f"CPU {result['cpu_s']:6.1f} s, "
+                f"peak RSS {result['peak_mib']:6,.0f} MiB, spill {result['spill_mib']:6,.0f} MiB, "
+                f"{result['rows']:,} rows"
+            )
+
+    print("\n| engine | events | time (s) | CPU (s) | peak RSS (MiB) | spilled (MiB) | rows |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for (engine, size), r in sorted(results.items()):
+        if "error" not in r:
+            print(
+                f"| {engine} | {size:,} | {r['seconds']:.1f} | {r['cpu_s']:.0f} "
+                f"| {r['peak_mib']:,.0f} | {r['spill_mib']:,.0f} | {r['rows']:,} |"
+            )
+    for engine in ("duckdb", "spark"):
+        sizes = sorted(n for e, n in results if e == engine and "error" not in results[(e, n)])
+        for small, large in zip(sizes, sizes[1:], strict=False):
+            a, b = results[(engine, small)], results[(engine, large)]
+            print(
+                f"{engine} growth {small:,} -> {large:,} events (x{large / small:g}): "
+                f"time x{b['seconds'] / a['seconds']:.2f}, CPU x{b['cpu_s'] / a['cpu_s']:.2f}, "
+                f"peak memory x{b['peak_mib'] / a['peak_mib']:.2f}"
+            )
+    if args.workdir is None:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
