@@ -263,6 +263,22 @@ def test_usage_trend_and_recency(hand_features):
     assert got["usage_trend"] == pytest.approx((2 / 30) / (4 / 90))
     assert got["days_since_last_session"] == 12  # 2023-05-20 -> 2023-06-01
     assert row(hand_features, 4, SNAPSHOT)["days_since_last_session"] == 1
+
+
+def test_usage_trend_of_all_sessions_in_the_short_window_is_exactly_its_declared_maximum(
+    hand_features,
+):
+    # Every session in the last 30 days: the trend is 90/30 = 3 exactly. Computed as
+    # (13/30)/(13/90) it would be 3.0000000000000004, which the serving schema (max 3) refuses.
+    assert row(hand_features, 4, SNAPSHOT)["usage_trend"] == 3.0
+    events = events_frame(
+        [(5, f"2023-05-{day:02d} 12:00:00", "session", 10.0) for day in range(10, 23)]
+    )
+    features = run_features(
+        customers_frame([{"customer_id": 5}]), events, churn_frame([]), make_config(**PERIOD)
+    )
+    assert row(features, 5, SNAPSHOT)["sessions_30d"] == 13
+    assert row(features, 5, SNAPSHOT)["usage_trend"] == 3.0
     # 100 days ago is beyond the cap: capped, and no session counted in any window.
     far = row(hand_features, 3, SNAPSHOT)
     assert far["days_since_last_session"] == 90

@@ -396,10 +396,13 @@ def assemble_model_input(
         columns[agg.name] = value.cast("int64" if agg.function == "count" else "float64")
     by_name = {agg.name: agg for agg in config.window_aggregates}
     short, long = by_name[config.usage_trend.short], by_name[config.usage_trend.long]
-    short_rate = columns[short.name].cast("float64") / short.window_days
-    long_rate = columns[long.name].cast("float64") / long.window_days
+    # (short / short_days) / (long / long_days), written as one division of exact products so
+    # that "every session in the short window" gives exactly long_days / short_days (3.0), not
+    # 3.0000000000000004, which the serving schema's declared maximum would refuse.
+    numerator = columns[short.name].cast("float64") * long.window_days
+    denominator = columns[long.name].cast("float64") * short.window_days
     # NULLIF rather than a guarded division: Spark in ANSI mode fails on division by zero.
-    columns[USAGE_TREND_FEATURE] = (short_rate / long_rate.nullif(0.0)).fill_null(0.0)
+    columns[USAGE_TREND_FEATURE] = (numerator / denominator.nullif(0.0)).fill_null(0.0)
     cap = config.recency.cap_days
     last_seen = table[_recency_column(config)]
     columns[RECENCY_FEATURE] = (
