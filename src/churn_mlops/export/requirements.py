@@ -7,6 +7,9 @@ evaluated it, so nothing is re-resolved against an index: starting from the proj
 version. Substitutions swap a distribution for a drop-in twin that provides the same import
 package (``xgboost`` -> ``xgboost-cpu``, same version, without the 300 MB NCCL library of the
 GPU build); exclusions drop what the twin does not need (``nvidia-nccl-cu12``).
+
+The pipelines image (:mod:`churn_mlops.pipelines_image`) pins the project's whole runtime
+(``dependencies`` plus the ``serving`` extra) the same way.
 """
 
 from __future__ import annotations
@@ -50,17 +53,30 @@ class Pin:
         return f"{self.name}=={self.version}"
 
 
+def _project_table(pyproject: Path) -> dict:
+    try:
+        return tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]
+    except (OSError, KeyError, tomllib.TOMLDecodeError) as exc:
+        raise RequirementsError(f"cannot read [project] of {pyproject}: {exc}") from exc
+
+
+def project_requirements(pyproject: Path, extras: Iterable[str] = ()) -> list[str]:
+    """The requirement strings of a ``pyproject.toml``: its ``dependencies``, then ``extras``.
+
+    Raises:
+        RequirementsError: the file is missing or has no such optional-dependency group.
+    """
+    base = list(_project_table(pyproject).get("dependencies", []))
+    return [*base, *project_extra_requirements(pyproject, extras)]
+
+
 def project_extra_requirements(pyproject: Path, extras: Iterable[str]) -> list[str]:
     """The requirement strings of optional-dependency groups of a ``pyproject.toml``.
 
     Raises:
         RequirementsError: the file is missing or has no such group.
     """
-    try:
-        project = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]
-    except (OSError, KeyError, tomllib.TOMLDecodeError) as exc:
-        raise RequirementsError(f"cannot read [project] of {pyproject}: {exc}") from exc
-    groups = project.get("optional-dependencies", {})
+    groups = _project_table(pyproject).get("optional-dependencies", {})
     found: list[str] = []
     for extra in extras:
         if extra not in groups:
