@@ -36,3 +36,11 @@ viz:
 
 clean-data:
 	find data -type f ! -name .gitkeep -delete
+
+## The pipelines image the Kubernetes Jobs run (docs/handoff.md), built offline from a context
+## prepared in dist/pipelines-image/. Optional: TAG=<registry>/churn-mlops-pipelines:<tag>,
+## BASE_IMAGE=<Debian-based CPython 3.11 image> (default local/python:3.11).
+.PHONY: pipelines-image
+pipelines-image: install
+	$(BIN)/python -m churn_mlops.pipelines_image $(if $(TAG),--tag $(TAG)) \
+		$(if $(BASE_IMAGE),--base-image $(BASE_IMAGE))
