@@ -2,6 +2,7 @@
 SHELL := /bin/bash
 export KEDRO_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
+export MLFLOW_DISABLE_TELEMETRY := true
 export KEDRO_LOGGING_CONFIG ?= $(CURDIR)/conf/logging.yml
 
 PYTHON ?= python3

@@ -102,7 +102,12 @@ def worker(data_dir: Path) -> None:
 
 
 def measure(data_dir: Path) -> dict:
-    env = dict(os.environ, KEDRO_DISABLE_TELEMETRY="true", DO_NOT_TRACK="1")
+    env = dict(
+        os.environ,
+        KEDRO_DISABLE_TELEMETRY="true",
+        DO_NOT_TRACK="1",
+        MLFLOW_DISABLE_TELEMETRY="true",
+    )
     env.setdefault("KEDRO_LOGGING_CONFIG", str(PROJECT_ROOT / "conf" / "logging.yml"))
     proc = subprocess.run(
         [sys.executable, __file__, "--worker", "--data", str(data_dir)],

@@ -309,7 +309,12 @@ def worker(engine: str, data_dir: Path, out: Path) -> None:
 
 
 def measure(engine: str, data_dir: Path, out: Path) -> dict:
-    env = dict(os.environ, KEDRO_DISABLE_TELEMETRY="true", DO_NOT_TRACK="1")
+    env = dict(
+        os.environ,
+        KEDRO_DISABLE_TELEMETRY="true",
+        DO_NOT_TRACK="1",
+        MLFLOW_DISABLE_TELEMETRY="true",
+    )
     env.setdefault("KEDRO_LOGGING_CONFIG", str(PROJECT_ROOT / "conf" / "logging.yml"))
     proc = subprocess.run(
         [sys.executable, __file__, "--worker", engine, "--data", str(data_dir), "--out", str(out)],

@@ -272,6 +272,7 @@ def measure(engine: str, data_dir: Path, root: Path, memory_limit: str) -> dict:
         os.environ,
         KEDRO_DISABLE_TELEMETRY="true",
         DO_NOT_TRACK="1",
+        MLFLOW_DISABLE_TELEMETRY="true",
         CHURN_DUCKDB_MEMORY_LIMIT=memory_limit,
         CHURN_DUCKDB_THREADS=os.environ.get("CHURN_DUCKDB_THREADS", "2"),
         PYSPARK_PYTHON=sys.executable,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from kedro.config import OmegaConfigLoader
 from omegaconf.resolvers import oc
 
-from churn_mlops.hooks import SparkHooks
+from churn_mlops.hooks import GarbageCollectionHooks, SparkHooks
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
@@ -21,4 +21,4 @@ CONFIG_LOADER_ARGS = {
 }
 
 # Starts the SparkSession in environments that have a spark.yml (conf/spark); a no-op elsewhere.
-HOOKS = (SparkHooks(),)
+HOOKS = (SparkHooks(), GarbageCollectionHooks())
