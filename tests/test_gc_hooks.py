@@ -41,6 +41,17 @@ def test_the_start_up_heap_is_frozen_for_the_run_and_handed_back_after(hook):
     assert gc.get_freeze_count() == 0
 
 
+def test_creating_the_context_already_freezes_the_start_up_heap(hook):
+    hook.after_context_created()
+    at_context = gc.get_freeze_count()
+    assert at_context > 1000
+    catalog_objects = [Node() for _ in range(100)]
+    hook.before_pipeline_run()
+    assert gc.get_freeze_count() >= at_context + len(catalog_objects)
+    hook.after_pipeline_run()
+    assert gc.get_freeze_count() == 0
+
+
 def test_a_failed_run_hands_the_heap_back_too(hook):
     hook.before_pipeline_run()
     assert gc.get_freeze_count() > 0
@@ -75,6 +86,7 @@ def test_cycles_left_before_a_notebook_rerun_are_collected_after_it(hook):
 def test_the_exit_handler_is_registered_once_per_session(hook):
     before = atexit._ncallbacks()
     for _ in range(3):
+        hook.after_context_created()
         hook.before_pipeline_run()
         hook.after_pipeline_run()
     assert atexit._ncallbacks() == before + 1

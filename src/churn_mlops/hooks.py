@@ -119,29 +119,38 @@ class GarbageCollectionHooks:
     By the time a pipeline starts, Kedro, kedro-mlflow, MLflow (SQLAlchemy, pydantic, its GenAI
     modules), scikit-learn, XGBoost, SHAP and matplotlib hold about half a million container
     objects — modules, classes, functions, config — that are never garbage. CPython's collector
-    rescans all of them at every full collection during the run, and once more when the
-    interpreter exits: on the default data that is about 2 s of a 20 s training run (measured
-    with ``gc.callbacks``; see benchmarks/README.md, "Training").
+    rescans all of them at every full collection, and once more when the interpreter exits: on
+    the default data that is about 2 s of a 20 s training run (measured with ``gc.callbacks``;
+    see benchmarks/README.md, "Training").
 
-    ``before_pipeline_run`` moves everything alive at that moment to the collector's permanent
-    generation (:func:`gc.freeze`, made for exactly this); objects created by the run are
-    collected as usual. ``after_pipeline_run`` and ``on_pipeline_error`` undo it, so a notebook
-    that runs the session again keeps collecting what the previous run left in cycles. At exit the
-    heap is frozen once more, which skips the interpreter's final full collection; Python never
-    promises ``__del__`` for objects alive at exit, and every dataset closes its files itself.
+    ``after_context_created`` and ``before_pipeline_run`` move everything alive at that moment to
+    the collector's permanent generation (:func:`gc.freeze`, made for exactly this); objects
+    created afterwards are collected as usual. ``after_pipeline_run`` and ``on_pipeline_error``
+    undo it, so a notebook that runs the session again still collects what earlier work left in
+    reference cycles. At exit the heap is frozen once more, which skips the interpreter's final
+    full collection; Python never promises ``__del__`` for objects alive at exit, and every
+    dataset closes its files itself.
     """
 
     def __init__(self) -> None:
         self._exit_registered = False
 
-    @hook_impl
-    def before_pipeline_run(self) -> None:
-        """Freeze the heap built by start-up, catalog creation and pipeline imports."""
+    def _freeze(self) -> None:
         gc.freeze()
         if not self._exit_registered:
             atexit.register(_freeze_heap_at_exit)
             self._exit_registered = True
-        logger.debug("garbage collector: %d start-up objects frozen", gc.get_freeze_count())
+        logger.debug("garbage collector: %d long-lived objects frozen", gc.get_freeze_count())
+
+    @hook_impl
+    def after_context_created(self) -> None:
+        """Freeze what start-up built: plugins, MLflow, settings, the config loader."""
+        self._freeze()
+
+    @hook_impl
+    def before_pipeline_run(self) -> None:
+        """Freeze what came since: the catalog, the pipelines and the libraries they import."""
+        self._freeze()
 
     @hook_impl
     def after_pipeline_run(self) -> None:
