@@ -229,9 +229,10 @@ def prepare_context(
     wheels = fetch_wheels(pins, context_dir / "wheelhouse", cache_dir=cache_dir, pip_args=pip_args)
     hashes = {name: sha256_file(path) for name, path in wheels.items()}
     revision = git_revision(source_dir)
+    # No commit or date in here: the file keys Docker's cache of the dependency layer.
     header = (
-        f"Runtime of the {DEFAULT_REPOSITORY} image (project {revision}), pinned to the"
-        " environment that prepared it.\n"
+        f"Runtime of the {DEFAULT_REPOSITORY} image, pinned to the environment that"
+        " prepared it.\n"
         "Installed offline: pip install --no-index --no-deps --find-links wheelhouse"
         " --require-hashes -r requirements.txt"
     )
