@@ -45,6 +45,7 @@ from churn_mlops.export.requirements import (
     resolve_pins,
 )
 from churn_mlops.export.wheelhouse import fetch_wheels
+from churn_mlops.provenance import git_revision
 
 logger = logging.getLogger(__name__)
 
@@ -94,28 +95,6 @@ class PreparedContext:
 def checkout_dir() -> Path:
     """The project checkout this package runs from (``src/churn_mlops/..`` -> the root)."""
     return Path(__file__).resolve().parents[2]
-
-
-def git_revision(source_dir: Path) -> str:
-    """``HEAD`` of ``source_dir`` (``+dirty`` when tracked files changed), or ``unknown``."""
-    try:
-        head = subprocess.run(  # noqa: S603 - fixed argument lists, no shell
-            ["git", "-C", str(source_dir), "rev-parse", "HEAD"],  # noqa: S607
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=30,
-        ).stdout.strip()
-        dirty = subprocess.run(  # noqa: S603
-            ["git", "-C", str(source_dir), "status", "--porcelain", "--untracked-files=no"],  # noqa: S607
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=30,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return f"{head}+dirty" if dirty else head
 
 
 def default_tag(revision: str, repository: str = DEFAULT_REPOSITORY) -> str:

@@ -318,7 +318,9 @@ def _job_flags(volumes: Path, *, read_only: bool = True) -> list[str]:
 
 @pytest.mark.docker
 @pytest.mark.slow
-def test_image_runs_as_10001_with_kedro_and_the_project_on_path(image: str) -> None:
+def test_image_runs_as_10001_with_kedro_and_the_project_on_path(
+    image: str, context: PreparedContext
+) -> None:
     config = yaml.safe_load(_docker("inspect", "--format", "{{json .Config}}", image).stdout)
     env = dict(item.split("=", 1) for item in config["Env"])
     assert config["User"] == f"{UID}:{UID}" and config["WorkingDir"] == "/app"
@@ -330,6 +332,8 @@ def test_image_runs_as_10001_with_kedro_and_the_project_on_path(image: str) -> N
     script = (
         'echo "ids=$(id -u):$(id -g)"; kedro --version;'
         " python -c 'import churn_mlops; print(\"package=\" + churn_mlops.__file__)';"
+        " python -c 'from churn_mlops.provenance import git_revision as g;"
+        " print(\"commit=\" + g())';"
         " python -m churn_mlops.monitoring.continuous_training --help"
     )
     proc = _docker(
@@ -352,6 +356,8 @@ def test_image_runs_as_10001_with_kedro_and_the_project_on_path(image: str) -> N
     assert f"ids={UID}:{UID}" in lines
     assert f"kedro, version {metadata.version('kedro')}" in lines
     assert "package=/app/src/churn_mlops/__init__.py" in lines  # the editable install in /app
+    # No .git in the image: models trained and bundles exported here name the image's commit.
+    assert f"commit={context.revision}" in lines
     assert "--dry-run" in proc.stdout and "--params" in proc.stdout
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from typing import Any
 from kedro.io import AbstractDataset, DatasetError
 
 from churn_mlops.datasets._model_logging import log_sklearn_model
+from churn_mlops.provenance import git_revision
 from churn_mlops.registry import RUN_ID_TOKEN, VERSION_TOKEN, ChampionRegistry
 
 logger = logging.getLogger(__name__)
@@ -169,7 +169,7 @@ class MlflowModelRegistrationDataset(AbstractDataset[dict[str, Any], dict[str, A
         )
         tags = {
             **{k: _tag_value(v) for k, v in data["tags"].items()},
-            "git_commit": _git_commit(),
+            "git_commit": git_revision(),
             "gate.decision": "promote" if data["decision"]["promote"] else "refuse",
             "gate.reason": _tag_value(data["decision"]["reason"]),
         }
@@ -280,24 +280,6 @@ class MlflowModelRegistrationDataset(AbstractDataset[dict[str, Any], dict[str, A
 def _tag_value(value: Any) -> str:
     text = value if isinstance(value, str) else json.dumps(value, default=str)
     return text if len(text) <= _MAX_TAG_LENGTH else text[: _MAX_TAG_LENGTH - 3] + "..."
-
-
-def _git_commit() -> str:
-    """The commit of the working tree, ``+dirty`` when it has uncommitted changes."""
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=10,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return f"{commit}+dirty" if dirty else commit
 
 
 def _atomic_write(path: Path, content: str) -> None:

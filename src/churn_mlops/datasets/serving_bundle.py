@@ -44,6 +44,7 @@ from churn_mlops.export.requirements import (
     resolve_pins,
 )
 from churn_mlops.export.wheelhouse import build_project_wheel, fetch_wheels, source_date_epoch
+from churn_mlops.provenance import git_revision
 
 logger = logging.getLogger(__name__)
 
@@ -92,29 +93,6 @@ def file_checksums(folder: Path, *, skip: frozenset[str] = frozenset({MANIFEST_F
 def _checkout_dir() -> Path:
     """The project checkout this package runs from (editable install), for the wheel build."""
     return Path(__file__).resolve().parents[3]
-
-
-def _git_commit(source_dir: Path) -> str:
-    import subprocess  # noqa: PLC0415
-
-    try:
-        head = subprocess.run(  # noqa: S603
-            ["git", "-C", str(source_dir), "rev-parse", "HEAD"],  # noqa: S607
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=30,
-        ).stdout.strip()
-        dirty = subprocess.run(  # noqa: S603
-            ["git", "-C", str(source_dir), "status", "--porcelain", "--untracked-files=no"],  # noqa: S607
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=30,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return f"{head}+dirty" if dirty else head
 
 
 def _version_of(name: str) -> str | None:
@@ -300,7 +278,7 @@ class ServingBundleDataset(AbstractDataset[dict[str, Any], dict[str, Any]]):
                 },
             },
             "source": {
-                "git_commit": _git_commit(self._source_dir),
+                "git_commit": git_revision(self._source_dir),
                 "source_date_epoch": epoch,
             },
             "parity": parity.as_dict(),
