@@ -40,8 +40,11 @@ def _commands(path: Path, languages: str = "bash|sh") -> list[list[str]]:
 
 
 def _container_section() -> str:
+    """The serving container's part of the handoff (the pipelines image has its own settings)."""
     text = HANDOFF_DOC.read_text()
-    return text[text.index("## Building the container") : text.index("## What runs where")]
+    start = text.index("## Building the container")
+    end = min(text.index(h, start) for h in ("### The pipelines image", "## What runs where"))
+    return text[start:end]
 
 
 def test_every_serving_setting_is_in_the_handoff_table():
@@ -65,6 +68,11 @@ def test_image_defaults_in_the_table_match_the_dockerfile():
         assert f"| `{name}` | `{value}` |" in section, name
 
 
+def _takes_value(usage: str, option: str) -> bool:
+    """Whether `docker <cmd> --help` lists `option` with a value type (`-v, --volume list`)."""
+    return bool(re.search(rf"(^|\s){re.escape(option)} [a-z]", usage, re.M))
+
+
 @pytest.mark.parametrize("doc", [EXPORT_DOC, HANDOFF_DOC], ids=["export", "handoff"])
 def test_docker_commands_use_existing_options(doc):
     if shutil.which("docker") is None:
@@ -75,11 +83,16 @@ def test_docker_commands_use_existing_options(doc):
         usage = subprocess.run(
             ["docker", command[1], "--help"], capture_output=True, text=True, timeout=30
         ).stdout
-        for token in command[2:]:
-            if token.startswith("-"):
-                assert re.search(rf"(^|\s){re.escape(token.split('=')[0])}[\s,]", usage), (
-                    f"{doc.name}: docker {command[1]} has no option {token}"
-                )
+        tokens = iter(command[2:])
+        for token in tokens:
+            if not token.startswith("-"):
+                break  # the image (or build context): what follows is the container's command
+            option = token.split("=")[0]
+            assert re.search(rf"(^|\s){re.escape(option)}[\s,]", usage), (
+                f"{doc.name}: docker {command[1]} has no option {token}"
+            )
+            if "=" not in token and _takes_value(usage, option):
+                next(tokens, None)
 
 
 def test_kedro_commands_name_registered_pipelines():
