@@ -41,15 +41,24 @@ def test_the_start_up_heap_is_frozen_for_the_run_and_handed_back_after(hook):
     assert gc.get_freeze_count() == 0
 
 
+def _scanned(objects: list[object]) -> bool:
+    """Whether the collector still scans ``objects`` (frozen ones are in no generation)."""
+    ids = {id(o) for o in gc.get_objects()}
+    return all(id(o) in ids for o in objects)
+
+
 def test_creating_the_context_already_freezes_the_start_up_heap(hook):
+    start_up = [Node() for _ in range(10)]
     hook.after_context_created()
-    at_context = gc.get_freeze_count()
-    assert at_context > 1000
-    catalog_objects = [Node() for _ in range(100)]
+    assert gc.get_freeze_count() > 1000
+    assert not _scanned(start_up)
+    catalog_objects = [Node() for _ in range(10)]  # made between context and run
+    assert _scanned(catalog_objects)
     hook.before_pipeline_run()
-    assert gc.get_freeze_count() >= at_context + len(catalog_objects)
+    assert not _scanned(catalog_objects)
     hook.after_pipeline_run()
     assert gc.get_freeze_count() == 0
+    assert _scanned(start_up) and _scanned(catalog_objects)
 
 
 def test_a_failed_run_hands_the_heap_back_too(hook):
