@@ -30,26 +30,11 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from churn_mlops.pipelines.simulation import merge_parameters, simulate
+from churn_mlops.serving import demo
 
 PARAMETERS = Path(__file__).resolve().parents[1] / "conf" / "base" / "parameters_simulation.yml"
-NUMERIC = [
-    "tenure_days",
-    "age",
-    "monthly_fee",
-    "paperless_billing",
-    "sessions_30d",
-    "sessions_90d",
-    "session_minutes_30d",
-    "usage_trend",
-    "days_since_last_session",
-    "support_tickets_30d",
-    "support_tickets_90d",
-    "late_payments_90d",
-    "payments_90d",
-    "online_purchases_90d",
-    "online_spend_90d",
-]
-CATEGORICAL = ["region", "plan", "contract", "payment_method"]
+NUMERIC = list(demo.NUMERIC)  # the feature contract (docs/data_model.md)
+CATEGORICAL = list(demo.CATEGORICAL)
 WINDOWS = {"_30d": pd.Timedelta(days=30), "_90d": pd.Timedelta(days=90)}
 COUNTS = {
     "sessions": ("session", ("_30d", "_90d")),

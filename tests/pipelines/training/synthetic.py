@@ -12,30 +12,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-CATEGORIES = {
-    "region": ["north", "south", "east", "west", "central"],
-    "plan": ["basic", "standard", "premium"],
-    "contract": ["month_to_month", "one_year", "two_year"],
-    "payment_method": ["credit_card", "bank_transfer", "electronic_check", "mailed_check"],
-}
+from churn_mlops.serving.demo import CATEGORIES as _CATEGORIES
+from churn_mlops.serving.demo import NUMERIC as _NUMERIC
 
-NUMERIC = [
-    "tenure_days",
-    "age",
-    "monthly_fee",
-    "paperless_billing",
-    "sessions_30d",
-    "sessions_90d",
-    "session_minutes_30d",
-    "usage_trend",
-    "days_since_last_session",
-    "support_tickets_30d",
-    "support_tickets_90d",
-    "late_payments_90d",
-    "payments_90d",
-    "online_purchases_90d",
-    "online_spend_90d",
-]
+# The feature contract (docs/data_model.md), shared with the serving demo data.
+CATEGORIES: dict[str, list[str]] = {name: list(values) for name, values in _CATEGORIES.items()}
+NUMERIC: list[str] = list(_NUMERIC)
 
 
 def feature_list() -> list[dict[str, Any]]:
