@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
-os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
-os.environ.setdefault("DO_NOT_TRACK", "1")
-# MLflow reads DO_NOT_TRACK only when it is "true"; its own switch is explicit.
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-
-from kedro.framework.cli.utils import find_run_command  # noqa: E402
-from kedro.framework.project import configure_project  # noqa: E402
+# Telemetry is already off: importing this module runs churn_mlops/__init__.py first.
+from kedro.framework.cli.utils import find_run_command
+from kedro.framework.project import configure_project
 
 
 def main(*args, **kwargs):

@@ -7,16 +7,10 @@ point is needed; ``commands`` is the same group under the name Kedro plugins use
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import click
-
-os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
-os.environ.setdefault("DO_NOT_TRACK", "1")
-# MLflow reads DO_NOT_TRACK only when it is "true"; its own switch is explicit.
-os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 _ENV_HELP = "Kedro configuration environment whose mlflow.yml and globals are used."
 

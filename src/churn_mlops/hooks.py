@@ -117,7 +117,7 @@ class GarbageCollectionHooks:
     """Keep Python's cycle collector from rescanning objects that live as long as the process.
 
     By the time a pipeline starts, Kedro, kedro-mlflow, MLflow (SQLAlchemy, pydantic, its GenAI
-    modules), scikit-learn, XGBoost, SHAP and matplotlib hold about half a million container
+    modules), scikit-learn, XGBoost, SHAP and matplotlib hold about 600,000 container
     objects — modules, classes, functions, config — that are never garbage. CPython's collector
     rescans all of them at every full collection, and once more when the interpreter exits: on
     the default data that is about 2 s of a 20 s training run (measured with ``gc.callbacks``;

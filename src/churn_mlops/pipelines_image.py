@@ -45,7 +45,7 @@ from churn_mlops.export.requirements import (
     resolve_pins,
 )
 from churn_mlops.export.wheelhouse import fetch_wheels
-from churn_mlops.provenance import git_revision
+from churn_mlops.provenance import UNKNOWN, git_revision
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ def checkout_dir() -> Path:
 
 def default_tag(revision: str, repository: str = DEFAULT_REPOSITORY) -> str:
     """``<repository>:<short sha>`` (``-dirty`` appended for uncommitted changes)."""
-    if revision == "unknown":
+    if revision == UNKNOWN:
         return f"{repository}:dev"
     sha, _, dirty = revision.partition("+")
     return f"{repository}:{sha[:7]}{'-dirty' if dirty else ''}"

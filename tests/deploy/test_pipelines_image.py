@@ -188,7 +188,12 @@ def test_dockerfile_fits_the_job_manifest(job: str) -> None:
     assert f"chown -R {user}:{user} /app/data /app/dist" in dockerfile
     # Offline install of exactly the pinned wheels.
     assert "--no-index" in dockerfile and "--require-hashes" in dockerfile
-    for setting in ("KEDRO_DISABLE_TELEMETRY=true", "DO_NOT_TRACK=1", "HOME=/tmp"):
+    for setting in (
+        "KEDRO_DISABLE_TELEMETRY=true",
+        "DO_NOT_TRACK=1",
+        "MLFLOW_DISABLE_TELEMETRY=true",
+        "HOME=/tmp",
+    ):
         assert setting in dockerfile
     assert not re.search(r"(PASSWORD|TOKEN|SECRET|_KEY)\s*=", dockerfile)
 
@@ -326,6 +331,7 @@ def test_image_runs_as_10001_with_kedro_and_the_project_on_path(
     assert config["User"] == f"{UID}:{UID}" and config["WorkingDir"] == "/app"
     assert env["PATH"].startswith("/opt/venv/bin:")
     assert env["KEDRO_DISABLE_TELEMETRY"] == "true" and env["DO_NOT_TRACK"] == "1"
+    assert env["MLFLOW_DISABLE_TELEMETRY"] == "true"
     assert not [k for k in env if re.search(r"PASSWORD|TOKEN|SECRET|_KEY$", k)]
 
     # The image's own user (no --user), read-only like the pods.
@@ -333,7 +339,7 @@ def test_image_runs_as_10001_with_kedro_and_the_project_on_path(
         'echo "ids=$(id -u):$(id -g)"; kedro --version;'
         " python -c 'import churn_mlops; print(\"package=\" + churn_mlops.__file__)';"
         " python -c 'from churn_mlops.provenance import git_revision as g;"
-        " print(\"commit=\" + g())';"
+        ' print("commit=" + g())\';'
         " python -m churn_mlops.monitoring.continuous_training --help"
     )
     proc = _docker(
