@@ -379,11 +379,21 @@ def _run(work: Path, *, repeat: int, skip_full: bool) -> None:
     for variant, goal in (("plain", " (goal: under x1.25)"), ("plain-pickle", "")):
         p = median[variant]
         best = min(f["wall_s"] for f in runs["kedro"]) / min(f["wall_s"] for f in runs[variant])
+        # Each round runs kedro and the plain script back to back, so a round's ratio is
+        # less exposed to the shared machine's slow swings in load than a ratio of medians.
+        paired = [
+            kedro_run["wall_s"] / plain_run["wall_s"]
+            for kedro_run, plain_run in zip(runs["kedro"], runs[variant], strict=True)
+        ]
         print(
             f"kedro / {variant} (medians of {repeat}): wall x{k['wall_s'] / p['wall_s']:.2f}, "
             f"CPU x{k['cpu_s'] / p['cpu_s']:.2f}, "
             f"peak memory x{k['peak_rss_mib'] / p['peak_rss_mib']:.2f}{goal}; "
-            f"best-of wall x{best:.2f}"
+            f"best-of wall x{best:.2f}; overhead {k['wall_s'] - p['wall_s']:.1f} s"
+        )
+        print(
+            f"  wall ratio per round: {' '.join(f'x{r:.2f}' for r in paired)} "
+            f"(median x{statistics.median(paired):.2f}, worst x{max(paired):.2f})"
         )
 
 

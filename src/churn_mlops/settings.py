@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+# Imported first on purpose, before the kedro-mlflow CLI plugin loads MLflow (Kedro imports this
+# module while it bootstraps the project, ahead of the plugins). skops, which saves and loads the
+# registry's models, builds its table of trusted SciPy ufuncs by looking each one up in every
+# loaded module, in import order; with SciPy imported after MLflow's ~2,500 modules that took
+# 1.0-1.4 s per `kedro run`, with SciPy near the front about 0.3 s
+# (benchmarks/README.md, "Training").
+import scipy.special  # noqa: F401, I001
 from kedro.config import OmegaConfigLoader
 from omegaconf.resolvers import oc
 

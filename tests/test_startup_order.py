@@ -1,0 +1,66 @@
+"""The project's settings load SciPy's ufuncs before the kedro-mlflow plugin loads MLflow.
+
+skops (the registry's model format) builds its table of trusted SciPy ufuncs by looking each
+ufunc up in every loaded module, in import order, until it finds the one that defines it. When
+SciPy is imported after MLflow's thousands of modules, that search cost 1.0-1.4 s of every
+``kedro run`` that loads or logs a model; with SciPy near the front it costs about 0.3 s
+(benchmarks/README.md, "Training"). These tests start the Kedro CLI the way ``kedro`` does, in
+a fresh interpreter, and check the order, so removing or moving the import in settings.py fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+_PROBE = textwrap.dedent(
+    """
+    import json, sys
+    from pathlib import Path
+    from kedro.framework.cli.cli import KedroCLI, _init_plugins
+
+    _init_plugins()
+    KedroCLI(project_path=Path.cwd())  # bootstraps the project, then loads the CLI plugins
+    order = list(sys.modules)
+    position = {name: order.index(name) for name in sys.argv[1:] if name in sys.modules}
+    print(json.dumps({"loaded": len(order), "position": position}))
+    """
+)
+
+
+def _module_positions(*names: str) -> dict[str, object]:
+    env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1"}
+    out = subprocess.run(
+        [sys.executable, "-c", _PROBE, *names],
+        cwd=PROJECT_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_scipy_ufuncs_are_loaded_before_mlflow_when_the_cli_starts():
+    found = _module_positions("scipy.special._ufuncs", "mlflow", "kedro_mlflow")
+    position = found["position"]
+    assert "mlflow" in position, "the kedro-mlflow CLI plugin no longer loads MLflow at start-up"
+    assert "scipy.special._ufuncs" in position, "settings.py no longer imports scipy.special"
+    assert position["scipy.special._ufuncs"] < position["mlflow"], (
+        "scipy.special is imported after MLflow: skops' trusted-type table will search "
+        f"thousands of modules per SciPy ufunc ({found})"
+    )
+
+
+def test_skops_finds_each_scipy_ufunc_early_in_the_module_search():
+    """What the order buys: skops' lookup for a SciPy ufunc stops within the first modules."""
+    found = _module_positions("scipy.special._ufuncs")
+    position, loaded = found["position"]["scipy.special._ufuncs"], found["loaded"]
+    assert position < loaded / 2, f"scipy.special._ufuncs is module {position} of {loaded}"
