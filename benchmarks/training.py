@@ -17,13 +17,15 @@ peak resident memory from ``getrusage``; interpreter start-up and imports includ
   decide — with a folder of model files instead of the MLflow registry, in the format the
   registry uses (``training.model_logging.serialization_format``: skops by default).
 - ``plain-pickle``: the same script with pickle (joblib) model files, for comparison: skops's
-  import alone costs about 1.5 s here (it enumerates every scikit-learn estimator).
+  import costs about 0.5 s here (it lists every scikit-learn estimator and SciPy ufunc).
 
 Before the measured plain runs, one unmeasured run gives each plain "registry" its first
 champion, as the full kedro run gave MLflow's.
 
 It prints the figures and the ratios ``kedro / plain`` (the goal: the framework, Kedro and
-MLflow, costs under 25 %) and ``kedro / plain-pickle``.
+MLflow, costs under 25 %) and ``kedro / plain-pickle``: of the medians, of the best runs, and
+round by round (each round runs them back to back, so its ratio is the least exposed to a
+shared machine's swings in load).
 
 Usage::
 

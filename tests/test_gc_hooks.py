@@ -9,8 +9,16 @@ from collections.abc import Iterator
 
 import pytest
 
-from churn_mlops.hooks import GarbageCollectionHooks
+from churn_mlops import hooks as hooks_module
+from churn_mlops.hooks import (
+    YOUNG_GENERATION_THRESHOLD,
+    GarbageCollectionHooks,
+    relax_garbage_collection,
+    restore_garbage_collection,
+)
 from churn_mlops.settings import HOOKS
+
+DEFAULT_THRESHOLDS = (700, 10, 10)  # CPython's
 
 
 class Node:
@@ -21,7 +29,18 @@ class Node:
 
 
 @pytest.fixture
-def hook() -> Iterator[GarbageCollectionHooks]:
+def default_collector() -> Iterator[None]:
+    """CPython's default thresholds and no relaxation on record; the test's state undone after."""
+    saved = gc.get_threshold()
+    hooks_module._thresholds_before = None
+    gc.set_threshold(*DEFAULT_THRESHOLDS)
+    yield
+    hooks_module._thresholds_before = None
+    gc.set_threshold(*saved)
+
+
+@pytest.fixture
+def hook(default_collector: None) -> Iterator[GarbageCollectionHooks]:
     gc.unfreeze()
     yield GarbageCollectionHooks()
     gc.unfreeze()  # never leave the test process frozen, whatever the test did
@@ -99,3 +118,50 @@ def test_the_exit_handler_is_registered_once_per_session(hook):
         hook.before_pipeline_run()
         hook.after_pipeline_run()
     assert atexit._ncallbacks() == before + 1
+
+
+def test_relaxing_raises_only_the_young_threshold_and_restoring_puts_it_back(default_collector):
+    relax_garbage_collection()
+    assert gc.get_threshold() == (YOUNG_GENERATION_THRESHOLD, 10, 10)
+    relax_garbage_collection()  # settings.py, then the hook: the first values are kept
+    restore_garbage_collection()
+    assert gc.get_threshold() == DEFAULT_THRESHOLDS
+    restore_garbage_collection()  # nothing on record: no change
+    assert gc.get_threshold() == DEFAULT_THRESHOLDS
+
+
+def test_a_higher_threshold_set_by_the_user_is_kept(default_collector):
+    gc.set_threshold(500_000, 20, 20)
+    relax_garbage_collection()
+    assert gc.get_threshold() == (500_000, 20, 20)
+    restore_garbage_collection()
+    assert gc.get_threshold() == (500_000, 20, 20)
+
+
+@pytest.mark.parametrize("end", ["after_pipeline_run", "on_pipeline_error"])
+def test_the_run_is_relaxed_and_the_thresholds_come_back_when_it_ends(hook, end):
+    relax_garbage_collection()  # what importing settings.py did
+    hook.after_context_created()
+    hook.before_pipeline_run()
+    assert gc.get_threshold()[0] == YOUNG_GENERATION_THRESHOLD
+    getattr(hook, end)()
+    assert gc.get_threshold() == DEFAULT_THRESHOLDS
+    hook.before_pipeline_run()  # a notebook runs the session again
+    assert gc.get_threshold()[0] == YOUNG_GENERATION_THRESHOLD
+    hook.after_pipeline_run()
+    assert gc.get_threshold() == DEFAULT_THRESHOLDS
+
+
+def test_fewer_collections_run_while_relaxed(default_collector):
+    """What the threshold buys: 90,000 new containers trigger at most one young collection."""
+
+    def young_collections(allocate: int) -> int:
+        before = gc.get_stats()[0]["collections"]
+        kept = [[] for _ in range(allocate)]
+        del kept
+        return gc.get_stats()[0]["collections"] - before
+
+    assert young_collections(90_000) >= 100  # at CPython's default of 700
+    relax_garbage_collection()
+    assert young_collections(90_000) <= 1
+    restore_garbage_collection()

@@ -1,4 +1,4 @@
-"""The project's settings load SciPy's ufuncs before the kedro-mlflow plugin loads MLflow.
+"""What the project's settings do before the kedro-mlflow plugin loads MLflow.
 
 skops (the registry's model format) builds its table of trusted SciPy ufuncs by looking each
 ufunc up in every loaded module, in import order, until it finds the one that defines it. When
@@ -6,6 +6,10 @@ SciPy is imported after MLflow's thousands of modules, that search cost 1.0-1.4 
 ``kedro run`` that loads or logs a model; with SciPy near the front it costs about 0.3 s
 (benchmarks/README.md, "Training"). These tests start the Kedro CLI the way ``kedro`` does, in
 a fresh interpreter, and check the order, so removing or moving the import in settings.py fails.
+
+The settings also raise the garbage collector's young-generation threshold before MLflow is
+imported (``churn_mlops.hooks.relax_garbage_collection``): with CPython's default, importing
+MLflow and the pipelines' libraries triggered about 800 collections, 6 of them full.
 """
 
 from __future__ import annotations
@@ -25,11 +29,24 @@ _PROBE = textwrap.dedent(
     from pathlib import Path
     from kedro.framework.cli.cli import KedroCLI, _init_plugins
 
+    import gc
+
+    threshold_at_mlflow_import = []
+
+    def audit(event, args):
+        if event == "import" and args[0] == "mlflow" and not threshold_at_mlflow_import:
+            threshold_at_mlflow_import.append(gc.get_threshold()[0])
+
+    sys.addaudithook(audit)
     _init_plugins()
     KedroCLI(project_path=Path.cwd())  # bootstraps the project, then loads the CLI plugins
     order = list(sys.modules)
     position = {name: order.index(name) for name in sys.argv[1:] if name in sys.modules}
-    print(json.dumps({"loaded": len(order), "position": position}))
+    print(json.dumps({
+        "loaded": len(order),
+        "position": position,
+        "threshold_at_mlflow_import": threshold_at_mlflow_import,
+    }))
     """
 )
 
@@ -64,3 +81,12 @@ def test_skops_finds_each_scipy_ufunc_early_in_the_module_search():
     found = _module_positions("scipy.special._ufuncs")
     position, loaded = found["position"]["scipy.special._ufuncs"], found["loaded"]
     assert position < loaded / 2, f"scipy.special._ufuncs is module {position} of {loaded}"
+
+
+def test_the_collector_is_relaxed_before_mlflow_is_imported():
+    from churn_mlops.hooks import YOUNG_GENERATION_THRESHOLD
+
+    found = _module_positions("mlflow")
+    assert found["threshold_at_mlflow_import"] == [YOUNG_GENERATION_THRESHOLD], (
+        "settings.py must call relax_garbage_collection() before the CLI plugins load MLflow"
+    )

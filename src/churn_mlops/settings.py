@@ -12,7 +12,11 @@ import scipy.special  # noqa: F401, I001
 from kedro.config import OmegaConfigLoader
 from omegaconf.resolvers import oc
 
-from churn_mlops.hooks import GarbageCollectionHooks, SparkHooks
+from churn_mlops.hooks import GarbageCollectionHooks, SparkHooks, relax_garbage_collection
+
+# Fewer garbage collections while the CLI plugins load MLflow and the pipelines import their
+# libraries; GarbageCollectionHooks restores the thresholds when the run ends.
+relax_garbage_collection()
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
