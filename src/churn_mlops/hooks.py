@@ -114,11 +114,11 @@ def _freeze_heap_at_exit() -> None:
 
 
 #: Allocation threshold of the collector's youngest generation while Kedro starts and runs.
-#: CPython's default, 700, suits small heaps: while the CLI imports MLflow and the pipelines'
-#: libraries it ran ~800 young and 6 full collections (0.6 s), and ~830 more during a training
-#: run. With 100,000 there are about 10 in all (0.25 s; benchmarks/README.md, "Training"). Only
-#: objects in reference cycles wait for a collection (the rest are freed at once), so at most
-#: this many extra container objects stay allocated between two collections.
+#: CPython's default, 700, suits small heaps: a ``kedro run`` of the training pipelines ran ~800
+#: collections while starting (6 of them full) and ~830 during the run, 1.0-1.2 s in all; with
+#: 100,000 from the settings import on, ~200 (nearly all before it) and 4, 0.33 s in all
+#: (benchmarks/README.md, "Training"). Only objects in reference cycles wait for a collection
+#: (the rest are freed at once), so at most this many extra container objects stay allocated.
 YOUNG_GENERATION_THRESHOLD = 100_000
 
 _thresholds_before: tuple[int, ...] | None = None
