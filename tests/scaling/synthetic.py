@@ -3,6 +3,7 @@
 The tables follow docs/data_model.md: one customer per 100 events over 2023-2024, a third of
 them churning, events only while a customer is active. Timestamps are microseconds and the
 events file has DuckDB's row groups (122,880 rows), as data_processing writes them.
+benchmarks/scale.py draws its data with this module too (seed 7; the tests use 11).
 """
 
 from __future__ import annotations
