@@ -20,6 +20,9 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -51,10 +54,12 @@ _PROBE = textwrap.dedent(
 )
 
 
-def _module_positions(*names: str) -> dict[str, object]:
+@pytest.fixture(scope="module")
+def cli_start() -> dict[str, Any]:
+    """Where the modules that matter sit in ``sys.modules`` once the CLI has started (one run)."""
     env = {**os.environ, "KEDRO_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1"}
     out = subprocess.run(
-        [sys.executable, "-c", _PROBE, *names],
+        [sys.executable, "-c", _PROBE, "scipy.special._ufuncs", "mlflow", "kedro_mlflow"],
         cwd=PROJECT_ROOT,
         env=env,
         capture_output=True,
@@ -65,28 +70,27 @@ def _module_positions(*names: str) -> dict[str, object]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def test_scipy_ufuncs_are_loaded_before_mlflow_when_the_cli_starts():
-    found = _module_positions("scipy.special._ufuncs", "mlflow", "kedro_mlflow")
-    position = found["position"]
+def test_scipy_ufuncs_are_loaded_before_mlflow_when_the_cli_starts(cli_start):
+    position = cli_start["position"]
     assert "mlflow" in position, "the kedro-mlflow CLI plugin no longer loads MLflow at start-up"
     assert "scipy.special._ufuncs" in position, "settings.py no longer imports scipy.special"
     assert position["scipy.special._ufuncs"] < position["mlflow"], (
         "scipy.special is imported after MLflow: skops' trusted-type table will search "
-        f"thousands of modules per SciPy ufunc ({found})"
+        f"thousands of modules per SciPy ufunc ({cli_start})"
     )
 
 
-def test_skops_finds_each_scipy_ufunc_early_in_the_module_search():
+def test_skops_finds_each_scipy_ufunc_early_in_the_module_search(cli_start):
     """What the order buys: skops' lookup for a SciPy ufunc stops within the first modules."""
-    found = _module_positions("scipy.special._ufuncs")
-    position, loaded = found["position"]["scipy.special._ufuncs"], found["loaded"]
+    position = cli_start["position"].get("scipy.special._ufuncs")
+    loaded = cli_start["loaded"]
+    assert position is not None, "scipy.special is not loaded when the CLI starts"
     assert position < loaded / 2, f"scipy.special._ufuncs is module {position} of {loaded}"
 
 
-def test_the_collector_is_relaxed_before_mlflow_is_imported():
+def test_the_collector_is_relaxed_before_mlflow_is_imported(cli_start):
     from churn_mlops.hooks import YOUNG_GENERATION_THRESHOLD
 
-    found = _module_positions("mlflow")
-    assert found["threshold_at_mlflow_import"] == [YOUNG_GENERATION_THRESHOLD], (
+    assert cli_start["threshold_at_mlflow_import"] == [YOUNG_GENERATION_THRESHOLD], (
         "settings.py must call relax_garbage_collection() before the CLI plugins load MLflow"
     )
