@@ -31,11 +31,11 @@ class Node:
 @pytest.fixture
 def default_collector() -> Iterator[None]:
     """CPython's default thresholds and no relaxation on record; the test's state undone after."""
-    saved = gc.get_threshold()
+    saved, saved_record = gc.get_threshold(), hooks_module._thresholds_before
     hooks_module._thresholds_before = None
     gc.set_threshold(*DEFAULT_THRESHOLDS)
     yield
-    hooks_module._thresholds_before = None
+    hooks_module._thresholds_before = saved_record  # what importing settings.py put on record
     gc.set_threshold(*saved)
 
 
