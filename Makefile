@@ -19,7 +19,7 @@ install: venv
 	$(BIN)/pip install --quiet -e ".[serving]"
 
 install-dev: venv
-	$(BIN)/pip install --quiet -e ".[serving,dev,spark]"
+	$(BIN)/pip install --quiet -e ".[serving,streaming,dev,spark]"
 
 ## Command 1 of the README: install and run the whole default pipeline on simulated data.
 run: install
