@@ -1,6 +1,7 @@
-"""Project hooks: the SparkSession of the ``spark`` environment, and the run's garbage collection.
+"""Project hooks: the Spark session of `--env spark`, garbage collection, and run lineage.
 
 - :class:`SparkHooks` starts the SparkSession described by ``conf/spark/spark.yml``.
+- :class:`LineageHooks` records input fingerprints, code commit and packages on the MLflow run.
 - :class:`GarbageCollectionHooks` keeps CPython's cycle collector off the long-lived heap that
   Kedro, its plugins, MLflow and the libraries of the pipelines leave behind at start-up.
 """
@@ -200,3 +201,92 @@ class GarbageCollectionHooks:
         """Same as after a successful run."""
         gc.unfreeze()
         restore_garbage_collection()
+
+
+#: Catalog tables whose content fingerprint each tracked run records (names before any ``@``).
+FINGERPRINTED_TABLES = ("customers", "events", "churn_records", "model_input_table")
+
+
+class LineageHooks:
+    """Record on the active MLflow run what a model version is built from.
+
+    When a run loads one of :data:`FINGERPRINTED_TABLES`, its content fingerprint
+    (:func:`churn_mlops.fingerprint.fingerprint_table`) is logged as an MLflow dataset input
+    (``mlflow.log_input``; the UI lists it under "Datasets used"), once per table and run; the
+    first time, the run also gets the source commit (``git_commit``), the installed packages
+    (``provenance/packages.txt``) and their hash (``package_lock``). The registered model
+    version points at this run, and ``kedro models rebuild`` compares all of it. Nothing is
+    logged when no MLflow run is active (tracking disabled for the pipeline).
+    """
+
+    def __init__(self, tables: tuple[str, ...] = FINGERPRINTED_TABLES) -> None:
+        self._tables = set(tables)
+        self._catalog: Any = None
+        self._logged: dict[str, set[str]] = {}
+
+    @hook_impl
+    def after_catalog_created(self, catalog: Any) -> None:
+        """Keep the catalog, to name each table's file in its dataset input."""
+        self._catalog = catalog
+
+    @hook_impl
+    def after_dataset_loaded(self, dataset_name: str, data: Any) -> None:
+        """Fingerprint a listed table once per run and log it as a dataset input."""
+        table = dataset_name.split("@", 1)[0]
+        if table not in self._tables:
+            return
+        import mlflow  # noqa: PLC0415 - only tracked runs get here
+
+        run = mlflow.active_run()
+        if run is None:
+            return
+        done = self._logged.setdefault(run.info.run_id, set())
+        if table in done:
+            return
+        if not done:
+            _log_environment(mlflow)
+        from churn_mlops.fingerprint import fingerprint_table  # noqa: PLC0415
+
+        fingerprint = fingerprint_table(data)
+        _log_table_input(mlflow, table, fingerprint, self._filepath(dataset_name))
+        done.add(table)
+        logger.info("Input %s: content fingerprint %s", table, fingerprint[:16])
+
+    def _filepath(self, dataset_name: str) -> str:
+        try:
+            described = self._catalog.get(dataset_name)._describe()
+        except Exception:  # noqa: BLE001 - the path is informative only
+            return dataset_name
+        return str(described.get("filepath") or described.get("path") or dataset_name)
+
+
+def _log_environment(mlflow: Any) -> None:
+    from churn_mlops.fingerprint import (  # noqa: PLC0415 - pandas only when tracking
+        PACKAGE_LOCK_TAG,
+        PACKAGES_ARTIFACT,
+        installed_packages,
+        packages_fingerprint,
+    )
+    from churn_mlops.provenance import git_revision  # noqa: PLC0415
+
+    packages = installed_packages()
+    mlflow.log_text("\n".join(packages) + "\n", PACKAGES_ARTIFACT)
+    mlflow.set_tags(
+        {"git_commit": git_revision(), PACKAGE_LOCK_TAG: packages_fingerprint(packages)}
+    )
+
+
+def _log_table_input(mlflow: Any, table: str, fingerprint: str, uri: str) -> None:
+    import warnings  # noqa: PLC0415
+
+    from mlflow.data.dataset_source_registry import resolve_dataset_source  # noqa: PLC0415
+    from mlflow.data.meta_dataset import MetaDataset  # noqa: PLC0415
+
+    from churn_mlops.fingerprint import FINGERPRINT_INPUT_TAG  # noqa: PLC0415
+
+    with warnings.catch_warnings():
+        # A local path matches MLflow's local-artifact source twice; either reading is right.
+        warnings.simplefilter("ignore", UserWarning)
+        source = resolve_dataset_source(uri)
+    dataset = MetaDataset(source, name=table, digest=fingerprint[:36])
+    mlflow.log_input(dataset, context="input", tags={FINGERPRINT_INPUT_TAG: fingerprint})

@@ -12,7 +12,12 @@ import scipy.special  # noqa: F401, I001
 from kedro.config import OmegaConfigLoader
 from omegaconf.resolvers import oc
 
-from churn_mlops.hooks import GarbageCollectionHooks, SparkHooks, relax_garbage_collection
+from churn_mlops.hooks import (
+    GarbageCollectionHooks,
+    LineageHooks,
+    SparkHooks,
+    relax_garbage_collection,
+)
 
 # Fewer garbage collections while the CLI plugins load MLflow and the pipelines import their
 # libraries; GarbageCollectionHooks restores the thresholds when the run ends.
@@ -32,4 +37,5 @@ CONFIG_LOADER_ARGS = {
 }
 
 # Starts the SparkSession in environments that have a spark.yml (conf/spark); a no-op elsewhere.
-HOOKS = (SparkHooks(), GarbageCollectionHooks())
+# LineageHooks records input fingerprints, commit and packages on each tracked run.
+HOOKS = (SparkHooks(), GarbageCollectionHooks(), LineageHooks())

@@ -22,6 +22,7 @@ from typing import Any
 from kedro.io import AbstractDataset, DatasetError
 
 from churn_mlops.datasets._model_logging import log_sklearn_model
+from churn_mlops.fingerprint import PACKAGE_LOCK_TAG, installed_packages, packages_fingerprint
 from churn_mlops.provenance import git_revision
 from churn_mlops.registry import RUN_ID_TOKEN, VERSION_TOKEN, ChampionRegistry
 
@@ -170,6 +171,7 @@ class MlflowModelRegistrationDataset(AbstractDataset[dict[str, Any], dict[str, A
         tags = {
             **{k: _tag_value(v) for k, v in data["tags"].items()},
             "git_commit": git_revision(),
+            PACKAGE_LOCK_TAG: packages_fingerprint(installed_packages()),
             "gate.decision": "promote" if data["decision"]["promote"] else "refuse",
             "gate.reason": _tag_value(data["decision"]["reason"]),
         }

@@ -45,6 +45,8 @@ TAG_ACTION = "ct.action"
 PARENT_TAG = "mlflow.parentRunId"
 HANDLED_ACTIONS = ("retrained",)
 OUTCOME_DATASET = "continuous_training_outcome"
+#: Lock file (under the project root) that lets one continuous-training run at a time.
+LOCK_FILE = "data/continuous_training.lock"
 
 
 class ContinuousTrainingError(RuntimeError):
@@ -162,15 +164,21 @@ def _tag(value: Any) -> str:
     return text[:4997] + "..." if len(text) > 5000 else text
 
 
-def run_continuous_training(  # noqa: PLR0915 - one readable sequence of steps
+def run_continuous_training(
     project_path: Path | str,
     *,
     env: str | None = None,
     runtime_params: Mapping[str, Any] | None = None,
     force: bool = False,
     dry_run: bool = False,
+    lock_wait_s: float = 0.0,
 ) -> dict[str, Any]:
     """Monitor and, when the decision says so, retrain, gate, promote and export.
+
+    One run at a time per project: the run holds ``data/continuous_training.lock``
+    (:func:`churn_mlops.run_lock.exclusive_run`); a second one waits ``lock_wait_s`` seconds
+    for it, then raises :class:`~churn_mlops.run_lock.RunLockedError` without touching
+    anything, so the registry is never written by two runs.
 
     Args:
         project_path: The Kedro project root.
@@ -178,6 +186,7 @@ def run_continuous_training(  # noqa: PLR0915 - one readable sequence of steps
         runtime_params: Parameter overrides for every session (as ``kedro run --params``).
         force: Retrain even if no trigger fired or the trigger was handled before.
         dry_run: Monitor and decide, but never retrain.
+        lock_wait_s: How long to wait for a continuous-training run already in progress.
 
     Returns:
         The outcome: ``action`` (``no_retrain``, ``already_handled``, ``dry_run``,
@@ -185,7 +194,23 @@ def run_continuous_training(  # noqa: PLR0915 - one readable sequence of steps
 
     Raises:
         ContinuousTrainingError: a pipeline run failed (the CT run is marked FAILED).
+        RunLockedError: another continuous-training run still holds the lock.
     """
+    from churn_mlops.run_lock import exclusive_run  # noqa: PLC0415
+
+    lock = Path(project_path).resolve() / LOCK_FILE
+    with exclusive_run(lock, wait_s=lock_wait_s, purpose="continuous-training run"):
+        return _run_unlocked(project_path, env, runtime_params, force=force, dry_run=dry_run)
+
+
+def _run_unlocked(  # noqa: PLR0915 - one readable sequence of steps
+    project_path: Path | str,
+    env: str | None,
+    runtime_params: Mapping[str, Any] | None,
+    *,
+    force: bool,
+    dry_run: bool,
+) -> dict[str, Any]:
     from kedro.framework.startup import bootstrap_project  # noqa: PLC0415
 
     from churn_mlops.registry import ChampionRegistry  # noqa: PLC0415
@@ -354,14 +379,32 @@ def _parse_params(text: str | None) -> dict[str, Any]:
 @click.option("--force", is_flag=True, help="Retrain even without an unhandled trigger.")
 @click.option("--dry-run", is_flag=True, help="Monitor and decide only; never retrain.")
 @click.option("--project-path", default=".", type=click.Path(file_okay=False, exists=True))
-def continuous_training(
-    env: str | None, params: str | None, force: bool, dry_run: bool, project_path: str
+@click.option(
+    "--wait", "wait_s", default=0.0, type=float, help="Seconds to wait for a run in progress."
+)
+def continuous_training(  # noqa: PLR0913
+    env: str | None,
+    params: str | None,
+    force: bool,
+    dry_run: bool,
+    project_path: str,
+    wait_s: float,
 ) -> None:
     """Monitor the champion; retrain, gate, promote and export when the decision says so."""
+    from churn_mlops.run_lock import RunLockedError  # noqa: PLC0415
+
     os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
-    outcome = run_continuous_training(
-        project_path, env=env, runtime_params=_parse_params(params), force=force, dry_run=dry_run
-    )
+    try:
+        outcome = run_continuous_training(
+            project_path,
+            env=env,
+            runtime_params=_parse_params(params),
+            force=force,
+            dry_run=dry_run,
+            lock_wait_s=wait_s,
+        )
+    except RunLockedError as exc:
+        raise click.ClickException(str(exc)) from exc
     click.echo(json.dumps(outcome, indent=2, default=str))
 
 

@@ -11,6 +11,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from xgboost import XGBClassifier
 
+from churn_mlops.fingerprint import fingerprint_table
 from churn_mlops.pipelines.training import nodes
 from churn_mlops.pipelines.training.errors import (
     FeatureContractError,
@@ -65,12 +66,13 @@ def test_split_names_a_missing_feature_column(model_input_table, specs, cfg):
         nodes.split_by_snapshot_month(model_input_table.drop(columns="age"), specs, cfg)
 
 
-def test_fingerprint_changes_with_any_value_and_only_then(model_input_table):
-    first = nodes.fingerprint_frame(model_input_table)
-    assert nodes.fingerprint_frame(model_input_table.copy()) == first
+def test_split_summary_fingerprint_is_the_content_fingerprint(model_input_table, specs, cfg):
+    *_, summary = nodes.split_by_snapshot_month(model_input_table, specs, cfg)
+    assert summary["data_fingerprint"] == fingerprint_table(model_input_table)
     changed = model_input_table.copy()
     changed.loc[123, "late_payments_90d"] += 1
-    assert nodes.fingerprint_frame(changed) != first
+    *_, changed_summary = nodes.split_by_snapshot_month(changed, specs, cfg)
+    assert changed_summary["data_fingerprint"] != summary["data_fingerprint"]
 
 
 def test_unknown_training_parameter_is_named():

@@ -459,6 +459,10 @@ def _split(
     if soft:
         keep = annotated.filter(~ibis.or_(*(r.violation(annotated) for r in soft)))
     primary = keep.select(**{c: keep[c].cast(ibis_dtype(s.dtype)) for c, s in spec.columns.items()})
+    # Canonical row order: the row id, then every other column (exact duplicates are gone, so
+    # the order is total and the same data always writes the same file content).
+    order = [c for c in spec.row_id_columns if c in primary.columns]
+    primary = primary.order_by([*order, *(c for c in primary.columns if c not in order)])
     if not soft:
         return primary, _empty_quarantine(annotated, name)
     return primary, _quarantine_rows(annotated, spec, soft, name)

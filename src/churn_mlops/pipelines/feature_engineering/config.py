@@ -158,6 +158,9 @@ class FeatureEngineeringConfig(_Strict):
     recency: RecencyConfig = RecencyConfig()
     customer_attributes: list[str] = Field(min_length=1)
     features: list[FeatureSpec] = Field(min_length=1)
+    #: Window sums are computed exactly as decimals with this many fractional digits (then
+    #: stored as float64), so they do not depend on the engine's thread scheduling.
+    sum_decimal_places: int = Field(default=6, ge=0, le=18)
 
     @model_validator(mode="after")
     def _names_are_consistent(self) -> FeatureEngineeringConfig:

@@ -265,7 +265,7 @@ def build_snapshot_spine(
         "customer_id",
         "snapshot_date",
         **{LABEL_COLUMN: churned.fill_null(False).cast("int64")},
-    )
+    ).order_by(list(KEY_COLUMNS))
 
 
 def aggregate_event_windows(
@@ -277,7 +277,8 @@ def aggregate_event_windows(
     it, then kept when ``lookback_start <= event_time < snapshot_date``. A window aggregate of
     ``n`` days counts (or sums) events with ``snapshot_date - n days <= event_time``; the
     recency column is the time of the last event of ``recency.event_type`` within
-    ``recency.cap_days``.
+    ``recency.cap_days``. Sums are exact decimal sums (``sum_decimal_places`` fractional
+    digits), so they do not depend on the order in which the engine's threads add them.
 
     Args:
         events: Primary events.
@@ -327,7 +328,9 @@ def aggregate_event_windows(
         if agg.function == "count":
             metrics[agg.name] = joined.customer_id.count(where=in_window)
         else:
-            metrics[agg.name] = joined[agg.column].sum(where=in_window)
+            # An exact decimal sum: float additions in thread order differ in the last bits.
+            exact = joined[agg.column].cast(dt.Decimal(38, config.sum_decimal_places))
+            metrics[agg.name] = exact.sum(where=in_window)
     recency = config.recency
     metrics[_recency_column(config)] = joined.event_time.max(
         where=(joined.event_type == recency.event_type)
@@ -437,7 +440,8 @@ def check_model_input(model_input: ir.Table, config: FeatureEngineeringConfig) -
         config: Validated parameters.
 
     Returns:
-        ``customer_id``, ``snapshot_date``, ``churned`` and the features in list order.
+        ``customer_id``, ``snapshot_date``, ``churned`` and the features in list order, rows
+        sorted by ``customer_id, snapshot_date``.
 
     Raises:
         FeatureListError: Naming every missing, undeclared or mistyped column.
@@ -466,4 +470,5 @@ def check_model_input(model_input: ir.Table, config: FeatureEngineeringConfig) -
             "conf/base/parameters_feature_engineering.yml: " + "; ".join(problems)
         )
     logger.info("model_input_table matches the feature list (%d features)", len(config.features))
-    return model_input.select(*expected)
+    # Canonical row order (by key), so the same data always writes the same file content.
+    return model_input.select(*expected).order_by(list(KEY_COLUMNS))

@@ -7,7 +7,6 @@ the object that wins is the object that is evaluated, explained, exported and se
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
 import time
@@ -20,6 +19,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from churn_mlops.fingerprint import fingerprint_table
 from churn_mlops.model_metrics import ranking_metrics
 from churn_mlops.pipelines.feature_engineering.config import FeatureSpec, parse_feature_list
 from churn_mlops.pipelines.training.errors import FeatureContractError, TimeSplitError
@@ -138,7 +138,7 @@ def split_by_snapshot_month(
             )
 
     summary = {
-        "data_fingerprint": fingerprint_frame(model_input_table),
+        "data_fingerprint": fingerprint_table(model_input_table),
         "rows": len(model_input_table),
         "purge_days": cfg.split.purge_days,
         "purged_rows": {
@@ -160,14 +160,6 @@ def split_by_snapshot_month(
         len(test),
     )
     return train, validation, test, summary
-
-
-def fingerprint_frame(frame: pd.DataFrame) -> str:
-    """A SHA-256 fingerprint of a table's columns, dtypes and every value (row order matters)."""
-    digest = hashlib.sha256()
-    digest.update(repr([(col, str(dtype)) for col, dtype in frame.dtypes.items()]).encode())
-    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
-    return digest.hexdigest()
 
 
 def sample_training_rows(train_split: pd.DataFrame, cfg: TrainingParams) -> pd.DataFrame:
