@@ -1,4 +1,4 @@
-"""Project CLI commands: ``kedro models list | promote | rollback`` for the model registry.
+"""Project CLI commands: ``kedro models list | promote | rollback | rebuild`` for the registry.
 
 Kedro adds the commands of ``<package>.cli.cli`` to ``kedro`` inside the project, so no entry
 point is needed; ``commands`` is the same group under the name Kedro plugins use
@@ -22,7 +22,7 @@ def commands() -> None:
 
 @commands.group(name="models")
 def models() -> None:
-    """Inspect and move the champion/challenger aliases of the registered churn model."""
+    """Inspect, move and rebuild the champion/challenger versions of the registered churn model."""
 
 
 @models.command(name="list")
@@ -116,6 +116,29 @@ def rollback(metadata: Any, env: str | None) -> None:
     except RegistryError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"{registry.model_name}: {registry.champion_alias} v{current} -> v{previous}")
+
+
+@models.command(name="rebuild")
+@click.argument("version")
+@click.option("--env", "-e", default=None, help=_ENV_HELP)
+@click.pass_obj
+def rebuild(metadata: Any, version: str, env: str | None) -> None:
+    """Retrain VERSION from its recorded inputs; fail unless its predictions are identical."""
+    from churn_mlops.rebuild import RebuildError, rebuild_version  # noqa: PLC0415
+    from churn_mlops.registry import RegistryError  # noqa: PLC0415
+
+    registry = _registry(metadata, env)
+    project_path = Path(getattr(metadata, "project_path", None) or Path.cwd())
+    try:
+        result = rebuild_version(project_path, registry, version, env=env)
+    except (RebuildError, RegistryError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(
+        f"{registry.model_name} v{result['version']} rebuilt: identical predictions on "
+        f"{result['rows']} golden rows"
+    )
+    for kind, text in result["differences"].items():
+        click.echo(f"  note: {kind} differs but did not change the model: {text}")
 
 
 #: Kedro loads project commands from ``<package>.cli.cli``.
