@@ -16,6 +16,7 @@ import pandas as pd
 import pyarrow.dataset as pads
 import pytest
 
+from churn_mlops.fingerprint import fingerprint_table
 from tests.conftest import make_project_copy
 
 pytestmark = pytest.mark.spark
@@ -44,8 +45,9 @@ def read_table(path: Path) -> pd.DataFrame:
 
 
 def assert_same_rows(duckdb: pd.DataFrame, spark: pd.DataFrame, keys: list[str]) -> None:
-    """Same columns and, sorted by ``keys`` then every column, the same values (floats to 1e-9
-    relative; keys need not be unique: events of one customer may share a timestamp)."""
+    """Same columns and, sorted by ``keys`` then every column, the same values to the bit (keys
+    need not be unique: events of one customer may share a timestamp), hence the same content
+    fingerprint (docs/experiment_tracking.md)."""
     assert list(spark.columns) == list(duckdb.columns)
     assert len(spark) == len(duckdb) > 0
     order = [*keys, *[c for c in duckdb.columns if c not in keys]]
@@ -55,7 +57,8 @@ def assert_same_rows(duckdb: pd.DataFrame, spark: pd.DataFrame, keys: list[str])
         for column in frame.columns:
             if pd.api.types.is_datetime64_any_dtype(frame[column]):
                 frame[column] = frame[column].astype("datetime64[ns]")
-    pd.testing.assert_frame_equal(a, b, check_dtype=False, check_exact=False, rtol=1e-9)
+    pd.testing.assert_frame_equal(a, b, check_dtype=False, check_exact=True)
+    assert fingerprint_table(spark) == fingerprint_table(duckdb)
 
 
 @pytest.fixture(scope="module")
