@@ -10,6 +10,7 @@ import pyarrow.dataset as pads
 import pyarrow.parquet as pq
 
 from churn_mlops.fingerprint import (
+    fingerprint_parquet,
     fingerprint_table,
     installed_packages,
     packages_fingerprint,
@@ -50,6 +51,9 @@ def test_layout_and_encoding_do_not_change_the_fingerprint(tmp_path):
     for i, start in enumerate(range(0, len(table), 200)):
         pq.write_table(spark_like.slice(start, 200), folder / f"part-{i:05d}.parquet")
     assert fingerprint_table(pads.dataset(folder).to_table()) == expected
+    assert fingerprint_parquet(folder) == expected  # streamed, batch by batch
+    table.to_parquet(tmp_path / "one.parquet", row_group_size=64)
+    assert fingerprint_parquet(tmp_path / "one.parquet") == expected
     duckdb_table = ibis.duckdb.connect().create_table("t", table)
     assert fingerprint_table(duckdb_table) == expected
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -108,6 +109,20 @@ def fingerprint_table(data: Any) -> str:
     # to_pyarrow, not to_pyarrow_batches: the latter fails on the pinned DuckDB client.
     table = to_pyarrow()
     return fingerprint_batches(table.schema, table.to_batches())
+
+
+def fingerprint_parquet(path: str | Path) -> str:
+    """The content fingerprint of a Parquet file or folder of part files, streamed in batches.
+
+    Equal to :func:`fingerprint_table` of the table it holds, in bounded memory (one record
+    batch at a time plus 8 bytes per row), so a table larger than memory can be fingerprinted.
+    Hive partition folders are not turned into columns (the partition column is not part of
+    the table's content, see ``MonthPartitionedParquetDataset``).
+    """
+    import pyarrow.dataset as pads  # noqa: PLC0415
+
+    dataset = pads.dataset(str(path), format="parquet")
+    return fingerprint_batches(dataset.schema, dataset.to_batches())
 
 
 def installed_packages() -> list[str]:

@@ -12,6 +12,7 @@ import atexit
 import gc
 import logging
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kedro.config import MissingConfigException
@@ -245,10 +246,23 @@ class LineageHooks:
             return
         if not done:
             _log_environment(mlflow)
-        from churn_mlops.fingerprint import fingerprint_table  # noqa: PLC0415
+        from churn_mlops.fingerprint import (  # noqa: PLC0415
+            fingerprint_parquet,
+            fingerprint_table,
+        )
 
-        fingerprint = fingerprint_table(data)
-        _log_table_input(mlflow, table, fingerprint, self._filepath(dataset_name))
+        path = self._filepath(dataset_name)
+        fingerprint = None
+        if hasattr(data, "to_pyarrow") and Path(path).exists():
+            # A lazy (Ibis) table is fingerprinted from its Parquet file batch by batch rather
+            # than pulled into memory whole: the same fingerprint, in bounded memory.
+            try:
+                fingerprint = fingerprint_parquet(path)
+            except (OSError, ValueError):  # not Parquet: read it through the engine
+                fingerprint = None
+        if fingerprint is None:
+            fingerprint = fingerprint_table(data)
+        _log_table_input(mlflow, table, fingerprint, path)
         done.add(table)
         logger.info("Input %s: content fingerprint %s", table, fingerprint[:16])
 
