@@ -65,7 +65,7 @@ def absent_table(config: DataProcessingParams, name: str) -> ir.Table:
     """
     columns = config.tables[name].columns
     schema = ibis.schema({column: ibis_dtype(spec.dtype) for column, spec in columns.items()})
-    return ibis.memtable({column: [] for column in columns}, schema=schema)
+    return ibis.memtable(schema.to_pyarrow().empty_table())
 
 
 def _raw(table: ir.Table | None, config: DataProcessingParams, name: str) -> ir.Table:
