@@ -229,8 +229,8 @@ def _propose_feature(proposal: Proposal, name: str, values: pd.Series, *, is_dat
     else:
         text = observed.astype(str)
         # A text column of numbers with blanks (a CSV export's missing values) is numeric.
-        numbers = pd.to_numeric(text.str.strip().replace("", None), errors="coerce")
-        if numbers.notna().mean() > 0.99 and text.nunique() > MAX_CATEGORIES:
+        numbers = pd.to_numeric(text.str.strip(), errors="coerce")
+        if numbers.notna().mean() > 0.9 and text.nunique() > MAX_CATEGORIES:
             proposal.ignored[name] = (
                 "numbers stored as text with some non-numeric values: convert it in a "
                 "preparation step or declare it in customer_table.columns"
