@@ -25,7 +25,7 @@ from tests.pipelines.export.conftest import run_export, snapshot_source
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
-ENV = "shop"
+ENV = "mydata"
 TABLE = Path("data/01_raw/shop/accounts.csv")
 
 
