@@ -23,7 +23,17 @@ from churn_mlops.pipelines.data_processing.rules import normalise_text
 
 #: Distinct values above which a text column is not proposed as a categorical feature.
 MAX_CATEGORIES = 50
-_LABEL_NAMES = ("churn", "churned", "exited", "attrition", "attrit", "label", "target", "left", "cancel")
+_LABEL_NAMES = (
+    "churn",
+    "churned",
+    "exited",
+    "attrition",
+    "attrit",
+    "label",
+    "target",
+    "left",
+    "cancel",
+)
 _ID_NAMES = ("customer_id", "customerid", "client_id", "account_id", "user_id", "id")
 _TRUE = {"true", "t", "yes", "y", "1"}
 _FALSE = {"false", "f", "no", "n", "0"}
@@ -288,7 +298,9 @@ def environment_files(proposal: Proposal, project_root: Path) -> dict[str, dict[
         "parameters_data_processing.yml": {
             "data_processing": {"input_mode": "customer_table", "customer_table": customer_table}
         },
-        "parameters_feature_engineering.yml": {"feature_engineering": {"features": proposal.features}},
+        "parameters_feature_engineering.yml": {
+            "feature_engineering": {"features": proposal.features}
+        },
         "parameters_training.yml": {
             "training": {"candidates": {"xgboost": {"monotone_increasing": []}}}
         },

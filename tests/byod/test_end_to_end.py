@@ -90,7 +90,9 @@ def test_customer_table_to_served_prediction(
     assert scaffold.returncode == 0, scaffold.stderr[-3000:]
     assert "label  Attrited" in scaffold.stdout and "id     AcctRef" in scaffold.stdout
     assert _outside_conf(project_copy) == before  # the scaffold wrote conf/shop only
-    dp = yaml.safe_load((project_copy / "conf" / ENV / "parameters_data_processing.yml").read_text())
+    dp = yaml.safe_load(
+        (project_copy / "conf" / ENV / "parameters_data_processing.yml").read_text()
+    )
     assert dp["data_processing"]["customer_table"]["columns"]["service_tier"]["categories"] == [
         "bronze",
         "gold",

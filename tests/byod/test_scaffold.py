@@ -27,8 +27,9 @@ def dated_table(customers: int = 40, months: int = 3) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "ClientNo": np.tile(np.arange(100, 100 + customers), months),
-            "month_end": np.repeat(pd.date_range("2024-01-31", periods=months, freq="ME"), customers)
-            .strftime("%Y-%m-%d"),
+            "month_end": np.repeat(
+                pd.date_range("2024-01-31", periods=months, freq="ME"), customers
+            ).strftime("%Y-%m-%d"),
             "Card Type": rng.choice(["VISA Gold", "Master-Card", "amex"], rows),
             "Balance": rng.uniform(0, 5000, rows).round(2),
             "Age": rng.integers(18, 90, rows),
@@ -59,7 +60,12 @@ def test_proposal_finds_roles_features_and_what_it_leaves_out(tmp_path: Path):
         "description": by_name["balance"]["description"],
     }
     assert by_name["has_loan"]["max"] == 1
-    assert proposal.rename == {"Card Type": "card_type", "Balance": "balance", "Age": "age", "HasLoan": "has_loan"}
+    assert proposal.rename == {
+        "Card Type": "card_type",
+        "Balance": "balance",
+        "Age": "age",
+        "HasLoan": "has_loan",
+    }
     assert set(proposal.ignored) == {"Surname", "Bank"}
     assert proposal.columns["churned"] == {
         "dtype": "int64",
@@ -93,7 +99,11 @@ def test_a_table_without_a_label_is_refused_with_what_to_pass(tmp_path: Path):
 
 @pytest.mark.parametrize(
     ("column", "expected"),
-    [("MonthlyCharges", "monthly_charges"), ("Card Type", "card_type"), ("2nd-line", "col_2nd_line")],
+    [
+        ("MonthlyCharges", "monthly_charges"),
+        ("Card Type", "card_type"),
+        ("2nd-line", "col_2nd_line"),
+    ],
 )
 def test_snake_names(column: str, expected: str):
     assert snake_name(column) == expected

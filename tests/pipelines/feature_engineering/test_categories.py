@@ -29,9 +29,7 @@ def _config(mode: str, **overrides):
 
 
 def _table(areas: list[str]):
-    return ibis.memtable(
-        {"area_code": areas, "day_minutes": [float(i) for i in range(len(areas))]}
-    )
+    return ibis.memtable({"area_code": areas, "day_minutes": [float(i) for i in range(len(areas))]})
 
 
 AREAS = ["area_code_408"] * 5 + ["area_code_415"] * 10 + ["area_code_510"] * 5
@@ -53,7 +51,9 @@ def test_unknown_share_above_the_threshold_stops_even_with_every_category_seen()
         features=[{**AREA, "categories": ["area_code_408", "area_code_415"]}, MINUTES],
         max_unknown_category_share=0.2,
     )
-    with pytest.raises(FeatureCategoryError, match=r"25\.0% of rows .* max_unknown_category_share=0\.2"):
+    with pytest.raises(
+        FeatureCategoryError, match=r"25\.0% of rows .* max_unknown_category_share=0\.2"
+    ):
         check_feature_categories(_table(AREAS), config)
     # At or under the threshold it passes.
     lenient = _config(

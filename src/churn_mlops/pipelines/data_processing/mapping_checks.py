@@ -39,7 +39,9 @@ def unmatched_renames(columns: list[str], spec: TableSchema) -> list[tuple[str, 
     ]
 
 
-def warn_unmatched_mappings(table: ir.Table, spec: TableSchema, *, table_name: str, how: str) -> None:
+def warn_unmatched_mappings(
+    table: ir.Table, spec: TableSchema, *, table_name: str, how: str
+) -> None:
     """Log a warning for every ``rename`` / ``value_maps`` key that matches no column or value.
 
     ``value_maps`` keys are compared after the same normalisation as the data; one

@@ -18,6 +18,7 @@ from churn_mlops.pipelines.data_processing.errors import (
     DataValidationError,
     describe_failure,
 )
+from churn_mlops.pipelines.data_processing.mapping_checks import warn_unmatched_mappings
 from churn_mlops.pipelines.data_processing.rules import (
     HIDDEN_PREFIX,
     RowRule,
@@ -28,7 +29,6 @@ from churn_mlops.pipelines.data_processing.rules import (
     prepare_table,
     row_id_expr,
 )
-from churn_mlops.pipelines.data_processing.mapping_checks import warn_unmatched_mappings
 from churn_mlops.pipelines.data_processing.schema import (
     TABLES,
     DataProcessingParams,

@@ -755,7 +755,11 @@ def decide_promotion(
             {
                 "name": "behaviour",
                 "passed": not failed,
-                "detail": ("all behaviour checks passed" if not failed else f"failed behaviour checks: {failed}")
+                "detail": (
+                    "all behaviour checks passed"
+                    if not failed
+                    else f"failed behaviour checks: {failed}"
+                )
                 + (f" (skipped: {skipped})" if skipped else ""),
             }
         )

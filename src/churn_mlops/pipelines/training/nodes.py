@@ -204,7 +204,9 @@ def split_stratified_random(
         random_state=cfg.seed,
     )
     # Row order as in the input table: the fingerprint and the fits do not depend on shuffling.
-    train, validation, test = (f.sort_index().reset_index(drop=True) for f in (train, validation, test))
+    train, validation, test = (
+        frame.sort_index().reset_index(drop=True) for frame in (train, validation, test)
+    )
     summary = {
         "strategy": "stratified_random",
         "seed": cfg.seed,
