@@ -149,3 +149,35 @@ def test_the_environment_holds_only_overrides_and_validates_against_base(tmp_pat
 
     with pytest.raises(ScaffoldError, match="--force"):
         write_environment(propose(table), project, "bank")
+
+
+@pytest.mark.parametrize("spelling", ["CamelCase", "snake_case"])
+def test_the_telco_table_needs_no_preparation_in_either_spelling(tmp_path: Path, spelling: str):
+    from tests.pipelines.data_processing.conftest import telco_like_frame  # noqa: PLC0415
+    from tests.pipelines.data_processing.test_byod import snake_case_copy  # noqa: PLC0415
+
+    telco = telco_like_frame(rows=200)
+    table = telco if spelling == "CamelCase" else snake_case_copy(telco)
+    path = tmp_path / "telco.csv"
+    table.to_csv(path, index=False)
+    proposal = propose(path, as_of_date=dt.date(2024, 12, 1))
+    ids = {"CamelCase": ("customerID", "Churn"), "snake_case": ("customer_id", "churn")}
+    assert (proposal.id_column, proposal.label_column) == ids[spelling]
+    names = [f["name"] for f in proposal.features]
+    assert len(names) == 18 and "monthly_charges" in names and "contract" in names
+    assert list(proposal.ignored) == [
+        "TotalCharges" if spelling == "CamelCase" else "total_charges"
+    ]
+    project = tmp_path / "project"
+    shutil.copytree(PROJECT_ROOT / "conf" / "base", project / "conf" / "base")
+    write_environment(proposal, project, "telco")
+    params = settings.CONFIG_LOADER_CLASS(
+        conf_source=str(project / "conf"), env="telco", **settings.CONFIG_LOADER_ARGS
+    )["parameters"]
+    dp = parse_data_processing_parameters(params["data_processing"])
+    assert dp.tables["customers"].columns["contract"].categories == [
+        "month_to_month",
+        "one_year",
+        "two_year",
+    ]
+    validate_feature_parameters(params["feature_engineering"], "customer_table")
