@@ -11,7 +11,12 @@ from kedro.framework.project import configure_project
 
 
 def main(*args, **kwargs):
-    """Run the Kedro project like ``kedro run`` does."""
+    """Run the Kedro project like ``kedro run`` does; ``churn-mlops byod ...`` runs the
+    bring-your-own-data scaffold (``churn-mlops byod init --from FILE --env NAME``)."""
+    if not args and sys.argv[1:2] == ["byod"]:
+        from churn_mlops.cli import byod  # noqa: PLC0415
+
+        return byod.main(args=sys.argv[2:], prog_name="churn-mlops byod")
     package_name = Path(__file__).parent.name
     configure_project(package_name)
     interactive = hasattr(sys, "ps1")

@@ -170,3 +170,64 @@ def _registry(metadata: Any, env: str | None) -> Any:
 
 def _short(value: str | None) -> str:
     return "-" if value is None else f"{float(value):.4f}"
+
+
+@click.group(name="byod")
+def byod() -> None:
+    """Bring your own data: write a configuration environment for your table."""
+
+
+@byod.command(name="init")
+@click.option(
+    "--from",
+    "source",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Your table: a CSV or Parquet file with one row per customer (or customer and date).",
+)
+@click.option("--env", "env", required=True, help="Name of the environment to write (conf/ENV).")
+@click.option("--id", "id_column", default=None, help="The customer id column (else proposed).")
+@click.option("--label", "label_column", default=None, help="The churn label column.")
+@click.option("--date", "date_column", default=None, help="The date column, if rows are dated.")
+@click.option(
+    "--as-of",
+    "as_of",
+    default=None,
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="Day an undated table was taken (default: today).",
+)
+@click.option("--force", is_flag=True, help="Overwrite the files of an existing environment.")
+def byod_init(  # noqa: PLR0913 - one argument per option
+    source: Path,
+    env: str,
+    id_column: str | None,
+    label_column: str | None,
+    date_column: str | None,
+    as_of: Any,
+    force: bool,
+) -> None:
+    """Inspect a table, propose its columns' roles and write conf/ENV (only what differs)."""
+    from churn_mlops.byod import (  # noqa: PLC0415 - keeps `kedro` start-up light
+        ScaffoldError,
+        propose,
+        summary,
+        write_environment,
+    )
+
+    try:
+        proposal = propose(
+            source,
+            id_column=id_column,
+            label_column=label_column,
+            date_column=date_column,
+            as_of_date=as_of.date() if as_of else None,
+        )
+        written = write_environment(proposal, Path.cwd(), env, force=force)
+    except ScaffoldError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(summary(proposal))
+    click.echo(f"Wrote {', '.join(str(p) for p in written)}")
+    click.echo(f"Next: kedro run --env {env}")
+
+
+commands.add_command(byod)

@@ -9,9 +9,9 @@ from __future__ import annotations
 # 1.0-1.4 s per `kedro run`, with SciPy near the front about 0.3 s
 # (benchmarks/README.md, "Training").
 import scipy.special  # noqa: F401, I001
-from kedro.config import OmegaConfigLoader
 from omegaconf.resolvers import oc
 
+from churn_mlops.config_loader import ChurnConfigLoader
 from churn_mlops.hooks import (
     GarbageCollectionHooks,
     LineageHooks,
@@ -23,7 +23,9 @@ from churn_mlops.hooks import (
 # libraries; GarbageCollectionHooks restores the thresholds when the run ends.
 relax_garbage_collection()
 
-CONFIG_LOADER_CLASS = OmegaConfigLoader
+# Parameters of an environment are deep-merged into conf/base and resolved afterwards
+# (config_loader.py), so an environment lists only the keys it changes.
+CONFIG_LOADER_CLASS = ChurnConfigLoader
 CONFIG_LOADER_ARGS = {
     "base_env": "base",
     "default_run_env": "local",

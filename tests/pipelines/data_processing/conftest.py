@@ -9,7 +9,6 @@ import ibis
 import numpy as np
 import pandas as pd
 import pytest
-from kedro.config import OmegaConfigLoader
 
 from churn_mlops import settings
 from churn_mlops.pipelines.data_processing.nodes import parse_data_processing_parameters
@@ -144,7 +143,7 @@ def frames() -> Frames:
 
 def load_parameters(env: str = "local") -> dict:
     """The project's parameters as Kedro resolves them for ``env`` (base + env)."""
-    loader = OmegaConfigLoader(
+    loader = settings.CONFIG_LOADER_CLASS(
         conf_source=str(PROJECT_ROOT / "conf"), env=env, **settings.CONFIG_LOADER_ARGS
     )
     return loader["parameters"]

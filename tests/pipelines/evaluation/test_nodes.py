@@ -511,3 +511,15 @@ def test_registration_payload_carries_tags_files_and_decision(
         "champion_version": None,
     }
     assert list(payload["input_example"].columns) == _names(setup)
+
+
+def test_directional_check_on_a_constant_feature_is_skipped_with_a_reason(
+    xgboost_model, splits, setup
+):
+    test = splits[2].assign(late_payments_90d=0)  # e.g. no event log: always zero
+    report = nodes.check_model_behaviour(xgboost_model, test, setup)
+    directional = report["checks"][0]
+    assert directional["skipped"] and directional["passed"] is None
+    assert "constant" in directional["reason"] and "late_payments_90d" in directional["reason"]
+    assert report["skipped"] == ["directional:late_payments_90d:increasing"]
+    assert report["passed"]  # the invariance check ran and passed; the skip is not a pass

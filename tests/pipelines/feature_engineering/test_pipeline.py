@@ -69,7 +69,10 @@ def expected_rows() -> dict[tuple[int, str], dict]:
 
 def test_pipeline_reads_primary_tables_and_writes_model_input():
     pipe = create_pipeline()
-    assert pipe.inputs() == PRIMARY_INPUTS | {"params:feature_engineering"}
+    assert pipe.inputs() == PRIMARY_INPUTS | {
+        "params:feature_engineering",
+        "params:data_processing.input_mode",
+    }
     assert pipe.outputs() == {"model_input_table@ibis"}
     names = [n.name for n in pipe.nodes]
     assert len(names) == len(set(names))
@@ -84,6 +87,7 @@ def test_pipeline_slice_on_in_memory_catalog():
             "events_primary": MemoryDataset(as_table(events, EVENT_SCHEMA)),
             "churn_records_primary": MemoryDataset(as_table(churn, CHURN_SCHEMA)),
             "params:feature_engineering": MemoryDataset(feature_parameters()),
+            "params:data_processing.input_mode": MemoryDataset("event_log"),
             "model_input_table@ibis": MemoryDataset(),
         }
     )
@@ -139,6 +143,7 @@ def _catalog_from_project_conf(tmp_path: Path) -> DataCatalog:
         }
     catalog = DataCatalog.from_config(datasets)
     catalog["params:feature_engineering"] = MemoryDataset(feature_parameters())
+    catalog["params:data_processing.input_mode"] = MemoryDataset("event_log")
     return catalog
 
 

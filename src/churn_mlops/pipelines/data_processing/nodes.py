@@ -18,6 +18,7 @@ from churn_mlops.pipelines.data_processing.errors import (
     DataValidationError,
     describe_failure,
 )
+from churn_mlops.pipelines.data_processing.mapping_checks import warn_unmatched_mappings
 from churn_mlops.pipelines.data_processing.rules import (
     HIDDEN_PREFIX,
     RowRule,
@@ -55,7 +56,29 @@ def parse_data_processing_parameters(parameters: dict[str, Any]) -> DataProcessi
 # --------------------------------------------------------------------------------------------
 
 
-def _prepare(table: ir.Table, config: DataProcessingParams, name: str) -> ir.Table:
+def absent_table(config: DataProcessingParams, name: str) -> ir.Table:
+    """An empty table with the declared columns of ``name``: a table that is not configured.
+
+    In ``customer_table`` mode the events table is optional (a catalog entry
+    ``{type: MemoryDataset, data: null}`` loads ``None``) and churn records are never read:
+    the label is a column of the customer table.
+    """
+    columns = config.tables[name].columns
+    schema = ibis.schema({column: ibis_dtype(spec.dtype) for column, spec in columns.items()})
+    return ibis.memtable(schema.to_pyarrow().empty_table())
+
+
+def _raw(table: ir.Table | None, config: DataProcessingParams, name: str) -> ir.Table:
+    if table is None or (name == "churn_records" and config.input_mode == "customer_table"):
+        return absent_table(config, name)
+    return table
+
+
+def _prepare(table: ir.Table | None, config: DataProcessingParams, name: str) -> ir.Table:
+    table = _raw(table, config, name)
+    warn_unmatched_mappings(
+        table, config.tables[name], table_name=name, how=config.category_normalisation
+    )
     return prepare_table(
         table,
         config.tables[name],
@@ -295,7 +318,14 @@ def validate_raw_tables(
     Returns:
         The validation report: ``passed``, ``period``, per-table row counts and ``failures``.
     """
-    raw = {"customers": customers, "events": events, "churn_records": churn_records}
+    raw = {
+        name: _raw(table, config, name)
+        for name, table in (
+            ("customers", customers),
+            ("events", events),
+            ("churn_records", churn_records),
+        )
+    }
     # Validation scans each table once per check; materialising the prepared tables once
     # (a temporary table on DuckDB, a cached DataFrame on Spark) keeps that to one read of
     # the raw files and one deduplication per table.

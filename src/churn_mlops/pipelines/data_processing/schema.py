@@ -258,6 +258,82 @@ class BooleanText(_Strict):
         return self
 
 
+InputMode = Literal["event_log", "customer_table"]
+
+#: The contract names the customer table's id, label and date columns take in
+#: ``customers_primary`` (``customer_table`` mode); feature_engineering reads these names.
+CUSTOMER_TABLE_KEYS: dict[str, str] = {
+    "id_column": "customer_id",
+    "label_column": "churned",
+    "date_column": "snapshot_date",
+}
+
+
+class CustomerTable(_Strict):
+    """One row per customer (or per customer at a date) with the churn label as a column.
+
+    Used when ``input_mode`` is ``customer_table``: it replaces ``tables.customers`` (events
+    and churn records are then optional). The id, label and date columns are renamed to
+    ``customer_id``, ``churned`` and ``snapshot_date`` and declared under those names in
+    ``columns``; every other declared column can become a feature.
+
+    Attributes:
+        id_column: The table's customer id column.
+        label_column: The table's churn label (0/1, true/false or yes/no).
+        date_column: The date the row describes the customer at; ``None`` for one row per
+            customer, which then gets ``as_of_date`` as its snapshot date.
+        as_of_date: The day the table was taken (required without ``date_column``).
+        columns, rename, value_maps, fill_missing, soft_rules, drop_exact_duplicates: as in
+            :class:`TableSchema`.
+    """
+
+    id_column: str | None = None
+    label_column: str | None = None
+    date_column: str | None = None
+    as_of_date: dt.date | None = None
+    columns: dict[str, ColumnSchema] = Field(default_factory=dict)
+    rename: dict[str, str] = Field(default_factory=dict)
+    value_maps: dict[str, dict[str, str]] = Field(default_factory=dict)
+    fill_missing: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    soft_rules: list[str] = Field(default_factory=list)
+    drop_exact_duplicates: bool = True
+
+    def as_table_schema(self) -> dict:
+        """The ``tables.customers`` entry this table stands for (validated by the caller)."""
+        missing = [key for key in ("id_column", "label_column") if getattr(self, key) is None]
+        if missing:
+            raise ValueError(f"customer_table needs {missing} in customer_table mode")
+        if self.date_column is None and self.as_of_date is None:
+            raise ValueError(
+                "customer_table needs date_column (a customer at a date) or as_of_date (the "
+                "day a one-row-per-customer table was taken)"
+            )
+        rename = dict(self.rename)
+        for key, ours in CUSTOMER_TABLE_KEYS.items():
+            theirs = getattr(self, key)
+            if theirs is not None and theirs != ours:
+                rename[theirs] = ours
+        columns = {name: spec.model_dump() for name, spec in self.columns.items()}
+        columns.setdefault("snapshot_date", {"dtype": "timestamp"})
+        absent = [c for c in CUSTOMER_TABLE_KEYS.values() if c not in columns]
+        if absent:
+            raise ValueError(f"customer_table.columns must declare {absent}")
+        fill = dict(self.fill_missing)
+        if self.date_column is None:
+            fill["snapshot_date"] = self.as_of_date.isoformat()  # type: ignore[union-attr]
+        key = ["customer_id"] if self.date_column is None else ["customer_id", "snapshot_date"]
+        return {
+            "columns": columns,
+            "unique_key": key,
+            "row_id": key,
+            "soft_rules": list(self.soft_rules),
+            "rename": rename,
+            "value_maps": {k: dict(v) for k, v in self.value_maps.items()},
+            "fill_missing": fill,
+            "drop_exact_duplicates": self.drop_exact_duplicates,
+        }
+
+
 class DataProcessingParams(_Strict):
     """Everything `parameters_data_processing.yml` holds under ``data_processing``.
 
@@ -269,6 +345,9 @@ class DataProcessingParams(_Strict):
         boolean_text: Text accepted for boolean columns stored as text.
         max_examples: Failing rows quoted per rule in errors and in the report.
         tables: One schema per raw table.
+        input_mode: ``event_log`` (the three tables) or ``customer_table`` (one table with
+            the label as a column; ``tables.customers`` is then built from ``customer_table``).
+        customer_table: The table of ``customer_table`` mode.
     """
 
     period: Period
@@ -276,6 +355,16 @@ class DataProcessingParams(_Strict):
     boolean_text: BooleanText = Field(default_factory=BooleanText)
     max_examples: int = Field(default=5, ge=1, le=100)
     tables: dict[str, TableSchema]
+    input_mode: InputMode = "event_log"
+    customer_table: CustomerTable = Field(default_factory=CustomerTable)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _customer_table_replaces_customers(cls, data: object) -> object:
+        if not isinstance(data, dict) or data.get("input_mode") != "customer_table":
+            return data
+        table = CustomerTable.model_validate(data.get("customer_table") or {})
+        return {**data, "tables": {**data.get("tables", {}), "customers": table.as_table_schema()}}
 
     @model_validator(mode="after")
     def _all_tables_and_keys(self) -> DataProcessingParams:

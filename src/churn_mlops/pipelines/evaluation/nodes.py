@@ -85,7 +85,7 @@ def validate_evaluation_parameters(
         for c in cfg.segments.columns
         if kinds.get(c) != "categorical"
     ]
-    if kinds.get(cfg.segments.age_column) != "numeric":
+    if cfg.segments.age_column is not None and kinds.get(cfg.segments.age_column) != "numeric":
         problems.append(
             f"evaluation.segments.age_column: {cfg.segments.age_column!r} is not a numeric feature"
         )
@@ -325,7 +325,8 @@ def compute_segment_metrics(
     cfg = setup.evaluation
     tcfg = setup.training
     seg = cfg.segments
-    _require_columns(test_split, [*seg.columns, seg.age_column], "test_split")
+    age = [seg.age_column] if seg.age_column is not None else []
+    _require_columns(test_split, [*seg.columns, *age], "test_split")
     if len(test_split) != len(test_predictions):
         raise FeatureContractError(
             f"test_split has {len(test_split)} rows but test_predictions {len(test_predictions)}; "
@@ -336,11 +337,10 @@ def compute_segment_metrics(
         f"{int(lo)}-{int(hi) - 1}" if np.isfinite(hi) else f"{int(lo)}+"
         for lo, hi in zip(edges[:-1], edges[1:], strict=True)
     ]
-    bands = pd.cut(test_split[seg.age_column], edges, right=False, labels=labels)
-    segments = {
-        **{c: test_split[c].astype(str) for c in seg.columns},
-        "age_band": bands.astype(str),
-    }
+    segments = {c: test_split[c].astype(str) for c in seg.columns}
+    if seg.age_column is not None:
+        bands = pd.cut(test_split[seg.age_column], edges, right=False, labels=labels)
+        segments["age_band"] = bands.astype(str)
     threshold = float(decision_threshold["threshold"])
     y = test_predictions[tcfg.target].to_numpy(dtype=int)
     p = test_predictions[SCORE].to_numpy(dtype=float)
@@ -520,16 +520,43 @@ def check_model_behaviour(
     ).reset_index(drop=True)
     typical = _typical_row(sample, specs)
     checks = [
-        _directional_check(trained_model, typical, sample[names], check, cfg)
+        _skipped_constant(check, test_split)
+        or _directional_check(trained_model, typical, sample[names], check, cfg)
         for check in cfg.behaviour.directional
     ]
     checks.append(_invariance_check(trained_model, sample, names, tcfg, cfg))
-    report = {"passed": all(c["passed"] for c in checks), "checks": checks}
+    run = [c for c in checks if not c.get("skipped")]
+    report = {
+        "passed": all(c["passed"] for c in run),
+        "checks": checks,
+        "skipped": [c["name"] for c in checks if c.get("skipped")],
+    }
     for check in checks:
+        if check.get("skipped"):
+            logger.warning("Behaviour check %s: SKIPPED (%s)", check["name"], check["reason"])
+            continue
         (logger.info if check["passed"] else logger.warning)(
             "Behaviour check %s: %s", check["name"], "passed" if check["passed"] else "FAILED"
         )
     return report
+
+
+def _skipped_constant(check: Any, test_split: pd.DataFrame) -> dict[str, Any] | None:
+    """A directional check on a feature with one value in the test split tests nothing: it is
+    reported as skipped, with the reason, instead of passing."""
+    if check.feature not in test_split.columns:
+        return None  # _directional_check names the missing feature
+    values = test_split[check.feature].dropna().unique()
+    if len(values) > 1:
+        return None
+    return {
+        "name": f"directional:{check.feature}:{check.direction}",
+        "passed": None,
+        "skipped": True,
+        "reason": f"feature {check.feature!r} is constant in the test split "
+        f"(always {values[0] if len(values) else 'null'}): the model cannot have learnt a "
+        "direction from it",
+    }
 
 
 def _directional_check(
@@ -721,14 +748,19 @@ def decide_promotion(
             }
         )
     if gate.require_behaviour_checks:
-        failed = [c["name"] for c in behaviour_report["checks"] if not c["passed"]]
+        ran = [c for c in behaviour_report["checks"] if not c.get("skipped")]
+        failed = [c["name"] for c in ran if not c["passed"]]
+        skipped = [c["name"] for c in behaviour_report["checks"] if c.get("skipped")]
         checks.append(
             {
                 "name": "behaviour",
                 "passed": not failed,
-                "detail": "all behaviour checks passed"
-                if not failed
-                else f"failed behaviour checks: {failed}",
+                "detail": (
+                    "all behaviour checks passed"
+                    if not failed
+                    else f"failed behaviour checks: {failed}"
+                )
+                + (f" (skipped: {skipped})" if skipped else ""),
             }
         )
     checks.append(
@@ -875,8 +907,7 @@ def build_model_card(  # noqa: PLR0913
         "retention team can target offers. Not for decisions about individuals without human "
         "review; scores describe the customer as of the end of the previous month.",
         "",
-        "## Training data (time-based split)",
-        "",
+        *_split_heading(split_summary),
         "| split | months | rows | churn rate |",
         "|---|---|---:|---:|",
         *[
@@ -958,7 +989,8 @@ def build_model_card(  # noqa: PLR0913
         "## Behaviour checks",
         "",
         *[
-            f"- {'PASSED' if c['passed'] else 'FAILED'} `{c['name']}`: "
+            f"- {'SKIPPED' if c.get('skipped') else 'PASSED' if c['passed'] else 'FAILED'} "
+            f"`{c['name']}`: "
             + ", ".join(f"{k}={_fmt(v)}" for k, v in c.items() if k not in ("name", "passed"))
             for c in behaviour_report["checks"]
         ],
@@ -1090,6 +1122,23 @@ def _as_number(value: Any) -> float | int | None:
     if value is None or (isinstance(value, float) and not np.isfinite(value)):
         return None
     return value.item() if hasattr(value, "item") else value
+
+
+def _split_heading(split_summary: dict[str, Any]) -> list[str]:
+    """The model card's training-data heading, saying how the rows were split."""
+    if split_summary.get("strategy") == "stratified_random":
+        fractions = split_summary["fractions"]
+        return [
+            "## Training data (stratified random split)",
+            "",
+            "The table has no time axis (every row has the same snapshot date), so the rows "
+            f"were split at random, stratified by the label, with seed {split_summary['seed']} "
+            f"(validation {fractions['validation']:.0%}, test {fractions['test']:.0%}). The "
+            "gate compares challenger and champion on this same test split. Unlike a split by "
+            "time, it does not show how the model ages.",
+            "",
+        ]
+    return ["## Training data (time-based split)", ""]
 
 
 def _fmt(value: Any) -> str:

@@ -46,13 +46,14 @@ class SegmentParams(_Strict):
 
     Attributes:
         columns: Categorical feature columns whose values are segments.
-        age_column: Numeric column cut into bands.
+        age_column: Numeric column cut into bands (``null``: no age bands, for a table
+            without an age).
         age_band_edges: Band edges, left-closed (``[18, 30)`` …); the last band is open.
         min_rows: Segments with fewer rows report counts but no metrics.
     """
 
     columns: list[str] = Field(default_factory=lambda: ["contract", "region"])
-    age_column: str = "age"
+    age_column: str | None = "age"
     age_band_edges: list[float] = Field(default_factory=lambda: [18, 30, 45, 60])
     min_rows: int = Field(default=50, ge=1)
 

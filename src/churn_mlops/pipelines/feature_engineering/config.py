@@ -161,6 +161,11 @@ class FeatureEngineeringConfig(_Strict):
     #: Window sums are computed exactly as decimals with this many fractional digits (then
     #: stored as float64), so they do not depend on the engine's thread scheduling.
     sum_decimal_places: int = Field(default=6, ge=0, le=18)
+    # Share of rows whose categorical feature value is not among its declared categories
+    # (encoded as "unknown" by the model) above which the pipeline stops.
+    max_unknown_category_share: float = Field(default=0.0, ge=0.0, le=1.0)
+    # Set from data_processing.input_mode (not a feature_engineering key of its own).
+    input_mode: Literal["event_log", "customer_table"] = "event_log"
 
     @model_validator(mode="after")
     def _names_are_consistent(self) -> FeatureEngineeringConfig:
@@ -177,7 +182,8 @@ class FeatureEngineeringConfig(_Strict):
                     f"available: {sorted(counts)}"
                 )
         reserved = {*KEY_COLUMNS, LABEL_COLUMN}
-        clash = reserved.intersection(aggregate_names + self.customer_attributes)
+        attributes = self.customer_attributes if self.input_mode == "event_log" else []
+        clash = reserved.intersection(aggregate_names + attributes + self.feature_names)
         if clash:
             raise ValueError(f"feature names {sorted(clash)} are reserved for key/label columns")
         return self
@@ -195,6 +201,20 @@ class FeatureEngineeringConfig(_Strict):
         ``ceil(lookback_days / 28) + 1`` month boundaries is outside every window.
         """
         return math.ceil(self.lookback_days / 28) + 1
+
+    @property
+    def derived_features(self) -> set[str]:
+        """Features computed from events or signup dates rather than read from a column."""
+        names = {agg.name for agg in self.window_aggregates}
+        return names | {TENURE_FEATURE, USAGE_TREND_FEATURE, RECENCY_FEATURE}
+
+    @property
+    def table_features(self) -> list[str]:
+        """Customer columns carried as features: ``customer_attributes`` for an event log;
+        in ``customer_table`` mode every listed feature that is not derived."""
+        if self.input_mode == "event_log":
+            return list(self.customer_attributes)
+        return [name for name in self.feature_names if name not in self.derived_features]
 
     @property
     def feature_names(self) -> list[str]:

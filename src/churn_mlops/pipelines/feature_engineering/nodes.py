@@ -54,6 +54,10 @@ class FeatureListError(FeatureEngineeringError):
     """The feature table does not match the declared feature list."""
 
 
+class FeatureCategoryError(FeatureEngineeringError):
+    """A categorical feature's declared categories do not fit the values in the data."""
+
+
 _DtypeCheck = tuple[str, Callable[[dt.DataType], bool]]
 
 _INTEGER: _DtypeCheck = ("an integer", lambda t: t.is_integer())
@@ -71,6 +75,13 @@ EVENT_COLUMNS: dict[str, _DtypeCheck] = {
     "duration_minutes": _NUMERIC,
 }
 CHURN_COLUMNS: dict[str, _DtypeCheck] = {"customer_id": _INTEGER, "churn_date": _TIMESTAMP}
+_ID: _DtypeCheck = ("an integer or a string", lambda t: t.is_integer() or t.is_string())
+#: customers_primary in ``customer_table`` mode (data_processing renames the table's columns).
+CUSTOMER_TABLE_COLUMNS: dict[str, _DtypeCheck] = {
+    "customer_id": _ID,
+    "snapshot_date": _TIMESTAMP,
+    LABEL_COLUMN: ("a boolean or 0/1 integer", lambda t: t.is_boolean() or t.is_integer()),
+}
 
 
 def _require_columns(table_name: str, table: ir.Table, required: Mapping[str, _DtypeCheck]) -> None:
@@ -90,11 +101,16 @@ def _require_columns(table_name: str, table: ir.Table, required: Mapping[str, _D
         )
 
 
-def validate_feature_parameters(parameters: dict[str, Any]) -> FeatureEngineeringConfig:
+def validate_feature_parameters(
+    parameters: dict[str, Any], input_mode: str = "event_log"
+) -> FeatureEngineeringConfig:
     """Validate the ``feature_engineering`` parameters once, where they enter the pipeline.
 
     Args:
         parameters: The ``feature_engineering`` mapping from the parameters files.
+        input_mode: ``data_processing.input_mode``: ``event_log`` builds monthly snapshots
+            from the three tables; ``customer_table`` takes one snapshot per row of the
+            customer table (its label and date) and derives event features only when listed.
 
     Returns:
         The validated configuration, passed to every other node.
@@ -103,7 +119,7 @@ def validate_feature_parameters(parameters: dict[str, Any]) -> FeatureEngineerin
         FeatureParameterError: Naming each invalid key, its value and what was expected.
     """
     try:
-        config = FeatureEngineeringConfig.model_validate(parameters)
+        config = FeatureEngineeringConfig.model_validate({**parameters, "input_mode": input_mode})
     except ValidationError as exc:
         raise FeatureParameterError(f"Invalid parameters 'feature_engineering': {exc}") from exc
     logger.info(
@@ -157,7 +173,9 @@ def window_start_column(days: int) -> str:
     return f"start_{days}d"
 
 
-def build_snapshot_calendar(events: ir.Table, config: FeatureEngineeringConfig) -> ir.Table:
+def build_snapshot_calendar(
+    events: ir.Table, config: FeatureEngineeringConfig, customers: ir.Table | None = None
+) -> ir.Table:
     """List the snapshot dates: month boundaries with full history and a fully observed label.
 
     The first snapshot is ``history_months`` month boundaries after the start of the period,
@@ -180,10 +198,17 @@ def build_snapshot_calendar(events: ir.Table, config: FeatureEngineeringConfig) 
         SnapshotCalendarError: If no snapshot fits in the observed period.
     """
     _require_columns("events_primary", events, EVENT_COLUMNS)
-    start, end = _observed_period(events, config)
     snapshots = config.snapshots
     lookback = timedelta(days=config.lookback_days)
     horizon = timedelta(days=snapshots.label_horizon_days)
+    if config.input_mode == "customer_table":
+        if customers is None:
+            raise FeatureInputError("customer_table mode needs customers_primary for its dates")
+        _require_columns("customers_primary", customers, CUSTOMER_TABLE_COLUMNS)
+        days = customers.select(day=customers.snapshot_date.cast("timestamp")).distinct()
+        dates = sorted(days.to_pyarrow().column("day").to_pylist())
+        return _calendar(dates, config, lookback, horizon)
+    start, end = _observed_period(events, config)
     first = max(
         _first_boundary_at_or_after(start) + snapshots.history_months,
         _first_boundary_at_or_after(start + lookback),
@@ -201,13 +226,27 @@ def build_snapshot_calendar(events: ir.Table, config: FeatureEngineeringConfig) 
             f"{snapshots.label_horizon_days} days of label horizon before {end}. Lengthen the "
             "period or lower feature_engineering.snapshots.history_months / label_horizon_days"
         )
+    dates = [_month_start(m) for m in months]
+    logger.info(
+        "Observed period [%s, %s): %d monthly snapshots from %s to %s",
+        start,
+        end,
+        len(dates),
+        dates[0].date(),
+        dates[-1].date(),
+    )
+    return _calendar(dates, config, lookback, horizon)
+
+
+def _calendar(
+    dates: list[datetime], config: FeatureEngineeringConfig, lookback: timedelta, horizon: timedelta
+) -> ir.Table:
     window_days = sorted(
         {agg.window_days for agg in config.window_aggregates} | {config.recency.cap_days}
     )
-    dates = [_month_start(m) for m in months]
     columns: dict[str, list[Any]] = {
         "snapshot_date": dates,
-        "snapshot_month": months,
+        "snapshot_month": [_month_index(d) for d in dates],
         "lookback_start": [d - lookback for d in dates],
         "lookback_month": [_month_index(d - lookback) for d in dates],
         "label_end": [d + horizon for d in dates],
@@ -217,19 +256,14 @@ def build_snapshot_calendar(events: ir.Table, config: FeatureEngineeringConfig) 
     for days in window_days:
         columns[window_start_column(days)] = [d - timedelta(days=days) for d in dates]
         schema[window_start_column(days)] = "timestamp"
-    logger.info(
-        "Observed period [%s, %s): %d monthly snapshots from %s to %s",
-        start,
-        end,
-        len(dates),
-        dates[0].date(),
-        dates[-1].date(),
-    )
     return ibis.memtable(columns, schema=ibis.schema(schema))
 
 
 def build_snapshot_spine(
-    customers: ir.Table, churn_records: ir.Table, snapshot_calendar: ir.Table
+    customers: ir.Table,
+    churn_records: ir.Table,
+    snapshot_calendar: ir.Table,
+    config: FeatureEngineeringConfig | None = None,
 ) -> ir.Table:
     """Pair every active customer with every snapshot and attach the churn label.
 
@@ -242,9 +276,19 @@ def build_snapshot_spine(
         churn_records: Primary churn records (``customer_id``, ``churn_date``).
         snapshot_calendar: Output of :func:`build_snapshot_calendar`.
 
+    In ``customer_table`` mode every row of the customer table is a snapshot and its label
+    column is the label.
+
     Returns:
         ``customer_id``, ``snapshot_date``, ``churned`` (int64 0/1).
     """
+    if config is not None and config.input_mode == "customer_table":
+        _require_columns("customers_primary", customers, CUSTOMER_TABLE_COLUMNS)
+        return customers.select(
+            "customer_id",
+            snapshot_date=customers.snapshot_date.cast("timestamp"),
+            **{LABEL_COLUMN: customers[LABEL_COLUMN].cast("int64")},
+        )
     _require_columns("customers_primary", customers, CUSTOMER_COLUMNS)
     _require_columns("churn_records_primary", churn_records, CHURN_COLUMNS)
     churn = churn_records.select(
@@ -291,8 +335,11 @@ def aggregate_event_windows(
         when nothing was summed) and ``last_<recency event type>_time``.
     """
     _require_columns("events_primary", events, EVENT_COLUMNS)
+    # Month-start snapshots never count events of their own month; a customer table's dates
+    # can fall mid-month, so its snapshots also look at their own month (offset 0).
+    first_offset = 0 if config.input_mode == "customer_table" else 1
     offsets = ibis.memtable(
-        {"month_offset": list(range(1, config.max_month_offset + 1))},
+        {"month_offset": list(range(first_offset, config.max_month_offset + 1))},
         schema=ibis.schema({"month_offset": "int64"}),
     )
     # (snapshot, source month) pairs: the months whose events a snapshot's look-back can reach.
@@ -368,6 +415,8 @@ def assemble_model_input(
         computed column the feature list does not declare (rejected by
         :func:`check_model_input`).
     """
+    if config.input_mode == "customer_table":
+        return _assemble_customer_table(customers, event_windows, config)
     attribute_columns = {name: _ANY for name in config.customer_attributes}
     _require_columns("customers_primary", customers, {**CUSTOMER_COLUMNS, **attribute_columns})
     attributes = customers.select("customer_id", "signup_date", *config.customer_attributes).rename(
@@ -394,6 +443,26 @@ def assemble_model_input(
     for name in config.customer_attributes:
         column = table[name]
         columns[name] = column.cast("int64") if column.type().is_boolean() else column
+    columns |= _event_features(table, snapshot_day, config)
+
+    declared = [name for name in config.feature_names if name in columns]
+    undeclared = [name for name in columns if name not in config.feature_names]
+    output: dict[str, ir.Value] = {
+        "customer_id": table.customer_id,
+        # Nanoseconds so that pandas readers get datetime64[ns], as docs/data_model.md says
+        # (Spark has no nanosecond timestamps and keeps microseconds).
+        "snapshot_date": table.snapshot_date.cast("timestamp(9)"),
+        LABEL_COLUMN: table[LABEL_COLUMN],
+    }
+    output |= {name: columns[name] for name in declared + undeclared}
+    return table.select(**output)
+
+
+def _event_features(
+    table: ir.Table, snapshot_day: ir.DateValue, config: FeatureEngineeringConfig
+) -> dict[str, ir.Value]:
+    """Window aggregates (zero-filled), usage trend and recency of a table joined to windows."""
+    columns: dict[str, ir.Value] = {}
     for agg in config.window_aggregates:
         value = table[agg.name].fill_null(0)
         columns[agg.name] = value.cast("int64" if agg.function == "count" else "float64")
@@ -414,17 +483,49 @@ def assemble_model_input(
         .clip(upper=cap)
         .cast("int64")
     )
+    return columns
 
-    declared = [name for name in config.feature_names if name in columns]
-    undeclared = [name for name in columns if name not in config.feature_names]
+
+def _assemble_customer_table(
+    customers: ir.Table, event_windows: ir.Table, config: FeatureEngineeringConfig
+) -> ir.Table:
+    """``customer_table`` mode: one row per table row, its columns as listed features; event
+    features (and ``tenure_days`` from a ``signup_date`` column) only when they are listed."""
+    table_features = config.table_features
+    needed = {name: _ANY for name in table_features if name != TENURE_FEATURE}
+    _require_columns("customers_primary", customers, {**CUSTOMER_TABLE_COLUMNS, **needed})
+    table = customers.mutate(snapshot_date=customers.snapshot_date.cast("timestamp"))
+    snapshot_day = table.snapshot_date.date()
+    columns: dict[str, ir.Value] = {}
+    for name in table_features:
+        column = table[name]
+        columns[name] = column.cast("int64") if column.type().is_boolean() else column
+    listed = set(config.feature_names)
+    if listed & (config.derived_features - {TENURE_FEATURE}):
+        windows = event_windows.rename(
+            customer_id_ev="customer_id", snapshot_date_ev="snapshot_date"
+        )
+        table = table.left_join(
+            windows,
+            [
+                table.customer_id == windows.customer_id_ev,
+                table.snapshot_date == windows.snapshot_date_ev,
+            ],
+        )
+        snapshot_day = table.snapshot_date.date()
+        derived = _event_features(table, snapshot_day, config)
+        columns |= {name: value for name, value in derived.items() if name in listed}
+    if TENURE_FEATURE in listed:
+        _require_columns("customers_primary", customers, {"signup_date": _TIMESTAMP})
+        columns[TENURE_FEATURE] = snapshot_day.delta(
+            table.signup_date.cast("timestamp").date(), unit="day"
+        ).cast("int64")
     output: dict[str, ir.Value] = {
         "customer_id": table.customer_id,
-        # Nanoseconds so that pandas readers get datetime64[ns], as docs/data_model.md says
-        # (Spark has no nanosecond timestamps and keeps microseconds).
         "snapshot_date": table.snapshot_date.cast("timestamp(9)"),
-        LABEL_COLUMN: table[LABEL_COLUMN],
+        LABEL_COLUMN: table[LABEL_COLUMN].cast("int64"),
     }
-    output |= {name: columns[name] for name in declared + undeclared}
+    output |= {name: columns[name] for name in config.feature_names if name in columns}
     return table.select(**output)
 
 
@@ -469,6 +570,64 @@ def check_model_input(model_input: ir.Table, config: FeatureEngineeringConfig) -
             "Table 'model_input_table' does not match the feature list in "
             "conf/base/parameters_feature_engineering.yml: " + "; ".join(problems)
         )
+    check_feature_categories(model_input, config)
     logger.info("model_input_table matches the feature list (%d features)", len(config.features))
     # Canonical row order (by key), so the same data always writes the same file content.
     return model_input.select(*expected).order_by(list(KEY_COLUMNS))
+
+
+def check_feature_categories(model_input: ir.Table, config: FeatureEngineeringConfig) -> None:
+    """Stop when a categorical feature's declared categories do not fit the data.
+
+    A declared category that no row has is most often a typo (``area_code_51`` for
+    ``area_code_510``); a value outside the list is encoded as "unknown" by the model, so more
+    than ``max_unknown_category_share`` of such rows means the list is wrong. Unseen categories
+    stop a ``customer_table`` run (the list describes that very table); with an event log,
+    whose categories data_processing has already checked and whose small samples may lack a
+    rare one, they only warn. One grouped count per categorical feature.
+
+    Raises:
+        FeatureCategoryError: Naming each column, its unseen categories and the share and
+            examples of values outside the list.
+    """
+    problems = []
+    for spec in config.features:
+        if spec.kind != "categorical":
+            continue
+        counts = (
+            model_input.group_by(value=model_input[spec.name])
+            .aggregate(n=ibis._.count())
+            .to_pyarrow()
+            .to_pylist()
+        )
+        total = sum(row["n"] for row in counts)
+        if total == 0:
+            continue
+        observed = {row["value"]: row["n"] for row in counts}
+        unseen = [c for c in spec.categories or [] if c not in observed]
+        unknown = {v: n for v, n in observed.items() if v not in set(spec.categories or [])}
+        share = sum(unknown.values()) / total
+        if unseen and config.input_mode == "event_log":
+            logger.warning(
+                "Feature %r: declared categories %s occur in none of the %d rows",
+                spec.name,
+                unseen,
+                total,
+            )
+        elif unseen:
+            problems.append(
+                f"{spec.name!r}: declared categories {unseen} occur in no row "
+                f"(values present: {sorted(map(str, observed))[:20]})"
+            )
+        if share > config.max_unknown_category_share:
+            top = sorted(unknown, key=lambda v: (-unknown[v], str(v)))[:10]
+            problems.append(
+                f"{spec.name!r}: {share:.1%} of rows have values outside its categories, "
+                f"e.g. {top} (allowed up to max_unknown_category_share="
+                f"{config.max_unknown_category_share})"
+            )
+    if problems:
+        raise FeatureCategoryError(
+            "Categorical features of model_input_table do not match feature_engineering."
+            "features: " + "; ".join(problems)
+        )

@@ -26,19 +26,24 @@ def create_pipeline(**kwargs) -> Pipeline:
         [
             node(
                 validate_feature_parameters,
-                inputs="params:feature_engineering",
+                inputs=["params:feature_engineering", "params:data_processing.input_mode"],
                 outputs="feature_engineering_config",
                 name="validate_feature_parameters",
             ),
             node(
                 build_snapshot_calendar,
-                inputs=["events_primary", "feature_engineering_config"],
+                inputs=["events_primary", "feature_engineering_config", "customers_primary"],
                 outputs="snapshot_calendar",
                 name="build_snapshot_calendar",
             ),
             node(
                 build_snapshot_spine,
-                inputs=["customers_primary", "churn_records_primary", "snapshot_calendar"],
+                inputs=[
+                    "customers_primary",
+                    "churn_records_primary",
+                    "snapshot_calendar",
+                    "feature_engineering_config",
+                ],
                 outputs="snapshot_spine",
                 name="build_snapshot_spine",
             ),

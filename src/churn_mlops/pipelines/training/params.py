@@ -33,12 +33,20 @@ class SplitParams(_Strict):
             label of a training row is observed after the validation period begins. Set it to
             the label horizon.
         min_train_months: Fewer training months than this is an error.
+        strategy: ``time`` (the above), ``stratified_random`` (a random split stratified
+            by the label, seeded by ``training.seed``: for a table without a time axis) or
+            ``auto``: ``time`` unless every row has the same snapshot date.
+        validation_fraction: Share of rows in the validation split of a random split.
+        test_fraction: Share of rows in the test split of a random split.
     """
 
     validation_months: int = Field(default=2, ge=1)
     test_months: int = Field(default=2, ge=1)
     purge_days: int = Field(default=30, ge=0)
     min_train_months: int = Field(default=3, ge=1)
+    strategy: Literal["auto", "time", "stratified_random"] = "auto"
+    validation_fraction: float = Field(default=0.2, gt=0.0, lt=0.5)
+    test_fraction: float = Field(default=0.2, gt=0.0, lt=0.5)
 
 
 class SamplingParams(_Strict):
