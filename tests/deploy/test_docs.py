@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.conftest import PROJECT_ROOT, tool
+from tests.deploy.conftest import PROJECT_ROOT
+from tests.tools import tool
 from tests.deploy.promql import contract_metrics, metric_names, sample_names
 
 DOCS = [

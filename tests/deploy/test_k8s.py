@@ -23,9 +23,9 @@ from tests.deploy.conftest import (
     SHARED_LOG_OVERLAYS,
     TOP_LEVEL_DIRS,
     kustomize_build,
-    tool,
 )
 from tests.deploy.routes import app_routes
+from tests.tools import tool, tool_env
 
 # The oldest Kubernetes the manifests support (the native preStop `sleep` action is on by
 # default from 1.30) and the newest the validator knows.
@@ -474,7 +474,9 @@ def test_canary_tracks_route_to_their_own_deployment(objects) -> None:
 
 
 def run_script(script: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(["bash", str(script), *args], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        ["bash", str(script), *args], capture_output=True, text=True, timeout=60, env=tool_env()
+    )
     if check:
         assert proc.returncode == 0, f"{script.name} {args} failed:\n{proc.stdout}{proc.stderr}"
     return proc
@@ -484,7 +486,7 @@ def run_script(script: Path, *args: str, check: bool = True) -> subprocess.Compl
 def k8s_copy(tmp_path: Path, kubectl: str) -> Path:
     """A copy of deploy/k8s for the scripts to edit (overlays still resolve ../../base).
 
-    Depends on ``kubectl`` because the scripts call it: without it the test is skipped.
+    Depends on ``kubectl`` because the scripts call it (the venv's, first on ``PATH``).
     """
     copy = tmp_path / "k8s"
     shutil.copytree(K8S_DIR, copy)

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.deploy.conftest import DEPLOY_DIR, tool
+from tests.deploy.conftest import DEPLOY_DIR
+from tests.tools import tool
 from tests.deploy.promql import contract_metrics, metric_names, sample_names
 
 PROMETHEUS_DIR = DEPLOY_DIR / "prometheus"
