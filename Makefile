@@ -9,7 +9,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: venv install install-dev run test lint viz clean-data
+.PHONY: venv install install-dev run test test-fast lint format viz clean-data
 
 venv:
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,8 +29,22 @@ run: install
 test: install-dev
 	$(BIN)/python -m pytest
 
+## The unit tests only (no Docker, Spark, browser, Prometheus or end-to-end runs): < 2 minutes.
+FAST_MARKERS := not slow and not docker and not spark and not browser and not prometheus
+test-fast: install-dev
+	$(BIN)/python -m pytest -m "$(FAST_MARKERS)"
+
+## The linters CI runs before the tests (.ci/run, .github/workflows/ci.yml, .pre-commit-config.yaml).
+LINT_PATHS := src tests benchmarks
 lint:
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
+	$(BIN)/mypy
+
+## Rewrites the tree to what `make lint` wants: sorts imports, drops dead `noqa`, formats.
+format:
+	$(BIN)/ruff check --fix $(LINT_PATHS)
+	$(BIN)/ruff format $(LINT_PATHS)
 
 viz:
 	$(BIN)/kedro viz run --host 127.0.0.1 --no-browser
@@ -43,5 +57,5 @@ clean-data:
 ## BASE_IMAGE=<Debian-based CPython 3.11 image> (default local/python:3.11).
 .PHONY: pipelines-image
 pipelines-image: install
-	$(BIN)/python -m churn_mlops.pipelines_image $(if $(TAG),--tag $(TAG)) \
+	$(BIN)/python -m churn_mlops.release.pipelines_image $(if $(TAG),--tag $(TAG)) \
 		$(if $(BASE_IMAGE),--base-image $(BASE_IMAGE))

@@ -15,7 +15,7 @@ from kedro.io import DatasetError
 from sklearn.dummy import DummyClassifier
 
 from churn_mlops.datasets.serving_bundle import ServingBundleDataset, file_checksums
-from churn_mlops.export.errors import ExportConfigError, RequirementsError
+from churn_mlops.release.errors import ExportConfigError, RequirementsError
 
 
 def _payload(bundle_dir: Path, **overrides) -> dict:

@@ -26,7 +26,7 @@ import pytest
 import yaml
 
 from churn_mlops.datasets.serving_bundle import sha256_file
-from churn_mlops.pipelines_image import (
+from churn_mlops.release.pipelines_image import (
     CONTEXT_MARKER,
     DEFAULT_BASE_IMAGE,
     DOCKERFILE,

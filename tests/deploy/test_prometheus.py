@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from tests.deploy.conftest import DEPLOY_DIR
-from tests.tools import tool
 from tests.deploy.promql import contract_metrics, metric_names, sample_names
+from tests.tools import tool
 
 PROMETHEUS_DIR = DEPLOY_DIR / "prometheus"
 CONFIG = PROMETHEUS_DIR / "prometheus.yml"

@@ -9,8 +9,8 @@ next to the target:
 2. pins the serving dependency closure at the installed versions and fills ``wheelhouse/``
    (wheels from a local cache, downloading only what is missing) plus the project's own wheel,
    built reproducibly; writes ``requirements.txt`` with the wheels' hashes;
-3. renders ``k8s/`` with :func:`churn_mlops.deploy.render_manifests`;
-4. runs the parity gate (:mod:`churn_mlops.export.parity`) on the staged bundle;
+3. renders ``k8s/`` with :func:`churn_mlops.release.deploy.render_manifests`;
+4. runs the parity gate (:mod:`churn_mlops.release.parity`) on the staged bundle;
 5. writes ``manifest.json`` (lineage, package versions, sha256 of every file) and only then
    renames the staging folder onto the target.
 
@@ -35,15 +35,15 @@ from typing import Any
 
 from kedro.io import AbstractDataset, DatasetError
 
-from churn_mlops.export.errors import ExportConfigError, RequirementsError
-from churn_mlops.export.parity import check_bundle_parity
-from churn_mlops.export.requirements import (
+from churn_mlops.release.errors import ExportConfigError, RequirementsError
+from churn_mlops.release.parity import check_bundle_parity
+from churn_mlops.release.requirements import (
     Pin,
     project_extra_requirements,
     render_requirements,
     resolve_pins,
 )
-from churn_mlops.export.wheelhouse import build_project_wheel, fetch_wheels, source_date_epoch
+from churn_mlops.release.wheelhouse import build_project_wheel, fetch_wheels, source_date_epoch
 from churn_mlops.provenance import git_revision
 
 logger = logging.getLogger(__name__)
@@ -198,7 +198,7 @@ class ServingBundleDataset(AbstractDataset[dict[str, Any], dict[str, Any]]):
     ) -> dict[str, Any]:
         import joblib  # noqa: PLC0415
 
-        from churn_mlops.deploy import render_manifests  # noqa: PLC0415
+        from churn_mlops.release.deploy import render_manifests  # noqa: PLC0415
 
         mark = time.monotonic()
 

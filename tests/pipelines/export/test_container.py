@@ -22,7 +22,7 @@ import jwt
 import pandas as pd
 import pytest
 
-from churn_mlops.export.parity import EXPECTED_COLUMN, golden_rows
+from churn_mlops.release.parity import EXPECTED_COLUMN, golden_rows
 from tests.tools import missing
 
 # The first test builds the shared exported project too (minutes on a busy machine).

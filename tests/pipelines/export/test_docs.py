@@ -56,7 +56,7 @@ def test_every_serving_setting_is_in_the_handoff_table():
 
 
 def test_image_defaults_in_the_table_match_the_dockerfile():
-    from churn_mlops.export.dockerfile import render_dockerfile
+    from churn_mlops.release.dockerfile import render_dockerfile
 
     dockerfile = render_dockerfile(
         base_image="python:3.11-slim", uid=10001, port=8080, model_dir="/opt/churn/bundle",
