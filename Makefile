@@ -59,3 +59,22 @@ clean-data:
 pipelines-image: install
 	$(BIN)/python -m churn_mlops.release.pipelines_image $(if $(TAG),--tag $(TAG)) \
 		$(if $(BASE_IMAGE),--base-image $(BASE_IMAGE))
+
+## Release and retraining steps the GitHub workflows call (docs/cicd.md); each works by hand too.
+.PHONY: export continuous-training k8s-manifests viz-build
+## The registry's champion -> dist/<model>-v<version>/ (docs/export.md).
+export: install
+	$(BIN)/kedro run --pipeline export
+
+## Monitor -> decide -> retrain -> gate -> export (docs/monitoring.md). CT_ARGS=--dry-run etc.
+continuous-training: install
+	$(BIN)/python -m churn_mlops.monitoring.continuous_training $(CT_ARGS)
+
+## The Kubernetes tree for one image: IMAGE=<name>@sha256:<digest> MODEL_VERSION=<n> OUT=<dir>.
+k8s-manifests: install
+	$(BIN)/python -m churn_mlops.release.deploy --image "$(IMAGE)" \
+		--model-version "$(MODEL_VERSION)" --out "$(OUT)"
+
+## kedro-viz as a static site in build/ (uploaded by CI).
+viz-build: install
+	$(BIN)/kedro viz build
