@@ -14,7 +14,8 @@ import pytest
 from kedro.io import DatasetError
 from sklearn.dummy import DummyClassifier
 
-from churn_mlops.datasets.serving_bundle import ServingBundleDataset, file_checksums
+from churn_mlops.datasets.serving_bundle import ServingBundleDataset
+from churn_mlops.release.bundle import file_checksums
 from churn_mlops.release.errors import ExportConfigError, RequirementsError
 
 

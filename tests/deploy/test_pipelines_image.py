@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from churn_mlops.datasets.serving_bundle import sha256_file
+from churn_mlops.release.bundle import sha256_file
 from churn_mlops.release.pipelines_image import (
     CONTEXT_MARKER,
     DEFAULT_BASE_IMAGE,

@@ -1,4 +1,5 @@
-"""churn_mlops.release.deploy: the export pins its image and model version into the bundle's manifests."""
+"""churn_mlops.release.deploy: the export pins its image and model version into the bundle's
+manifests."""
 
 from __future__ import annotations
 

@@ -9,6 +9,8 @@ do the I/O that turns that decision into a folder, an image or manifests:
   project's own wheel reproducibly;
 * :mod:`.parity` installs the bundle into a fresh virtual environment, starts its app and
   compares its answers with the golden sample;
+* :mod:`.bundle` builds a serving bundle from the export pipeline's description (wheels,
+  hashed requirements, k8s/, parity gate, manifest.json, atomic rename);
 * :mod:`.dockerfile` renders the bundle's ``Dockerfile`` (pure, used by a node);
 * :mod:`.deploy` renders the Kubernetes tree for an image (``python -m
   churn_mlops.release.deploy``);

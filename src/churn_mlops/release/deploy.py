@@ -305,7 +305,8 @@ def render_manifests(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command line: ``python -m churn_mlops.release.deploy --image IMAGE --model-version V --out DIR``.
+    """Command line: ``python -m churn_mlops.release.deploy --image IMAGE --model-version V
+    --out DIR``.
 
     Exit codes: 0 rendered, 2 bad image, version or tree (the message names which).
     """

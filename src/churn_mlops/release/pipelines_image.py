@@ -18,7 +18,8 @@ is built offline, like the serving image of an export bundle, in two steps:
 
 Command line (``make pipelines-image`` runs it)::
 
-    python -m churn_mlops.release.pipelines_image --tag registry.example.com/ml/churn-mlops-pipelines:1
+    python -m churn_mlops.release.pipelines_image \\
+        --tag registry.example.com/ml/churn-mlops-pipelines:1
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ from pathlib import Path
 
 import click
 
-from churn_mlops.datasets.serving_bundle import sha256_file
+from churn_mlops.provenance import UNKNOWN, git_revision
+from churn_mlops.release.bundle import sha256_file
 from churn_mlops.release.deploy import PIPELINES_IMAGE_PLACEHOLDER
 from churn_mlops.release.errors import ExportError
 from churn_mlops.release.requirements import (
@@ -45,7 +47,6 @@ from churn_mlops.release.requirements import (
     resolve_pins,
 )
 from churn_mlops.release.wheelhouse import fetch_wheels
-from churn_mlops.provenance import UNKNOWN, git_revision
 
 logger = logging.getLogger(__name__)
 
@@ -167,7 +168,8 @@ def _empty_context(context_dir: Path) -> None:
         shutil.rmtree(context_dir)
     context_dir.mkdir(parents=True)
     (context_dir / CONTEXT_MARKER).write_text(
-        "Build context written by python -m churn_mlops.release.pipelines_image; rewritten each build.\n",
+        "Build context written by python -m churn_mlops.release.pipelines_image;"
+        " rewritten each build.\n",
         encoding="utf-8",
     )
 
