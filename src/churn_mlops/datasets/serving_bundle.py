@@ -26,7 +26,7 @@ class ServingBundleDataset(AbstractDataset[dict[str, Any], dict[str, Any]]):
         metadata: Kedro-viz and other free-form metadata.
     """
 
-    def __init__(  # noqa: PLR0913
+    def __init__(
         self,
         *,
         wheel_cache_dir: str,
