@@ -48,12 +48,14 @@ def run_pytest(tmp_path: Path, ci: str | None) -> subprocess.CompletedProcess[st
     )
 
 
+@pytest.mark.slow
 def test_a_missing_tool_skips_outside_ci(tmp_path: Path) -> None:
     proc = run_pytest(tmp_path, ci=None)
     assert proc.returncode == 0, proc.stdout
     assert "1 skipped" in proc.stdout and "no-such-tool-churn-mlops" in proc.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("value", ["true", "1"])
 def test_a_missing_tool_fails_under_ci(tmp_path: Path, value: str) -> None:
     proc = run_pytest(tmp_path, ci=value)

@@ -23,6 +23,7 @@ def _register(tmp_path, model_name, model, rows, *, promote: bool) -> dict:
     return dataset.load()
 
 
+@pytest.mark.slow
 def test_champion_is_loaded_with_its_files_and_lineage(tmp_path, model_name, small_model):
     model, rows = small_model
     outcome = _register(tmp_path, model_name, model, rows, promote=True)

@@ -141,6 +141,7 @@ def validation_lines(output: str, name: str) -> list[str]:
     return [line for line in output.splitlines() if f"/{filename} " in line]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "name", TOP_LEVEL_DIRS + tuple(f"{o}-shared-log" for o in SHARED_LOG_OVERLAYS)
 )
@@ -163,6 +164,7 @@ def test_strict_validation_rejects_an_unknown_field(validation_runs: dict[str, s
         assert failures and "revisionHistoryLimits" in failures[0], output
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(set(KUSTOMIZE_DIRS) - set(TOP_LEVEL_DIRS)))
 def test_included_folders_are_validated_through_their_parent(name: str, objects) -> None:
     """A part (canary/stable, blue-green/green, jobs/common...) renders the same objects it

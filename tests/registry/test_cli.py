@@ -42,6 +42,7 @@ def test_kedro_loads_the_group_as_cli():
     assert cli is commands and "models" in commands.commands
 
 
+@pytest.mark.slow
 def test_promote_list_and_rollback(project):
     first = _run("promote", "1")
     assert first.exit_code == 0, first.output
@@ -65,6 +66,7 @@ def test_promote_list_and_rollback(project):
     assert ChampionRegistry(MODEL).champion_version() == "1"
 
 
+@pytest.mark.slow
 def test_a_refused_version_needs_force(project):
     _run("promote", "1")
     refused = _run("promote", "3")
