@@ -158,6 +158,7 @@ def test_overlay_passes_strict_schema_validation(
         assert len(lines) == len(objects(name)), output
 
 
+@pytest.mark.slow
 def test_strict_validation_rejects_an_unknown_field(validation_runs: dict[str, str]) -> None:
     for output in validation_runs.values():
         failures = [line for line in validation_lines(output, BROKEN) if "passed" not in line]

@@ -9,6 +9,9 @@ from mlflow import MlflowClient
 from churn_mlops.cli import cli, commands
 from churn_mlops.registry import ChampionRegistry
 
+# MLflow-backed registry round trips: seconds each (make test-fast leaves them out).
+pytestmark = pytest.mark.slow
+
 MODEL = "churn_model"  # the name in conf/base/globals.yml
 
 
@@ -42,7 +45,6 @@ def test_kedro_loads_the_group_as_cli():
     assert cli is commands and "models" in commands.commands
 
 
-@pytest.mark.slow
 def test_promote_list_and_rollback(project):
     first = _run("promote", "1")
     assert first.exit_code == 0, first.output
@@ -66,7 +68,6 @@ def test_promote_list_and_rollback(project):
     assert ChampionRegistry(MODEL).champion_version() == "1"
 
 
-@pytest.mark.slow
 def test_a_refused_version_needs_force(project):
     _run("promote", "1")
     refused = _run("promote", "3")
