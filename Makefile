@@ -29,7 +29,7 @@ run: install
 test: install-dev
 	$(BIN)/python -m pytest
 
-## The unit tests only (no Docker, Spark, browser, Prometheus or end-to-end runs): < 2 minutes.
+## The unit tests only (no Docker, Spark, browser, Prometheus or end-to-end runs): the fast loop.
 FAST_MARKERS := not slow and not docker and not spark and not browser and not prometheus
 test-fast: install-dev
 	$(BIN)/python -m pytest -m "$(FAST_MARKERS)"
