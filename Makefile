@@ -9,7 +9,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: venv install install-dev run test lint viz clean-data
+.PHONY: venv install install-dev run test test-fast lint format viz clean-data
 
 venv:
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,8 +29,22 @@ run: install
 test: install-dev
 	$(BIN)/python -m pytest
 
+## The unit tests only (no Docker, Spark, browser, Prometheus or end-to-end runs): the fast loop.
+FAST_MARKERS := not slow and not docker and not spark and not browser and not prometheus
+test-fast: install-dev
+	$(BIN)/python -m pytest -m "$(FAST_MARKERS)"
+
+## The linters CI runs before the tests (.ci/run, .github/workflows/ci.yml, .pre-commit-config.yaml).
+LINT_PATHS := src tests benchmarks
 lint:
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
+	$(BIN)/mypy
+
+## Rewrites the tree to what `make lint` wants: sorts imports, drops dead `noqa`, formats.
+format:
+	$(BIN)/ruff check --fix $(LINT_PATHS)
+	$(BIN)/ruff format $(LINT_PATHS)
 
 viz:
 	$(BIN)/kedro viz run --host 127.0.0.1 --no-browser
@@ -43,5 +57,24 @@ clean-data:
 ## BASE_IMAGE=<Debian-based CPython 3.11 image> (default local/python:3.11).
 .PHONY: pipelines-image
 pipelines-image: install
-	$(BIN)/python -m churn_mlops.pipelines_image $(if $(TAG),--tag $(TAG)) \
+	$(BIN)/python -m churn_mlops.release.pipelines_image $(if $(TAG),--tag $(TAG)) \
 		$(if $(BASE_IMAGE),--base-image $(BASE_IMAGE))
+
+## Release and retraining steps the GitHub workflows call (docs/cicd.md); each works by hand too.
+.PHONY: export continuous-training k8s-manifests viz-build
+## The registry's champion -> dist/<model>-v<version>/ (docs/export.md).
+export: install
+	$(BIN)/kedro run --pipeline export
+
+## Monitor -> decide -> retrain -> gate -> export (docs/monitoring.md). CT_ARGS=--dry-run etc.
+continuous-training: install
+	$(BIN)/python -m churn_mlops.monitoring.continuous_training $(CT_ARGS)
+
+## The Kubernetes tree for one image: IMAGE=<name>@sha256:<digest> MODEL_VERSION=<n> OUT=<dir>.
+k8s-manifests: install
+	$(BIN)/python -m churn_mlops.release.deploy --image "$(IMAGE)" \
+		--model-version "$(MODEL_VERSION)" --out "$(OUT)"
+
+## kedro-viz as a static site in build/ (uploaded by CI).
+viz-build: install
+	$(BIN)/kedro viz build

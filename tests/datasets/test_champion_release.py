@@ -11,6 +11,9 @@ from churn_mlops.datasets import MlflowModelRegistrationDataset
 from churn_mlops.datasets.champion_release import MlflowChampionReleaseDataset
 from tests.datasets.test_model_registry import _payload
 
+# MLflow-backed registry round trips: seconds each (make test-fast leaves them out).
+pytestmark = pytest.mark.slow
+
 
 def _register(tmp_path, model_name, model, rows, *, promote: bool) -> dict:
     dataset = MlflowModelRegistrationDataset(

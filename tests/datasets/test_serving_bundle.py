@@ -14,8 +14,9 @@ import pytest
 from kedro.io import DatasetError
 from sklearn.dummy import DummyClassifier
 
-from churn_mlops.datasets.serving_bundle import ServingBundleDataset, file_checksums
-from churn_mlops.export.errors import ExportConfigError, RequirementsError
+from churn_mlops.datasets.serving_bundle import ServingBundleDataset
+from churn_mlops.release.bundle import file_checksums
+from churn_mlops.release.errors import ExportConfigError, RequirementsError
 
 
 def _payload(bundle_dir: Path, **overrides) -> dict:

@@ -2,19 +2,19 @@
 
 The tools are the ones CI installs (``kubectl``, ``kubernetes-validate`` from the dev extras,
 ``prometheus``/``promtool`` from Debian's package); a test that needs a missing one is skipped
-with the reason, never faked.
+with the reason (fails when ``CI`` is set, see tests/tools.py), never faked.
 """
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import yaml
+
+from tests.tools import tool
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEPLOY_DIR = PROJECT_ROOT / "deploy"
@@ -41,14 +41,6 @@ def _included_elsewhere(name: str) -> bool:
 
 #: The folders an operator applies: those no other kustomization includes.
 TOP_LEVEL_DIRS: tuple[str, ...] = tuple(d for d in KUSTOMIZE_DIRS if not _included_elsewhere(d))
-
-
-def tool(name: str) -> str:
-    """Path of a command-line tool, or skip the calling test naming what is missing."""
-    found = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
-    if found is None:
-        pytest.skip(f"{name} is not installed (CI installs it; see .ci/run)")
-    return found
 
 
 @pytest.fixture(scope="session")
@@ -114,7 +106,6 @@ def objects(
 @pytest.fixture(scope="session")
 def demo_bundle(tmp_path_factory) -> Path:
     """A small serving bundle, made by the serving package's own demo builder."""
-    pytest.importorskip("fastapi", reason="the serving extras are not installed")
     from churn_mlops.serving.demo import make_demo_bundle
 
     return make_demo_bundle(

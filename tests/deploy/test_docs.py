@@ -3,7 +3,7 @@
 The shell blocks of the ops docs are parsed and each command is checked against the real tool
 without touching a cluster: kubectl parses the full command line (``--help`` appended, so an
 unknown subcommand or flag fails), Kedro pipeline names and project commands are looked up in
-the project, ``python -m churn_mlops.deploy`` really renders (into a temporary folder), the
+the project, ``python -m churn_mlops.release.deploy`` really renders (into a temporary folder), the
 switch scripts are checked against their usage text, and every repository path named exists.
 PromQL blocks may only read the app's metrics (or the few cluster metrics named below).
 """
@@ -20,8 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.conftest import PROJECT_ROOT, tool
+from tests.deploy.conftest import PROJECT_ROOT
 from tests.deploy.promql import contract_metrics, metric_names, sample_names
+from tests.tools import tool
 
 DOCS = [
     PROJECT_ROOT / "docs" / "handoff.md",
@@ -181,11 +182,11 @@ def check_parameter(key: str) -> None:
 
 
 def check_python(cmd: list[str], tmp_path: Path) -> None:
-    if cmd[1] == "-m" and cmd[2] == "churn_mlops.deploy":
+    if cmd[1] == "-m" and cmd[2] == "churn_mlops.release.deploy":
         args = list(cmd[3:])
         args[args.index("--out") + 1] = str(tmp_path / "k8s")
         proc = subprocess.run(
-            [sys.executable, "-m", "churn_mlops.deploy", *args],
+            [sys.executable, "-m", "churn_mlops.release.deploy", *args],
             capture_output=True,
             text=True,
             timeout=60,

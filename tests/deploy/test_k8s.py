@@ -23,9 +23,9 @@ from tests.deploy.conftest import (
     SHARED_LOG_OVERLAYS,
     TOP_LEVEL_DIRS,
     kustomize_build,
-    tool,
 )
 from tests.deploy.routes import app_routes
+from tests.tools import tool, tool_env
 
 # The oldest Kubernetes the manifests support (the native preStop `sleep` action is on by
 # default from 1.30) and the newest the validator knows.
@@ -141,6 +141,7 @@ def validation_lines(output: str, name: str) -> list[str]:
     return [line for line in output.splitlines() if f"/{filename} " in line]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "name", TOP_LEVEL_DIRS + tuple(f"{o}-shared-log" for o in SHARED_LOG_OVERLAYS)
 )
@@ -157,12 +158,14 @@ def test_overlay_passes_strict_schema_validation(
         assert len(lines) == len(objects(name)), output
 
 
+@pytest.mark.slow
 def test_strict_validation_rejects_an_unknown_field(validation_runs: dict[str, str]) -> None:
     for output in validation_runs.values():
         failures = [line for line in validation_lines(output, BROKEN) if "passed" not in line]
         assert failures and "revisionHistoryLimits" in failures[0], output
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(set(KUSTOMIZE_DIRS) - set(TOP_LEVEL_DIRS)))
 def test_included_folders_are_validated_through_their_parent(name: str, objects) -> None:
     """A part (canary/stable, blue-green/green, jobs/common...) renders the same objects it
@@ -474,7 +477,9 @@ def test_canary_tracks_route_to_their_own_deployment(objects) -> None:
 
 
 def run_script(script: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(["bash", str(script), *args], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        ["bash", str(script), *args], capture_output=True, text=True, timeout=60, env=tool_env()
+    )
     if check:
         assert proc.returncode == 0, f"{script.name} {args} failed:\n{proc.stdout}{proc.stderr}"
     return proc
@@ -484,7 +489,7 @@ def run_script(script: Path, *args: str, check: bool = True) -> subprocess.Compl
 def k8s_copy(tmp_path: Path, kubectl: str) -> Path:
     """A copy of deploy/k8s for the scripts to edit (overlays still resolve ../../base).
 
-    Depends on ``kubectl`` because the scripts call it: without it the test is skipped.
+    Depends on ``kubectl`` because the scripts call it (the venv's, first on ``PATH``).
     """
     copy = tmp_path / "k8s"
     shutil.copytree(K8S_DIR, copy)

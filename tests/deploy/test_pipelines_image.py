@@ -25,8 +25,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from churn_mlops.datasets.serving_bundle import sha256_file
-from churn_mlops.pipelines_image import (
+from churn_mlops.release.bundle import sha256_file
+from churn_mlops.release.pipelines_image import (
     CONTEXT_MARKER,
     DEFAULT_BASE_IMAGE,
     DOCKERFILE,
@@ -40,6 +40,7 @@ from churn_mlops.pipelines_image import (
 )
 from tests.deploy.conftest import PROJECT_ROOT
 from tests.pipelines.export.conftest import WHEEL_CACHE
+from tests.tools import missing
 
 BASE_IMAGE = os.environ.get("CHURN_TEST_BASE_IMAGE", DEFAULT_BASE_IMAGE)
 DOCKER_ENV = {**os.environ, "DOCKER_BUILDKIT": "0"}
@@ -251,13 +252,14 @@ def _image_ids() -> set[str]:
 
 @pytest.fixture(scope="module")
 def docker_daemon() -> None:
-    """Skip (before the context is prepared) when Docker or the base image is missing."""
+    """Skip (fail under CI) before the context is prepared when Docker or the base image is
+    missing."""
     try:
         _docker("info", timeout=30)
     except (OSError, subprocess.SubprocessError) as exc:
-        pytest.skip(f"`docker info` fails, no Docker daemon to build the image: {exc}")
+        missing(f"`docker info` fails, no Docker daemon to build the image: {exc}")
     if _docker("image", "inspect", BASE_IMAGE, check=False).returncode != 0:
-        pytest.skip(
+        missing(
             f"base image {BASE_IMAGE} is missing: build it with"
             " deploy/docker/make_base_image.sh (or set CHURN_TEST_BASE_IMAGE)"
         )

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.deploy.conftest import DEPLOY_DIR, tool
+from tests.deploy.conftest import DEPLOY_DIR
 from tests.deploy.promql import contract_metrics, metric_names, sample_names
+from tests.tools import tool
 
 PROMETHEUS_DIR = DEPLOY_DIR / "prometheus"
 CONFIG = PROMETHEUS_DIR / "prometheus.yml"

@@ -29,15 +29,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
+import jwt
 import pytest
 import yaml
 
-from tests.deploy.conftest import DEPLOY_DIR, K8S_DIR, tool
+from tests.deploy.conftest import DEPLOY_DIR, K8S_DIR
+from tests.tools import tool
 
 pytestmark = [pytest.mark.prometheus, pytest.mark.slow]
 
-httpx = pytest.importorskip("httpx")
-jwt = pytest.importorskip("jwt")
 
 DRIFT_WINDOW = 200  # CHURN_DRIFT_WINDOW for the test: a small window turns over quickly
 DRIFTED_FEATURE = "monthly_fee"

@@ -1,4 +1,5 @@
-"""churn_mlops.deploy: the export pins its image and model version into the bundle's manifests."""
+"""churn_mlops.release.deploy: the export pins its image and model version into the bundle's
+manifests."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from churn_mlops.deploy import (
+from churn_mlops.release.deploy import (
     ManifestRenderError,
     default_source_dir,
     load_manifest_tree,
@@ -168,7 +169,7 @@ def test_command_line_renders_and_refuses_bad_input(tmp_path: Path, kubectl: str
         [
             sys.executable,
             "-m",
-            "churn_mlops.deploy",
+            "churn_mlops.release.deploy",
             "--image",
             IMAGE,
             "--model-version",
@@ -187,7 +188,7 @@ def test_command_line_renders_and_refuses_bad_input(tmp_path: Path, kubectl: str
         [
             sys.executable,
             "-m",
-            "churn_mlops.deploy",
+            "churn_mlops.release.deploy",
             "--image",
             "churn-serving",
             "--model-version",

@@ -114,6 +114,7 @@ def test_params_are_parsed_like_kedro_run():
         _parse_params("oops")
 
 
+@pytest.mark.slow
 def test_a_trigger_is_handled_only_by_a_retrain(tmp_path):
     from churn_mlops.monitoring.continuous_training import (
         TAG_ACTION,

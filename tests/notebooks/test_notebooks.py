@@ -102,6 +102,7 @@ def test_a_failing_cell_fails_the_notebook_run(notebook_runs: dict[str, Notebook
     assert after.execution_count is None and not after.outputs
 
 
+@pytest.mark.slow
 def test_nbstripout_would_change_no_committed_notebook() -> None:
     paths = [str(path) for path in committed_notebooks()]
     proc = subprocess.run(

@@ -41,6 +41,7 @@ def test_the_page_has_commands() -> None:
     assert {"kedro", "nbstripout", "pytest", "make"} <= tools
 
 
+@pytest.mark.slow
 def test_documented_other_commands_exist() -> None:
     makefile = (PROJECT_ROOT / "Makefile").read_text(encoding="utf-8")
     for words in documented_commands():

@@ -9,6 +9,9 @@ from mlflow import MlflowClient
 from churn_mlops.cli import cli, commands
 from churn_mlops.registry import ChampionRegistry
 
+# MLflow-backed registry round trips: seconds each (make test-fast leaves them out).
+pytestmark = pytest.mark.slow
+
 MODEL = "churn_model"  # the name in conf/base/globals.yml
 
 

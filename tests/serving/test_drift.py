@@ -97,10 +97,11 @@ def test_unknown_categories_and_nulls(reference) -> None:
 
 def test_psi_matches_the_monitoring_pipeline(reference) -> None:
     """The dashboard's live PSI and the monitoring report's PSI agree on the same rows."""
-    monitoring = pytest.importorskip("churn_mlops.monitoring.drift")
-    profile_module = pytest.importorskip("churn_mlops.monitoring.profile")
     import pandas as pd
     import yaml
+
+    from churn_mlops.monitoring import drift as monitoring
+    from churn_mlops.monitoring import profile as profile_module
 
     params = yaml.safe_load(
         (Path(__file__).resolve().parents[2] / "conf/base/parameters_monitoring.yml").read_text()

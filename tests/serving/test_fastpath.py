@@ -273,7 +273,8 @@ def test_explanations_are_additive_and_sum_one_hot_columns(
 def test_xgboost_contributions_equal_shap_tree_explainer(
     training: tuple[pd.DataFrame, np.ndarray],
 ) -> None:
-    shap = pytest.importorskip("shap")
+    import shap
+
     features, label = training
     pipeline = build_pipeline(features, label, n_jobs=1, n_estimators=N_TREES)
     fast = compile_pipeline(pipeline)

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 FORBIDDEN = ("kedro", "mlflow", "shap", "ibis")
 
 SCRIPT = """
@@ -25,6 +27,7 @@ print(json.dumps(sorted({m.split(".")[0] for m in sys.modules})))
 """
 
 
+@pytest.mark.slow
 def test_serving_imports_no_training_stack(xgb_bundle: Path, sample_rows: list[dict]) -> None:
     proc = subprocess.run(
         [sys.executable, "-c", SCRIPT, str(xgb_bundle), json.dumps(sample_rows[0])],

@@ -30,6 +30,7 @@ import pytest
 import yaml
 
 from tests.conftest import PROJECT_ROOT, kedro_env, make_project_copy
+from tests.tools import tool
 
 # Kedro's data-layer convention, in flow order (docs/architecture.md).
 LAYERS = (
@@ -43,8 +44,6 @@ LAYERS = (
     "reporting",
 )
 READABLE_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 SCREENSHOT_PIPELINE = "training"
 DOCS_IMAGE = PROJECT_ROOT / "docs" / "images" / "kedro_viz_training.png"
 STARTUP_TIMEOUT_S = 240
@@ -228,11 +227,9 @@ def test_every_node_is_tagged(served: dict[str, dict[str, Any]]) -> None:
 
 @pytest.mark.slow
 @pytest.mark.browser
-@pytest.mark.skipif(
-    not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
-    reason="needs /usr/bin/chromium and /usr/bin/chromedriver (apt: chromium chromium-driver)",
-)
 def test_browser_renders_the_training_graph(viz_url: str, tmp_path: Path) -> None:
+    chromium = tool("chromium", "apt: chromium")
+    chromedriver = tool("chromedriver", "apt: chromium-driver")
     from PIL import Image  # noqa: PLC0415 - matplotlib's dependency
     from selenium import webdriver  # noqa: PLC0415
     from selenium.webdriver.chrome.options import Options  # noqa: PLC0415
@@ -241,7 +238,7 @@ def test_browser_renders_the_training_graph(viz_url: str, tmp_path: Path) -> Non
     from selenium.webdriver.support.ui import WebDriverWait  # noqa: PLC0415
 
     options = Options()
-    options.binary_location = str(CHROMIUM)
+    options.binary_location = chromium
     for flag in (
         "--headless=new",
         "--no-sandbox",
@@ -256,7 +253,7 @@ def test_browser_renders_the_training_graph(viz_url: str, tmp_path: Path) -> Non
         "--window-size=1600,1100",
     ):
         options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    driver = webdriver.Chrome(service=Service(chromedriver), options=options)
     try:
         driver.set_page_load_timeout(120)
         driver.get(viz_url)

@@ -1,123 +1,32 @@
-"""Write-side dataset of the export pipeline: turns a bundle description into a checked folder.
+"""Write-side dataset of the export pipeline: the serving bundle folder.
 
-``save`` receives what the ``assemble_serving_bundle`` node decided (model, texts, golden
-sample, requirement roots, lineage) and does all the I/O of an export, in a staging folder
-next to the target:
-
-1. writes the model (``joblib``), the JSON/Markdown files, the ``Dockerfile`` and the golden
-   sample;
-2. pins the serving dependency closure at the installed versions and fills ``wheelhouse/``
-   (wheels from a local cache, downloading only what is missing) plus the project's own wheel,
-   built reproducibly; writes ``requirements.txt`` with the wheels' hashes;
-3. renders ``k8s/`` with :func:`churn_mlops.deploy.render_manifests`;
-4. runs the parity gate (:mod:`churn_mlops.export.parity`) on the staged bundle;
-5. writes ``manifest.json`` (lineage, package versions, sha256 of every file) and only then
-   renames the staging folder onto the target.
-
-Any failure removes the staging folder and leaves a previous bundle at the target untouched.
+Thin on purpose: ``save`` hands what the ``assemble_serving_bundle`` node decided to the release
+tool that builds the bundle (:mod:`churn_mlops.release.bundle`: wheels, project wheel, hashed
+requirements, k8s manifests, the parity gate, manifest.json, atomic rename) and remembers where
+it went; ``load`` returns that bundle's manifest.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import logging
-import os
-import platform
-import shutil
-import sys
-import tempfile
-import time
-from datetime import datetime, timezone
-from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
 from kedro.io import AbstractDataset, DatasetError
 
-from churn_mlops.export.errors import ExportConfigError, RequirementsError
-from churn_mlops.export.parity import check_bundle_parity
-from churn_mlops.export.requirements import (
-    Pin,
-    project_extra_requirements,
-    render_requirements,
-    resolve_pins,
-)
-from churn_mlops.export.wheelhouse import build_project_wheel, fetch_wheels, source_date_epoch
-from churn_mlops.provenance import git_revision
-
-logger = logging.getLogger(__name__)
-
-#: Keys the payload of ``save`` must carry (built by ``assemble_serving_bundle``).
-PAYLOAD_KEYS = frozenset(
-    {
-        "bundle_dir",
-        "model",
-        "model_version",
-        "texts",
-        "golden_sample",
-        "feature_names",
-        "parity_tolerance",
-        "requirements",
-        "python_version",
-        "image",
-        "manifest",
-    }
-)
-MANIFEST_FILE = "manifest.json"
-MANIFEST_FORMAT = 1
-_PARITY_DEFAULTS = {"request_rows": 100, "install_timeout_s": 600.0, "startup_timeout_s": 180.0}
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def file_checksums(folder: Path, *, skip: frozenset[str] = frozenset({MANIFEST_FILE})) -> dict:
-    """``{posix relative path: {"sha256", "bytes"}}`` of every file under ``folder``, sorted."""
-    return {
-        path.relative_to(folder).as_posix(): {
-            "sha256": sha256_file(path),
-            "bytes": path.stat().st_size,
-        }
-        for path in sorted(folder.rglob("*"))
-        if path.is_file() and path.relative_to(folder).as_posix() not in skip
-    }
-
-
-def _checkout_dir() -> Path:
-    """The project checkout this package runs from (editable install), for the wheel build."""
-    return Path(__file__).resolve().parents[3]
-
-
-def _version_of(name: str) -> str | None:
-    try:
-        return importlib_metadata.version(name)
-    except importlib_metadata.PackageNotFoundError:
-        return None
+from churn_mlops.release.bundle import MANIFEST_FILE, ServingBundleBuilder
 
 
 class ServingBundleDataset(AbstractDataset[dict[str, Any], dict[str, Any]]):
-    """Write a serving bundle atomically, gated by the parity check; load its manifest.
+    """Write a serving bundle (built by :class:`ServingBundleBuilder`); load its manifest.
 
     Args:
-        wheel_cache_dir: Folder keeping downloaded third-party wheels between exports.
-        pip_download_args: Extra ``pip download`` options for wheels the cache lacks
-            (``["--index-url", "https://pypi.internal/simple"]``).
-        project_source_dir: Project checkout to build the project wheel from; default: the
-            checkout this package is installed from (editable install).
-        k8s_source_dir: The kustomize tree to render into ``k8s/``; default:
-            ``<project_source_dir>/deploy/k8s``.
-        parity: ``request_rows``, ``install_timeout_s``, ``startup_timeout_s`` of the gate.
+        wheel_cache_dir, pip_download_args, project_source_dir, k8s_source_dir, parity: the
+            builder's options (see :class:`churn_mlops.release.bundle.ServingBundleBuilder`).
         metadata: Kedro-viz and other free-form metadata.
     """
 
-    def __init__(  # noqa: PLR0913
+    def __init__(
         self,
         *,
         wheel_cache_dir: str,
@@ -127,193 +36,18 @@ class ServingBundleDataset(AbstractDataset[dict[str, Any], dict[str, Any]]):
         parity: dict[str, float] | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> None:
-        unknown = set(parity or {}) - set(_PARITY_DEFAULTS)
-        if unknown:
-            raise ExportConfigError(
-                f"serving_bundle: unknown parity option(s) {sorted(unknown)}; expected"
-                f" {sorted(_PARITY_DEFAULTS)}"
-            )
-        self._wheel_cache_dir = Path(wheel_cache_dir)
-        self._pip_download_args = list(pip_download_args or [])
-        self._source_dir = Path(project_source_dir) if project_source_dir else _checkout_dir()
-        self._k8s_source_dir = (
-            Path(k8s_source_dir) if k8s_source_dir else self._source_dir / "deploy" / "k8s"
+        self._builder = ServingBundleBuilder(
+            wheel_cache_dir=wheel_cache_dir,
+            pip_download_args=pip_download_args,
+            project_source_dir=project_source_dir,
+            k8s_source_dir=k8s_source_dir,
+            parity=parity,
         )
-        self._parity = {**_PARITY_DEFAULTS, **(parity or {})}
         self.metadata = metadata
         self._last_bundle: Path | None = None
 
-    # ----------------------------------------------------------------- save
-
     def _save(self, data: dict[str, Any]) -> None:
-        missing = PAYLOAD_KEYS - set(data)
-        if missing:
-            raise DatasetError(f"serving bundle payload lacks {sorted(missing)}")
-        running = f"{sys.version_info.major}.{sys.version_info.minor}"
-        if running != str(data["python_version"]):
-            raise ExportConfigError(
-                f"export.container.python_version is {data['python_version']!r} but this"
-                f" export runs on Python {running}: the wheelhouse holds wheels for the"
-                " exporting interpreter, so both must match (export with that Python, or set"
-                " the base image and python_version to this one)"
-            )
-        if not (self._source_dir / "pyproject.toml").is_file():
-            raise ExportConfigError(
-                f"{self._source_dir} is not a project checkout (no pyproject.toml): the project"
-                " wheel is built from the source tree, so point CHURN_PROJECT_SOURCE_DIR (or"
-                " serving_bundle.project_source_dir in the catalog) at one"
-            )
-        target = Path(data["bundle_dir"]).absolute()
-        target.parent.mkdir(parents=True, exist_ok=True)
-        started = time.monotonic()
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.staging-", dir=target.parent))
-        phases: dict[str, float] = {}
-        try:
-            with tempfile.TemporaryDirectory(prefix="churn-parity-") as scratch:
-                manifest = self._build(data, staging, Path(scratch), phases)
-                mark = time.monotonic()
-            phases["cleanup"] = time.monotonic() - mark
-            manifest["export"]["phases_s"] = {k: round(v, 1) for k, v in phases.items()}
-            manifest["export"]["duration_s"] = round(time.monotonic() - started, 1)
-            (staging / MANIFEST_FILE).write_text(
-                json.dumps(manifest, indent=2, sort_keys=False) + "\n", encoding="utf-8"
-            )
-            staging.chmod(0o755)
-            self._swap_in(staging, target)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-        self._last_bundle = target
-        logger.info(
-            "Exported %s to %s in %.0f s (parity gate: %d rows, largest gap %.2g)",
-            data["manifest"]["model"]["registry_name"],
-            target,
-            time.monotonic() - started,
-            manifest["parity"]["rows"],
-            manifest["parity"]["max_abs_diff"],
-        )
-
-    def _build(
-        self, data: dict[str, Any], staging: Path, scratch: Path, phases: dict[str, float]
-    ) -> dict[str, Any]:
-        import joblib  # noqa: PLC0415
-
-        from churn_mlops.deploy import render_manifests  # noqa: PLC0415
-
-        mark = time.monotonic()
-
-        def phase(name: str) -> None:
-            nonlocal mark
-            now = time.monotonic()
-            phases[name] = now - mark
-            logger.info("export: %s done in %.1f s", name, now - mark)
-            mark = now
-
-        (staging / "model").mkdir()
-        # Protocol fixed so a newer Python default cannot change the bytes of the same model.
-        joblib.dump(data["model"], staging / "model" / "model.joblib", compress=0, protocol=5)
-        for name, text in data["texts"].items():
-            (staging / name).write_text(text, encoding="utf-8")
-        data["golden_sample"].to_parquet(staging / "golden_sample.parquet", index=False)
-        phase("model and files")
-
-        pins = self._pins(data["requirements"])
-        wheelhouse = staging / "wheelhouse"
-        wheels = fetch_wheels(
-            pins,
-            wheelhouse,
-            cache_dir=self._wheel_cache_dir,
-            pip_args=self._pip_download_args,
-        )
-        phase("third-party wheels")
-        epoch = source_date_epoch(self._source_dir)
-        project_wheel = build_project_wheel(self._source_dir, wheelhouse, epoch=epoch)
-        phase("project wheel")
-        header = (
-            f"Serving dependencies of {data['manifest']['model']['registry_name']}"
-            f" v{data['model_version']}, pinned to the exporting environment.\n"
-            "Install offline: pip install --no-index --find-links wheelhouse --require-hashes"
-            " -r requirements.txt\n"
-            f"then: pip install --no-index --no-deps wheelhouse/{project_wheel.name}"
-        )
-        hashes = {name: sha256_file(path) for name, path in wheels.items()}
-        (staging / "requirements.txt").write_text(
-            render_requirements(pins, hashes, header), encoding="utf-8"
-        )
-        render_manifests(
-            data["image"],
-            str(data["model_version"]),
-            staging / "k8s",
-            source_dir=self._k8s_source_dir,
-        )
-        phase("k8s manifests")
-        parity = check_bundle_parity(
-            staging,
-            data["golden_sample"],
-            feature_names=data["feature_names"],
-            model_version=str(data["model_version"]),
-            tolerance=float(data["parity_tolerance"]),
-            work_dir=scratch,
-            request_rows=int(self._parity["request_rows"]),
-            install_timeout_s=float(self._parity["install_timeout_s"]),
-            startup_timeout_s=float(self._parity["startup_timeout_s"]),
-        )
-        phase("parity gate")
-        checksums = file_checksums(staging)
-        phase("checksums")
-        return {
-            "format_version": MANIFEST_FORMAT,
-            **data["manifest"],
-            "image": {**data["manifest"].get("image", {}), "reference": data["image"]},
-            "packages": {
-                "python": platform.python_version(),
-                "platform": platform.machine(),
-                "serving": {pin.name: pin.version for pin in pins},
-                "substituted": {
-                    pin.name: pin.installed_as for pin in pins if pin.name != pin.installed_as
-                },
-                "project_wheel": project_wheel.name,
-                "build_tools": {
-                    name: _version_of(name) for name in ("pip", "setuptools", "joblib", "pyarrow")
-                },
-            },
-            "source": {
-                "git_commit": git_revision(self._source_dir),
-                "source_date_epoch": epoch,
-            },
-            "parity": parity.as_dict(),
-            "files": checksums,
-            "export": {
-                "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            },
-        }
-
-    def _pins(self, spec: dict[str, Any]) -> list[Pin]:
-        roots = [
-            *project_extra_requirements(self._source_dir / "pyproject.toml", spec["extras"]),
-            *spec["distributions"],
-        ]
-        pins = resolve_pins(roots, substitutions=spec["substitutions"], exclude=spec["exclude"])
-        if not pins:
-            raise RequirementsError("the serving dependency closure is empty")
-        return pins
-
-    @staticmethod
-    def _swap_in(staging: Path, target: Path) -> None:
-        """Replace ``target`` by ``staging`` with renames only (same folder, same filesystem)."""
-        if not target.exists():
-            staging.rename(target)
-            return
-        retired = target.with_name(f".{target.name}.retired-{os.getpid()}")
-        target.rename(retired)
-        try:
-            staging.rename(target)
-        except BaseException:
-            retired.rename(target)
-            raise
-        shutil.rmtree(retired, ignore_errors=True)
-
-    # ----------------------------------------------------------------- load
+        self._last_bundle = self._builder.build(data)
 
     def _load(self) -> dict[str, Any]:
         """The manifest of the bundle written by the last ``save`` in this session."""
@@ -329,12 +63,7 @@ class ServingBundleDataset(AbstractDataset[dict[str, Any], dict[str, Any]]):
         return self._last_bundle is not None and (self._last_bundle / MANIFEST_FILE).is_file()
 
     def _describe(self) -> dict[str, Any]:
-        return {
-            "wheel_cache_dir": str(self._wheel_cache_dir),
-            "project_source_dir": str(self._source_dir),
-            "k8s_source_dir": str(self._k8s_source_dir),
-            "parity": self._parity,
-        }
+        return self._builder.describe()
 
 
-__all__ = ["ServingBundleDataset", "file_checksums", "sha256_file"]
+__all__ = ["ServingBundleDataset"]

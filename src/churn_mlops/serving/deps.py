@@ -6,6 +6,7 @@ which would cost more than the prediction itself.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, TypeVar
 
@@ -28,7 +29,8 @@ bearer_scheme = HTTPBearer(auto_error=False, description="JWT with scope 'predic
 
 async def get_app_state(request: Request) -> AppState:
     """The state object of the app serving this request."""
-    return request.app.state.churn
+    state: AppState = request.app.state.churn
+    return state
 
 
 AppStateDep = Annotated[AppState, Depends(get_app_state)]
@@ -54,7 +56,7 @@ def _auth_exception(exc: AuthError) -> HTTPException:
     return HTTPException(status_code=failure.status, detail=failure.detail, headers=failure.headers)
 
 
-def _authorizer(scope: str):
+def _authorizer(scope: str) -> Callable[..., Awaitable[Principal | None]]:
     async def authorize(
         request: Request,
         state: AppStateDep,
@@ -104,7 +106,7 @@ async def get_scoring_context(request: Request) -> ScoringContext:
 
 Scoring = Annotated[ScoringContext, Depends(get_scoring_context)]
 
-BEARER_SECURITY = [{"HTTPBearer": []}]
+BEARER_SECURITY: list[dict[str, list[str]]] = [{"HTTPBearer": []}]
 """OpenAPI security requirement for routes that check the token without ``bearer_scheme``."""
 
 

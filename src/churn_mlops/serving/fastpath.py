@@ -90,7 +90,7 @@ def _is_passthrough(step: Any) -> bool:
     return isinstance(step, str) and step == "passthrough"
 
 
-def _compile_numeric_step(step: Any) -> tuple[ArrayOp | None, tuple]:
+def _compile_numeric_step(step: Any) -> tuple[ArrayOp | None, tuple[Any, ...]]:
     """Return (in-place op, (fill, scale, shift) update) for one fitted numeric transformer."""
     from sklearn.impute import SimpleImputer
     from sklearn.preprocessing import FunctionTransformer, MinMaxScaler, StandardScaler
@@ -104,7 +104,7 @@ def _compile_numeric_step(step: Any) -> tuple[ArrayOp | None, tuple]:
         mean = step.mean_ if step.with_mean else None
         scale = step.scale_ if step.with_std else None
 
-        def standard(x: np.ndarray, mean=mean, scale=scale) -> np.ndarray:
+        def standard(x: np.ndarray, mean: Any = mean, scale: Any = scale) -> np.ndarray:
             # Same in-place float64 operations, same order, as StandardScaler.transform.
             if mean is not None:
                 x -= mean
@@ -118,7 +118,7 @@ def _compile_numeric_step(step: Any) -> tuple[ArrayOp | None, tuple]:
             raise UnsupportedPipelineError("MinMaxScaler(clip=True) is not compiled")
         mm_scale, mm_min = step.scale_, step.min_
 
-        def minmax(x: np.ndarray, s=mm_scale, m=mm_min) -> np.ndarray:
+        def minmax(x: np.ndarray, s: Any = mm_scale, m: Any = mm_min) -> np.ndarray:
             x *= s
             x += m
             return x
@@ -137,7 +137,7 @@ def _compile_numeric_step(step: Any) -> tuple[ArrayOp | None, tuple]:
             # sklearn drops all-missing columns unless keep_empty_features; do not guess.
             raise UnsupportedPipelineError("SimpleImputer with an all-missing column")
 
-        def impute(x: np.ndarray, stats=stats) -> np.ndarray:
+        def impute(x: np.ndarray, stats: Any = stats) -> np.ndarray:
             mask = np.isnan(x)
             if mask.any():
                 x[mask] = np.broadcast_to(stats, x.shape)[mask]
@@ -240,6 +240,7 @@ class CompiledPreprocessor:
         self.one_hot: list[_OneHotBlock] = []
         self.output_feature: list[str] = []  # original feature behind every output column
         position = 0
+        block: _OneHotBlock | _NumericBlock
         for name, transformer, columns in ct.transformers_:
             if isinstance(transformer, str) and transformer == "drop":
                 continue
@@ -310,8 +311,8 @@ class CompiledPreprocessor:
                 if mean is None:
                     mean = 0.0 if block.scale[k] == 0 else -block.shift[k] / block.scale[k]
                 mu[block.out_start + k] = mean * block.scale[k] + block.shift[k]
-        for block in self.one_hot:
-            for col, lookup in zip(block.columns, block.lookups, strict=True):
+        for hot in self.one_hot:
+            for col, lookup in zip(hot.columns, hot.lookups, strict=True):
                 shares = category_shares.get(col) or {}
                 uniform = 1.0 / max(len(lookup), 1)
                 for category, j in lookup.items():
@@ -562,13 +563,14 @@ def _compile_xgboost(model: Any, pre: CompiledPreprocessor) -> FastPredictor:
         walker = None
 
     def booster_proba(X: np.ndarray) -> np.ndarray:
-        return booster.inplace_predict(
+        values: np.ndarray = booster.inplace_predict(
             X,
             iteration_range=iteration_range,
             predict_type="value",
             missing=missing,
             validate_features=False,
         ).astype(np.float64, copy=False)
+        return values
 
     def proba(X: np.ndarray) -> np.ndarray:
         if walker is not None and X.shape[0] <= SMALL_BATCH_ROWS:
@@ -577,9 +579,10 @@ def _compile_xgboost(model: Any, pre: CompiledPreprocessor) -> FastPredictor:
 
     def contribs(X: np.ndarray) -> np.ndarray:
         dm = xgb.DMatrix(X, missing=missing, feature_names=feature_names, nthread=1)
-        return booster.predict(
+        values: np.ndarray = booster.predict(
             dm, pred_contribs=True, iteration_range=iteration_range, validate_features=False
         ).astype(np.float64, copy=False)
+        return values
 
     features, mapping = _feature_mapping(pre)
     predictor = FastPredictor(pre, "xgboost", proba, contribs, mapping, features)
@@ -604,7 +607,7 @@ def _compile_logistic(
 
     def proba(X: np.ndarray) -> np.ndarray:
         # LogisticRegression.predict_proba for two classes: expit of decision_function.
-        return expit((X @ coef_t + intercept).ravel())
+        return np.asarray(expit((X @ coef_t + intercept).ravel()))
 
     def contribs(X: np.ndarray) -> np.ndarray:
         # Exact SHAP of a linear model with independent features: coef * (x - E[x]).

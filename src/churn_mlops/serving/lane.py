@@ -12,8 +12,9 @@ and ``/v1/predict`` itself when ``CHURN_FAST_LANE=false``, goes through FastAPI.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import Any
+
+from starlette.types import Receive, Scope, Send
 
 from churn_mlops.serving.scoring import (
     ScoringFailure,
@@ -36,7 +37,7 @@ class PredictLane:
         self.state = state
         self.max_bytes = state.settings.max_body_bytes
 
-    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] != PREDICT_PATH or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
@@ -58,7 +59,7 @@ class PredictLane:
             metrics.observe_request(PREDICT_PATH, "POST", status, time.perf_counter() - start)
 
     async def _answer(
-        self, scope: dict, receive: Callable
+        self, scope: Scope, receive: Receive
     ) -> tuple[int, bytes, list[tuple[bytes, bytes]]] | None:
         authorization = declared = given_id = None
         for name, value in scope["headers"]:
@@ -90,7 +91,7 @@ class PredictLane:
             ]
             return failure.status, failure.body(), headers
 
-    async def _read_body(self, receive: Callable) -> bytes | None:
+    async def _read_body(self, receive: Receive) -> bytes | None:
         chunks: list[bytes] = []
         size = 0
         while True:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+from starlette.types import Message, Receive, Scope, Send
 
 if TYPE_CHECKING:
     from churn_mlops.serving.model_store import LoadedModel
@@ -174,7 +175,7 @@ class ObservabilityMiddleware:
         self.metrics = metrics
         self.routes = frozenset(routes)
 
-    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -183,7 +184,7 @@ class ObservabilityMiddleware:
         status = 500
         start = time.perf_counter()
 
-        async def send_with_status(message: dict) -> None:
+        async def send_with_status(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]

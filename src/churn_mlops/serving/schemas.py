@@ -50,7 +50,7 @@ def _feature_field(spec: FeatureSpec, *, unknown_category: str) -> tuple[Any, An
             ),
         ]
     elif unknown_category == "reject":
-        annotation = Literal[tuple(spec.categories or ())]  # type: ignore[valid-type]
+        annotation = Literal[tuple(spec.categories or ())]
     else:
         annotation = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT_LENGTH)]
     if spec.nullable:
@@ -112,7 +112,9 @@ def build_request_schemas(
     return RequestSchemas(row=row, predict=predict, explain=explain)
 
 
-def clean_errors(exc: ValidationError, *, prefix: tuple[str, ...] = ("body",)) -> list[dict]:
+def clean_errors(
+    exc: ValidationError, *, prefix: tuple[str, ...] = ("body",)
+) -> list[dict[str, Any]]:
     """Validation errors as ``{loc, msg, type}``: field paths, never the caller's values."""
     cleaned = []
     for err in exc.errors(include_input=False, include_url=False, include_context=False):

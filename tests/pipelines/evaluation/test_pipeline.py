@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
@@ -76,6 +77,7 @@ def _catalog(model, splits, features, params, eval_params, name, tmp_path) -> Da
     )
 
 
+@pytest.mark.slow
 def test_first_model_is_promoted_and_a_shuffled_label_model_is_refused(
     xgboost_model,
     xgboost_search,

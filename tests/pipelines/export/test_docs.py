@@ -10,7 +10,6 @@ import hashlib
 import json
 import re
 import shlex
-import shutil
 import subprocess
 import textwrap
 from pathlib import Path
@@ -19,6 +18,7 @@ import pytest
 
 from churn_mlops.serving.settings import ServingSettings
 from tests.conftest import PROJECT_ROOT
+from tests.tools import tool
 
 EXPORT_DOC = PROJECT_ROOT / "docs" / "export.md"
 HANDOFF_DOC = PROJECT_ROOT / "docs" / "handoff.md"
@@ -56,7 +56,7 @@ def test_every_serving_setting_is_in_the_handoff_table():
 
 
 def test_image_defaults_in_the_table_match_the_dockerfile():
-    from churn_mlops.export.dockerfile import render_dockerfile
+    from churn_mlops.release.dockerfile import render_dockerfile
 
     dockerfile = render_dockerfile(
         base_image="python:3.11-slim", uid=10001, port=8080, model_dir="/opt/churn/bundle",
@@ -75,13 +75,12 @@ def _takes_value(usage: str, option: str) -> bool:
 
 @pytest.mark.parametrize("doc", [EXPORT_DOC, HANDOFF_DOC], ids=["export", "handoff"])
 def test_docker_commands_use_existing_options(doc):
-    if shutil.which("docker") is None:
-        pytest.skip("docker client not installed")
+    docker = tool("docker", "apt: docker.io")
     for command in _commands(doc):
         if command[0] != "docker":
             continue
         usage = subprocess.run(
-            ["docker", command[1], "--help"], capture_output=True, text=True, timeout=30
+            [docker, command[1], "--help"], capture_output=True, text=True, timeout=30
         ).stdout
         tokens = iter(command[2:])
         for token in tokens:

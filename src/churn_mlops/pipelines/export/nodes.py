@@ -14,11 +14,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from churn_mlops.export.dockerfile import render_dockerfile
-from churn_mlops.export.errors import BundleContractError, GoldenSampleError
-from churn_mlops.export.parity import EXPECTED_COLUMN
 from churn_mlops.pipelines.export.params import parse_export_params
 from churn_mlops.pipelines.training.params import parse_training_params
+from churn_mlops.release.dockerfile import render_dockerfile
+from churn_mlops.release.errors import BundleContractError, GoldenSampleError
+from churn_mlops.release.parity import EXPECTED_COLUMN
 
 logger = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from churn_mlops.export.errors import ExportConfigError
+from churn_mlops.release.errors import ExportConfigError
 
 
 class _Strict(BaseModel):
@@ -50,7 +50,8 @@ class ContainerParams(_Strict):
         python_version: ``major.minor`` of the base image's Python; the export must run on
             the same one, since the wheelhouse holds wheels for the exporting interpreter.
         image_repository: Repository the rendered ``k8s/`` manifests pull; the tag is the
-            bundle name (ops re-render for their registry with ``python -m churn_mlops.deploy``).
+            bundle name (ops re-render for their registry with
+            ``python -m churn_mlops.release.deploy``).
         uid: User and group id of the app (the Kubernetes pods force the same).
         port: ``CHURN_PORT`` inside the image.
         model_dir: Folder of the model files inside the image (``CHURN_MODEL_DIR``).

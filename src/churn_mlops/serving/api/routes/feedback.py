@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, HTTPException
 
 from churn_mlops.serving.deps import AppStateDep, PredictCaller
@@ -26,7 +28,7 @@ async def feedback(
     timestamp = utc_now_iso()
     records = []
     for item in body.feedback:
-        record: dict = {"label": item.label, "timestamp": timestamp}
+        record: dict[str, Any] = {"label": item.label, "timestamp": timestamp}
         if item.request_id is not None:
             record["request_id"] = item.request_id
         else:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from churn_mlops.export.errors import WheelhouseError
-from churn_mlops.export.requirements import Pin
-from churn_mlops.export.wheelhouse import (
+from churn_mlops.release.errors import WheelhouseError
+from churn_mlops.release.requirements import Pin
+from churn_mlops.release.wheelhouse import (
     build_project_wheel,
     fetch_wheels,
     find_wheel,

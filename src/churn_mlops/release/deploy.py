@@ -11,7 +11,7 @@ The export pipeline calls :func:`render_manifests` to write the ``k8s/`` folder 
 :func:`render_manifest_tree` is the pure part, usable from a Kedro node. Ops can do the same by
 hand::
 
-    python -m churn_mlops.deploy --image registry.example.com/ml/churn-serving:7 \
+    python -m churn_mlops.release.deploy --image registry.example.com/ml/churn-serving:7 \
         --model-version 7 --out dist/k8s
 """
 
@@ -62,7 +62,7 @@ def default_source_dir() -> Path:
         ManifestRenderError: if the package is not installed from a checkout (a wheel in a
             container, say); pass ``source_dir`` explicitly then.
     """
-    candidate = Path(__file__).resolve().parents[2] / "deploy" / "k8s"
+    candidate = Path(__file__).resolve().parents[3] / "deploy" / "k8s"
     if not (candidate / SERVING_KUSTOMIZATION).is_file():
         raise ManifestRenderError(
             f"no kustomize tree at {candidate} (expected {SERVING_KUSTOMIZATION} there): the "
@@ -206,7 +206,7 @@ def render_manifest_tree(
     image_fields = parse_image(image)
     version = _check_model_version(model_version)
     header = (
-        f"# Rendered by churn_mlops.deploy for model version {version}, image {image}.\n"
+        f"# Rendered by churn_mlops.release.deploy for model version {version}, image {image}.\n"
         "# The comments of the original file are in the project's deploy/k8s.\n"
     )
     rendered = dict(files)
@@ -305,12 +305,13 @@ def render_manifests(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command line: ``python -m churn_mlops.deploy --image IMAGE --model-version V --out DIR``.
+    """Command line: ``python -m churn_mlops.release.deploy --image IMAGE --model-version V
+    --out DIR``.
 
     Exit codes: 0 rendered, 2 bad image, version or tree (the message names which).
     """
     parser = argparse.ArgumentParser(
-        prog="python -m churn_mlops.deploy",
+        prog="python -m churn_mlops.release.deploy",
         description="Render deploy/k8s with the serving image and model version pinned.",
     )
     parser.add_argument("--image", required=True, help="serving image, name:tag or name@sha256:…")

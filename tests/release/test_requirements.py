@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from churn_mlops.export.errors import RequirementsError
-from churn_mlops.export.requirements import (
+from churn_mlops.release.errors import RequirementsError
+from churn_mlops.release.requirements import (
     Pin,
     project_extra_requirements,
     render_requirements,

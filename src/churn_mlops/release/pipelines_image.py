@@ -18,7 +18,8 @@ is built offline, like the serving image of an export bundle, in two steps:
 
 Command line (``make pipelines-image`` runs it)::
 
-    python -m churn_mlops.pipelines_image --tag registry.example.com/ml/churn-mlops-pipelines:1
+    python -m churn_mlops.release.pipelines_image \\
+        --tag registry.example.com/ml/churn-mlops-pipelines:1
 """
 
 from __future__ import annotations
@@ -35,17 +36,17 @@ from pathlib import Path
 
 import click
 
-from churn_mlops.datasets.serving_bundle import sha256_file
-from churn_mlops.deploy import PIPELINES_IMAGE_PLACEHOLDER
-from churn_mlops.export.errors import ExportError
-from churn_mlops.export.requirements import (
+from churn_mlops.provenance import UNKNOWN, git_revision
+from churn_mlops.release.bundle import sha256_file
+from churn_mlops.release.deploy import PIPELINES_IMAGE_PLACEHOLDER
+from churn_mlops.release.errors import ExportError
+from churn_mlops.release.requirements import (
     Pin,
     project_requirements,
     render_requirements,
     resolve_pins,
 )
-from churn_mlops.export.wheelhouse import fetch_wheels
-from churn_mlops.provenance import UNKNOWN, git_revision
+from churn_mlops.release.wheelhouse import fetch_wheels
 
 logger = logging.getLogger(__name__)
 
@@ -93,8 +94,8 @@ class PreparedContext:
 
 
 def checkout_dir() -> Path:
-    """The project checkout this package runs from (``src/churn_mlops/..`` -> the root)."""
-    return Path(__file__).resolve().parents[2]
+    """The project checkout this package runs from (``src/churn_mlops/release/..`` -> the root)."""
+    return Path(__file__).resolve().parents[3]
 
 
 def default_tag(revision: str, repository: str = DEFAULT_REPOSITORY) -> str:
@@ -167,7 +168,8 @@ def _empty_context(context_dir: Path) -> None:
         shutil.rmtree(context_dir)
     context_dir.mkdir(parents=True)
     (context_dir / CONTEXT_MARKER).write_text(
-        "Build context written by python -m churn_mlops.pipelines_image; rewritten each build.\n",
+        "Build context written by python -m churn_mlops.release.pipelines_image;"
+        " rewritten each build.\n",
         encoding="utf-8",
     )
 

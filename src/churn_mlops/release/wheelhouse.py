@@ -23,8 +23,8 @@ from packaging.tags import Tag, sys_tags
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 
-from churn_mlops.export.errors import WheelhouseError
-from churn_mlops.export.requirements import Pin
+from churn_mlops.release.errors import WheelhouseError
+from churn_mlops.release.requirements import Pin
 
 logger = logging.getLogger(__name__)
 

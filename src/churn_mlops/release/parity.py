@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from churn_mlops.export.errors import ParityError
+from churn_mlops.release.errors import ParityError
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ version. Substitutions swap a distribution for a drop-in twin that provides the 
 package (``xgboost`` -> ``xgboost-cpu``, same version, without the 300 MB NCCL library of the
 GPU build); exclusions drop what the twin does not need (``nvidia-nccl-cu12``).
 
-The pipelines image (:mod:`churn_mlops.pipelines_image`) pins the project's whole runtime
+The pipelines image (:mod:`churn_mlops.release.pipelines_image`) pins the project's whole runtime
 (``dependencies`` plus the ``serving`` extra) the same way.
 """
 
@@ -24,7 +24,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from churn_mlops.export.errors import RequirementsError
+from churn_mlops.release.errors import RequirementsError
 
 if sys.version_info >= (3, 11):
     import tomllib

@@ -1,0 +1,20 @@
+"""Release tools: everything that turns a registered model into something to ship.
+
+Build and release code, apart from the runtime: the export pipeline
+(``churn_mlops.pipelines.export``) decides *what* goes into a serving bundle; the modules here
+do the I/O that turns that decision into a folder, an image or manifests:
+
+* :mod:`.requirements` pins the serving dependency closure from the installed environment;
+* :mod:`.wheelhouse` fetches those wheels (cache first, then the package index) and builds the
+  project's own wheel reproducibly;
+* :mod:`.parity` installs the bundle into a fresh virtual environment, starts its app and
+  compares its answers with the golden sample;
+* :mod:`.bundle` builds a serving bundle from the export pipeline's description (wheels,
+  hashed requirements, k8s/, parity gate, manifest.json, atomic rename);
+* :mod:`.dockerfile` renders the bundle's ``Dockerfile`` (pure, used by a node);
+* :mod:`.deploy` renders the Kubernetes tree for an image (``python -m
+  churn_mlops.release.deploy``);
+* :mod:`.pipelines_image` builds the pipelines image the Kubernetes Jobs run.
+"""
+
+from __future__ import annotations
