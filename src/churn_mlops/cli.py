@@ -12,6 +12,8 @@ from typing import Any
 
 import click
 
+from churn_mlops.ingestion.cli import stream
+
 _ENV_HELP = "Kedro configuration environment whose mlflow.yml and globals are used."
 
 
@@ -117,6 +119,8 @@ def rollback(metadata: Any, env: str | None) -> None:
         raise click.ClickException(str(exc)) from exc
     click.echo(f"{registry.model_name}: {registry.champion_alias} v{current} -> v{previous}")
 
+
+commands.add_command(stream)
 
 #: Kedro loads project commands from ``<package>.cli.cli``.
 cli = commands
