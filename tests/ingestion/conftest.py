@@ -72,7 +72,14 @@ class Broker:
     def start(self) -> Broker:
         url = f"tcp://127.0.0.1:{self.port}"
         self.process = subprocess.Popen(
-            [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url],
+            [
+                str(tansu_binary()),
+                "broker",
+                "--listener-url",
+                url,
+                "--advertised-listener-url",
+                url,
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -108,9 +115,7 @@ def project_config() -> tuple[IngestionSettings, DataProcessingParams]:
 
 
 @pytest.fixture
-def make_settings(
-    project_config, tmp_path: Path
-) -> Callable[..., IngestionSettings]:
+def make_settings(project_config, tmp_path: Path) -> Callable[..., IngestionSettings]:
     """Settings on fresh topics, group and landing folder; keyword arguments override."""
     base, _ = project_config
     suffix = uuid.uuid4().hex[:8]
@@ -137,7 +142,14 @@ def make_settings(
 
 def consumer_command(settings: IngestionSettings, *extra: str) -> list[str]:
     """``python -m churn_mlops.ingestion`` with these settings (as CHURN_INGEST_* variables)."""
-    return [sys.executable, "-m", "churn_mlops.ingestion", "--project-path", str(PROJECT_ROOT), *extra]
+    return [
+        sys.executable,
+        "-m",
+        "churn_mlops.ingestion",
+        "--project-path",
+        str(PROJECT_ROOT),
+        *extra,
+    ]
 
 
 def consumer_env(settings: IngestionSettings) -> dict[str, str]:

@@ -124,9 +124,7 @@ def test_time_order_merges_tables_sign_ups_first(params) -> None:
     frames = valid_frames()
     order = time_order(frames, params)
     assert len(order) == sum(len(f) for f in frames.values())
-    times = [
-        frames[t].iloc[i][event_time_column(params.tables[t], t)] for t, i in order
-    ]
+    times = [frames[t].iloc[i][event_time_column(params.tables[t], t)] for t, i in order]
     assert times == sorted(times)
     # Customer 2 signs up on 2023-01-01 before any event of that day.
     first_2023 = [(t, i) for (t, i), when in zip(order, times, strict=True) if when.year == 2023]
@@ -136,13 +134,22 @@ def test_time_order_merges_tables_sign_ups_first(params) -> None:
 def test_landed_names_carry_the_offsets_and_discard_removes_uncommitted(tmp_path, params) -> None:
     landing = Landing(tmp_path)
     batch = _decode_all(params, "events", valid_frames()["events"])
-    first = landing.write_rows("events", OffsetRange("ev", 0, 0, 5), batch.slice(0, 6), "event_time")
+    first = landing.write_rows(
+        "events", OffsetRange("ev", 0, 0, 5), batch.slice(0, 6), "event_time"
+    )
     second = landing.write_rows("events", OffsetRange("ev", 0, 6, 11), batch.slice(6), "event_time")
     other = landing.write_rows("events", OffsetRange("ev", 1, 6, 11), batch.slice(6), "event_time")
     assert all(p.name.startswith("ev+0+00000000000000000000-00000000000000000005") for p in first)
     assert {p.parent.name for p in first} == {
-        f"event_date={d}" for d in ("2023-01-03", "2023-01-20", "2023-02-01", "2023-02-11",
-                                    "2023-03-01", "2023-03-05")
+        f"event_date={d}"
+        for d in (
+            "2023-01-03",
+            "2023-01-20",
+            "2023-02-01",
+            "2023-02-11",
+            "2023-03-01",
+            "2023-03-05",
+        )
     }
     stray = first[0].with_name(".stray.parquet.tmp")
     stray.write_bytes(b"half")
@@ -178,3 +185,23 @@ def test_environment_variables_override_conf(project_config, monkeypatch) -> Non
     assert config["sasl.mechanism"] == "SCRAM-SHA-512"
     assert config["sasl.password"] == "s3cret"
     assert "s3cret" not in repr(settings)
+
+
+def test_batch_decoding_at_once_and_message_by_message_agree(params) -> None:
+    frame = valid_frames()["events"]
+    spec = params.tables["events"]
+    decoder = EventDecoder("events", spec)
+    messages = list(encode_rows(frame, spec))
+    keys, values = [k for k, _ in messages], [v for _, v in messages]
+
+    at_once, positions, refused = decoder.decode_batch(keys, values)
+    assert positions == list(range(len(frame))) and refused == []
+    assert at_once.equals(_decode_all(params, "events", frame))
+
+    # One bad message: the batch is decoded message by message and only that one is refused.
+    values[4] = values[4].replace(b'"customer_id":2', b'"customer_id":"2"')
+    keys[7] = b"999"
+    rows, positions, refused = decoder.decode_batch(keys, values)
+    assert [(i, e.rule) for i, e in refused] == [(4, "customer_id.dtype"), (7, "key")]
+    assert positions == [i for i in range(len(frame)) if i not in (4, 7)]
+    assert rows.equals(at_once.take(positions))

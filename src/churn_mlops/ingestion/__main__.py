@@ -1,4 +1,4 @@
-"""``python -m churn_mlops.ingestion``: run the consumer (same options as ``kedro stream consume``)."""
+"""``python -m churn_mlops.ingestion``: run the consumer (options of ``kedro stream consume``)."""
 
 from __future__ import annotations
 

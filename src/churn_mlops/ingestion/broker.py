@@ -12,7 +12,6 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from tenacity import (
     RetryError,
     Retrying,
-    before_sleep_log,
     retry_if_exception_type,
     stop_after_attempt,
     wait_exponential,
@@ -42,7 +41,14 @@ def wait_for_broker(
             stop=stop_after_attempt(attempts),
             wait=wait_exponential(multiplier=0.5, max=backoff_max_seconds),
             retry=retry_if_exception_type(KafkaException),
-            before_sleep=before_sleep_log(logger, logging.WARNING),
+            before_sleep=lambda state: logger.warning(
+                "no Kafka broker answered at %s (attempt %d of %d: %s); retrying in %.1f s",
+                config.get("bootstrap.servers"),
+                state.attempt_number,
+                attempts,
+                state.outcome.exception() if state.outcome else "-",
+                state.next_action.sleep if state.next_action else 0.0,
+            ),
             reraise=False,
         ):
             with attempt:
@@ -67,7 +73,7 @@ def ensure_topics(admin: AdminClient, names: Iterable[str], *, partitions: int) 
     futures = admin.create_topics(
         [NewTopic(name, num_partitions=partitions, replication_factor=-1) for name in missing]
     )
-    for name, future in futures.items():
+    for future in futures.values():
         try:
             future.result(timeout=30)
         except KafkaException as exc:

@@ -28,9 +28,8 @@ from churn_mlops.ingestion.contract import (
     EventDecoder,
     HardRuleChecker,
     event_time_column,
-    rows_to_arrow,
 )
-from churn_mlops.ingestion.errors import IngestionError, InvalidEvent
+from churn_mlops.ingestion.errors import IngestionError
 from churn_mlops.ingestion.landing import Landing, OffsetRange, quarantine_record
 from churn_mlops.ingestion.metrics import IngestionMetrics
 from churn_mlops.ingestion.settings import IngestionSettings
@@ -85,9 +84,7 @@ class IngestionConsumer:
             attempts=self.settings.connect_attempts,
             backoff_max_seconds=self.settings.connect_backoff_max_seconds,
         )
-        ensure_topics(
-            admin, [self.settings.dead_letter_topic], partitions=self.settings.partitions
-        )
+        ensure_topics(admin, [self.settings.dead_letter_topic], partitions=self.settings.partitions)
         kafka_logger = logging.getLogger("churn_mlops.ingestion.kafka")
         self._consumer = Consumer(
             {
@@ -136,6 +133,7 @@ class IngestionConsumer:
                 )
                 for message in messages:
                     self._take(message)
+                self.metrics.batch_buffered.set(len(self._buffer))
                 now = time.monotonic()
                 if messages:
                     last_message = now
@@ -231,19 +229,13 @@ class IngestionConsumer:
     ) -> tuple[str, int, list[dict[str, Any]]]:
         decoder = self._decoders[offsets.topic]
         table = decoder.table
-        rows: list[dict[str, Any]] = []
-        kept: list[Message] = []
-        dead: list[tuple[Message, InvalidEvent]] = []
-        for message in batch:
-            try:
-                rows.append(decoder.decode(message.key(), message.value()))
-                kept.append(message)
-            except InvalidEvent as exc:
-                dead.append((message, exc))
-        arrow = rows_to_arrow(rows, self._specs[table])
+        arrow, positions, refused = decoder.decode_batch(
+            [m.key() for m in batch], [m.value() for m in batch]
+        )
+        dead = [(batch[i], exc) for i, exc in refused]
         failures = self._checker.failures(table, arrow)
         if failures:
-            dead.extend((kept[i], exc) for i, exc in failures.items())
+            dead.extend((batch[positions[i]], exc) for i, exc in failures.items())
             mask = pa.array([i not in failures for i in range(arrow.num_rows)])
             arrow = arrow.filter(mask)
         self.landing.write_rows(table, offsets, arrow, self._date_columns[table])
@@ -296,6 +288,7 @@ class IngestionConsumer:
         for (topic, rule), count in refused.items():
             m.dead_letters.labels(topic=topic, rule=rule).inc(count)
         m.batch_duration.observe(seconds)
+        m.batch_buffered.set(len(self._buffer))
         m.last_commit.set_to_current_time()
         for tp in commits:
             try:

@@ -32,7 +32,9 @@ QUARANTINE_FOLDER = "_quarantine"
 NULL_DATE = "__HIVE_DEFAULT_PARTITION__"
 """Partition of rows without an event time (Hive's name for a null partition value)."""
 
-_NAME = re.compile(r"^(?P<topic>[A-Za-z0-9._-]+)\+(?P<partition>\d+)\+(?P<first>\d+)-(?P<last>\d+)\.")
+_NAME = re.compile(
+    r"^(?P<topic>[A-Za-z0-9._-]+)\+(?P<partition>\d+)\+(?P<first>\d+)-(?P<last>\d+)\."
+)
 
 
 @dataclass(frozen=True)
@@ -54,9 +56,7 @@ class OffsetRange:
         match = _NAME.match(name)
         if match is None:
             return None
-        return cls(
-            match["topic"], int(match["partition"]), int(match["first"]), int(match["last"])
-        )
+        return cls(match["topic"], int(match["partition"]), int(match["first"]), int(match["last"]))
 
 
 def _fsync_dir(path: Path) -> None:

@@ -41,6 +41,11 @@ class IngestionMetrics:
             buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
             registry=self.registry,
         )
+        self.batch_buffered = Gauge(
+            "churn_ingest_batch_buffered",
+            "Messages read into the open micro-batch, not landed yet.",
+            registry=self.registry,
+        )
         self.last_commit = Gauge(
             "churn_ingest_last_commit_timestamp_seconds",
             "Unix time of the last offset commit.",

@@ -76,7 +76,9 @@ def publish_tables(
     """
     unknown = sorted(set(tables) - set(settings.topics))
     if unknown:
-        raise IngestionError(f"no topic configured for tables {unknown} (topics: {settings.topics})")
+        raise IngestionError(
+            f"no topic configured for tables {unknown} (topics: {settings.topics})"
+        )
     config = settings.kafka_config()
     admin = wait_for_broker(
         config,
@@ -112,7 +114,9 @@ def publish_tables(
         key, value = encoded[table][position]
         while True:
             try:
-                producer.produce(settings.topics[table], value=value, key=key, on_delivery=delivered)
+                producer.produce(
+                    settings.topics[table], value=value, key=key, on_delivery=delivered
+                )
                 break
             except BufferError:
                 producer.poll(0.05)
@@ -132,7 +136,5 @@ def publish_tables(
             f"{remaining + len(failures)} message(s) not acknowledged; first errors: {failures[:3]}"
         )
     counts = {table: len(frame) for table, frame in tables.items()}
-    logger.info(
-        "published %s in %.2f s to %s", counts, time.monotonic() - started, settings.topics
-    )
+    logger.info("published %s in %.2f s to %s", counts, time.monotonic() - started, settings.topics)
     return counts
