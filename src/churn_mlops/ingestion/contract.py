@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import datetime as dt
 import io
-import math
 from collections.abc import Iterator
 from typing import Any
 
+import duckdb
 import ibis
 import orjson
 import pandas as pd
@@ -32,6 +32,7 @@ import pyarrow.json as pj
 from churn_mlops.ingestion.errors import InvalidEvent
 from churn_mlops.pipelines.data_processing.rules import (
     HIDDEN_PREFIX,
+    RowRule,
     compile_rules,
     prepare_table,
 )
@@ -46,6 +47,8 @@ KEY_COLUMN = "customer_id"
 
 ROW_COLUMN = f"{HIDDEN_PREFIX}stream_row"
 """Position of a row in its micro-batch while the row rules run (never landed)."""
+
+_BATCH_TABLE = f"{HIDDEN_PREFIX}stream_batch"
 
 #: Rules the consumer leaves to data_processing: they need the whole table or the period.
 _TABLE_LEVEL_RULES = frozenset({"unique", "foreign_key", "in_period", "before_period_end"})
@@ -82,18 +85,16 @@ def arrow_schema(spec: TableSchema) -> pa.Schema:
 # --------------------------------------------------------------------------------------------
 
 
-def _json_value(value: Any) -> Any:
-    if value is None or value is pd.NaT:
-        return None
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    if isinstance(value, (pd.Timestamp, dt.datetime)):
-        return value.isoformat()
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    if hasattr(value, "item"):  # numpy scalars
-        return _json_value(value.item())
-    return value
+def _json_column(column: pd.Series, dtype: str) -> list[Any]:
+    """One column as JSON-ready Python values (ISO text for timestamps, None for missing)."""
+    if dtype == "timestamp":
+        stamps = pd.to_datetime(column)
+        if stamps.dt.tz is not None:
+            stamps = stamps.dt.tz_convert("UTC").dt.tz_localize(None)
+        text = stamps.dt.strftime("%Y-%m-%dT%H:%M:%S.%f")
+        return text.astype(object).where(stamps.notna(), None).tolist()
+    values = column.astype(object).where(column.notna(), None)
+    return [v.item() if hasattr(v, "item") else v for v in values.tolist()]
 
 
 def encode_rows(frame: pd.DataFrame, spec: TableSchema) -> Iterator[tuple[bytes, bytes]]:
@@ -103,8 +104,9 @@ def encode_rows(frame: pd.DataFrame, spec: TableSchema) -> Iterator[tuple[bytes,
     declared columns are sent.
     """
     columns = [name for name in spec.columns if name in frame.columns]
-    for row in frame[columns].itertuples(index=False, name=None):
-        record = {name: _json_value(value) for name, value in zip(columns, row, strict=True)}
+    values = {name: _json_column(frame[name], spec.columns[name].dtype) for name in columns}
+    for i in range(len(frame)):
+        record = {name: values[name][i] for name in columns}
         yield str(record[KEY_COLUMN]).encode(), orjson.dumps(record)
 
 
@@ -194,9 +196,9 @@ class EventDecoder:
     def _decode_all_at_once(
         self, keys: list[bytes | None], values: list[bytes | None]
     ) -> pa.Table | None:
-        if not values or any(not v or b"\n" in v or b"\r" in v for v in values):
-            return None
-        if any(key is None for key in keys):
+        # Each message must parse as one line: an empty message, or one holding a line break,
+        # changes the row count (or the parse fails) and the batch goes message by message.
+        if not values or None in values or None in keys:
             return None
         try:
             table = pj.read_json(io.BytesIO(b"\n".join(values)), parse_options=self._parse_options)  # type: ignore[arg-type]
@@ -258,25 +260,28 @@ def rows_to_arrow(rows: list[dict[str, Any]], spec: TableSchema) -> pa.Table:
 class HardRuleChecker:
     """Runs data_processing's hard row rules over a micro-batch of decoded rows.
 
-    The rules are compiled by `churn_mlops.pipelines.data_processing.rules.compile_rules` on
-    an in-process DuckDB table, so an event is refused here exactly when the same row would
-    fail ``kedro run --pipeline data_processing``.
+    The rules are compiled by `churn_mlops.pipelines.data_processing.rules.compile_rules`, so
+    an event is refused here exactly when the same row would fail
+    ``kedro run --pipeline data_processing``. The query is built once per table and schema and
+    then run by an in-process DuckDB on each batch (Arrow in, no copy).
     """
 
     def __init__(self, params: DataProcessingParams) -> None:
         self.params = params
-        self._con = ibis.duckdb.connect(threads=1)
+        self._duckdb = duckdb.connect(config={"threads": 1})
+        self._queries: dict[tuple[str, pa.Schema], tuple[str, list[RowRule]]] = {}
 
-    def failures(self, table: str, batch: pa.Table) -> dict[int, InvalidEvent]:
-        """``{row position: first broken rule}`` for the rows of ``batch`` that break one."""
-        if batch.num_rows == 0:
-            return {}
+    def _query(self, table: str, schema: pa.Schema) -> tuple[str, list[RowRule]]:
+        cached = self._queries.get((table, schema))
+        if cached is not None:
+            return cached
         if table not in TABLES:
             raise ValueError(f"unknown table {table!r}; expected one of {list(TABLES)}")
         # Every row is already unique by its position: dropping exact duplicates is work for
         # nothing here (data_processing does it on the whole table).
         spec = self.params.tables[table].model_copy(update={"drop_exact_duplicates": False})
-        data = ibis.memtable(batch.append_column(ROW_COLUMN, pa.array(range(batch.num_rows))))
+        with_row = schema.append(pa.field(ROW_COLUMN, pa.int64()))
+        data = ibis.table(ibis.Schema.from_pyarrow(with_row), name=_BATCH_TABLE)
         prepared = prepare_table(
             data,
             spec,
@@ -289,14 +294,33 @@ class HardRuleChecker:
             for rule in compile_rules(prepared, spec, self.params)
             if not rule.soft and rule.rule not in _TABLE_LEVEL_RULES
         ]
+        sql = ""
+        if rules:
+            flags = [rule.violation(prepared).name(f"rule_{i}") for i, rule in enumerate(rules)]
+            values = [
+                rule.value(prepared).cast("string").name(f"value_{i}")
+                for i, rule in enumerate(rules)
+            ]
+            broken = prepared.select(prepared[ROW_COLUMN], *flags, *values).filter(
+                ibis.or_(*flags)
+            )
+            sql = str(ibis.to_sql(broken, dialect="duckdb"))
+        self._queries[(table, schema)] = (sql, rules)
+        return sql, rules
+
+    def failures(self, table: str, batch: pa.Table) -> dict[int, InvalidEvent]:
+        """``{row position: first broken rule}`` for the rows of ``batch`` that break one."""
+        if batch.num_rows == 0:
+            return {}
+        sql, rules = self._query(table, batch.schema)
         if not rules:
             return {}
-        flags = [rule.violation(prepared).name(f"rule_{i}") for i, rule in enumerate(rules)]
-        values = [
-            rule.value(prepared).cast("string").name(f"value_{i}") for i, rule in enumerate(rules)
-        ]
-        broken = prepared.select(prepared[ROW_COLUMN], *flags, *values).filter(ibis.or_(*flags))
-        result = self._con.to_pyarrow(broken).to_pylist()
+        data = batch.append_column(ROW_COLUMN, pa.array(range(batch.num_rows), pa.int64()))
+        self._duckdb.register(_BATCH_TABLE, data)
+        try:
+            result = self._duckdb.execute(sql).to_arrow_table().to_pylist()
+        finally:
+            self._duckdb.unregister(_BATCH_TABLE)
         found: dict[int, InvalidEvent] = {}
         for record in result:
             i = next(i for i in range(len(rules)) if record[f"rule_{i}"])

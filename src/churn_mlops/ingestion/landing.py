@@ -67,21 +67,42 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_atomically(path: Path, write: Callable[[IO[bytes]], Any]) -> Path:
-    """Write ``path`` through a temporary file: fsync, rename over ``path``, fsync the folder.
-
-    A crash at any point leaves either the previous file (or none) or the complete new one,
-    plus at worst a hidden ``.tmp`` file that `Landing.discard_uncommitted` removes.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _write_synced(path: Path, write: Callable[[IO[bytes]], Any]) -> Path:
+    """Write and fsync the hidden temporary file of ``path``; returns the temporary path."""
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "wb") as handle:
         write(handle)
         handle.flush()
         os.fsync(handle.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-    return path
+    return tmp
+
+
+def _make_dirs(path: Path) -> None:
+    """Create ``path`` and its missing parents, fsyncing each parent that gained an entry."""
+    missing = []
+    while not path.exists():
+        missing.append(path)
+        path = path.parent
+    for folder in reversed(missing):
+        folder.mkdir(exist_ok=True)
+        _fsync_dir(folder.parent)
+
+
+def write_atomically(files: dict[Path, Callable[[IO[bytes]], Any]]) -> list[Path]:
+    """Write each file through a temporary one: fsync all, rename all, fsync their folders.
+
+    A crash at any point leaves, for each path, the previous file (or none) or the complete new
+    one, plus at worst hidden ``.tmp`` files that `Landing.discard_uncommitted` removes.
+    Folders are fsynced once per call, not once per file.
+    """
+    for path in files:
+        _make_dirs(path.parent)
+    temporary = {path: _write_synced(path, write) for path, write in files.items()}
+    for path, tmp in temporary.items():
+        os.replace(tmp, path)
+    for folder in {path.parent for path in files}:
+        _fsync_dir(folder)
+    return list(files)
 
 
 class Landing:
@@ -100,15 +121,16 @@ class Landing:
         """Land ``rows`` as one Parquet file per event date; returns the files written."""
         if rows.num_rows == 0:
             return []
-        dates = pc.fill_null(pc.strftime(rows[date_column], format="%Y-%m-%d"), NULL_DATE)
-        written = []
-        for day in sorted(pc.unique(dates).to_pylist()):
-            part = rows.filter(pc.equal(dates, day))
-            path = self.root / table / f"event_date={day}" / f"{offsets.file_stem()}.parquet"
-            written.append(
-                write_atomically(path, lambda handle, _p=part: pq.write_table(_p, handle))
-            )
-        return written
+        dates = pc.cast(rows[date_column], pa.date32())
+        files = {}
+        for day in pc.unique(dates).to_pylist():
+            if day is None:
+                part, folder = rows.filter(pc.is_null(dates)), NULL_DATE
+            else:
+                part, folder = rows.filter(pc.equal(dates, day)), day.isoformat()
+            path = self.root / table / f"event_date={folder}" / f"{offsets.file_stem()}.parquet"
+            files[path] = lambda handle, _p=part: pq.write_table(_p, handle)
+        return write_atomically(files)
 
     def write_quarantine(self, offsets: OffsetRange, records: list[dict[str, Any]]) -> Path | None:
         """Land the refused messages of a batch (one JSON object per line, with the reason)."""
@@ -116,7 +138,7 @@ class Landing:
             return None
         body = b"".join(orjson.dumps(record) + b"\n" for record in records)
         path = self.quarantine_dir / f"{offsets.file_stem()}.jsonl"
-        return write_atomically(path, lambda handle: handle.write(body))
+        return write_atomically({path: lambda handle: handle.write(body)})[0]
 
     def landed(self, topic: str, partition: int) -> list[tuple[Path, OffsetRange]]:
         """Every landed or half-written file of one topic partition."""
