@@ -204,8 +204,9 @@ def latency(
     frame = events_frame(n, seed=1)
     # Create the topics (and warm the client) with one event, then start the consumer.
     publish_tables(settings, {"events": frame.iloc[:1]}, params)
+    messages = list(encode_rows(frame.iloc[1:], params.tables["events"]))
     consumer = IngestionConsumer(settings, params)
-    thread = threading.Thread(target=consumer.run, kwargs={"idle_exit_seconds": batch_s + 3})
+    thread = threading.Thread(target=consumer.run, kwargs={"idle_exit_seconds": batch_s + 10})
     thread.start()
     while not consumer.assigned:
         time.sleep(0.1)
@@ -223,7 +224,7 @@ def latency(
     producer = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 5})
     topic = settings.topics["events"]
     started = time.time()
-    for i, (key, value) in enumerate(encode_rows(frame.iloc[1:], params.tables["events"])):
+    for i, (key, value) in enumerate(messages):
         ahead = started + i / rate - time.time()
         if ahead > 0:
             producer.poll(ahead)
