@@ -72,6 +72,7 @@ class IngestionConsumer:
         self._consumer: Consumer | None = None
         self._producer: Producer | None = None
         self.assigned: set[tuple[str, int]] = set()
+        self._at_end: set[tuple[str, int]] = set()
 
     # ---------------------------------------------------------------------- lifecycle
 
@@ -95,6 +96,8 @@ class IngestionConsumer:
                 "enable.auto.offset.store": False,
                 "auto.offset.reset": "earliest",
                 "isolation.level": "read_committed",
+                # Tells when a partition is read to its end (for idle_exit_seconds).
+                "enable.partition.eof": True,
                 "logger": kafka_logger,
             }
         )
@@ -108,7 +111,8 @@ class IngestionConsumer:
 
     def run(self, *, idle_exit_seconds: float | None = None) -> None:
         """Consume until `stop` (or SIGTERM/SIGINT); with ``idle_exit_seconds``, also stop
-        once nothing arrived for that long and everything is committed (for batch use)."""
+        once every assigned partition was read to its end, nothing arrived for that long and
+        everything is committed (for batch use)."""
         if self._consumer is None:
             self.connect()
         assert self._consumer is not None
@@ -146,6 +150,7 @@ class IngestionConsumer:
                     idle_exit_seconds is not None
                     and not self._buffer
                     and self.assigned
+                    and self.assigned <= self._at_end
                     and now - last_message >= idle_exit_seconds
                 ):
                     break
@@ -178,17 +183,22 @@ class IngestionConsumer:
         self.flush()
         for tp in partitions:
             self.assigned.discard((tp.topic, tp.partition))
+            self._at_end.discard((tp.topic, tp.partition))
 
     # ---------------------------------------------------------------------- batches
 
     def _take(self, message: Message) -> None:
         error = message.error()
+        if error is not None and error.code() == KafkaError._PARTITION_EOF:
+            self._at_end.add((message.topic(), message.partition()))
+            return
         if error is not None:
             if error.fatal():
                 raise KafkaException(error)
             if error.code() not in _IGNORED_ERRORS:
                 logger.warning("consumer error: %s", error)
             return
+        self._at_end.discard((message.topic(), message.partition()))
         if not self._buffer:
             self._batch_started = time.monotonic()
         self._buffer.append(message)
