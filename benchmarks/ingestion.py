@@ -135,9 +135,7 @@ def bare_read_seconds(settings, n: int) -> float:
     return elapsed
 
 
-def throughput(
-    base, params, broker: Broker, landing: Path, n: int, days: int
-) -> dict[str, float]:
+def throughput(base, params, broker: Broker, landing: Path, n: int, days: int) -> dict[str, float]:
     settings = fresh_settings(base, broker, landing)
     frame = events_frame(n, days=days)
     started = time.perf_counter()

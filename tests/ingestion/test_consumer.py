@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -463,3 +464,36 @@ def test_consumer_retries_until_a_late_broker_starts(
     assert f"no Kafka broker answered at {late.bootstrap} (attempt 1 of 10" in stderr
     assert "retrying in" in stderr
     assert len(read_landed(settings, "events")) == 200
+
+
+def test_cli_publish_sends_the_catalogs_raw_tables_in_time_order(
+    broker: Broker, make_settings, project_config, tmp_path: Path
+) -> None:
+    """``kedro stream publish`` reads <table>@pandas of the project and publishes every row."""
+    _, params = project_config
+    frames = valid_frames()
+    project = tmp_path / "project"
+    write_raw(project, frames)
+    (project / "conf").symlink_to(PROJECT_ROOT / "conf")
+    settings = make_settings(broker.bootstrap, partitions=1)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from churn_mlops.ingestion.cli import stream; stream()",
+            "publish",
+            "--project-path",
+            str(project),
+        ],
+        env=consumer_env(settings),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=SUBPROCESS_TIMEOUT_S,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "published {'customers': 6, 'events': 12, 'churn_records': 2}" in result.stdout
+
+    run_until_idle(IngestionConsumer(settings, params))
+    for table, frame in frames.items():
+        assert len(read_landed(settings, table)) == len(frame), table

@@ -90,13 +90,18 @@ def publish(
     settings, params, loader = load_project_config(project_path, env)
     settings = _overrides(settings, bootstrap_servers=bootstrap_servers)
     names = [name.strip() for name in tables.split(",") if name.strip()]
-    catalog = DataCatalog.from_config(loader["catalog"])
-    frames = {}
+    entries = loader["catalog"]
+    missing = [f"{name}@pandas" for name in names if f"{name}@pandas" not in entries]
+    if missing:
+        raise click.ClickException(f"no catalog entries {missing} for tables {names}")
+    config = {}
     for name in names:
-        entry = f"{name}@pandas"
-        if entry not in catalog:
-            raise click.ClickException(f"no catalog entry {entry!r} for table {name!r}")
-        frames[name] = catalog.load(entry)
+        entry = dict(entries[f"{name}@pandas"])
+        if "filepath" in entry and not Path(entry["filepath"]).is_absolute():
+            entry["filepath"] = str(project_path / entry["filepath"])
+        config[f"{name}@pandas"] = entry
+    catalog = DataCatalog.from_config(config)
+    frames = {name: catalog.load(f"{name}@pandas") for name in names}
     try:
         counts = publish_tables(
             settings,

@@ -301,9 +301,7 @@ class HardRuleChecker:
                 rule.value(prepared).cast("string").name(f"value_{i}")
                 for i, rule in enumerate(rules)
             ]
-            broken = prepared.select(prepared[ROW_COLUMN], *flags, *values).filter(
-                ibis.or_(*flags)
-            )
+            broken = prepared.select(prepared[ROW_COLUMN], *flags, *values).filter(ibis.or_(*flags))
             sql = str(ibis.to_sql(broken, dialect="duckdb"))
         self._queries[(table, schema)] = (sql, rules)
         return sql, rules
