@@ -12,6 +12,8 @@ from typing import Any
 
 import click
 
+from churn_mlops.ingestion.cli import stream
+
 _ENV_HELP = "Kedro configuration environment whose mlflow.yml and globals are used."
 
 
@@ -140,6 +142,8 @@ def rebuild(metadata: Any, version: str, env: str | None) -> None:
     for kind, text in result["differences"].items():
         click.echo(f"  note: {kind} differs but did not change the model: {text}")
 
+
+commands.add_command(stream)
 
 #: Kedro loads project commands from ``<package>.cli.cli``.
 cli = commands
