@@ -13,6 +13,11 @@ from kedro.config import OmegaConfigLoader
 from omegaconf.resolvers import oc
 
 from churn_mlops.hooks import GarbageCollectionHooks, SparkHooks, relax_garbage_collection
+from churn_mlops.tracking_store import ProjectStoreHooks
+from churn_mlops.warning_filters import ignore_known_warnings
+
+# Kedro imports the settings before its plugins load MLflow, so the filters cover every command.
+ignore_known_warnings()
 
 # Fewer garbage collections while the CLI plugins load MLflow and the pipelines import their
 # libraries; GarbageCollectionHooks restores the thresholds when the run ends.
@@ -32,4 +37,5 @@ CONFIG_LOADER_ARGS = {
 }
 
 # Starts the SparkSession in environments that have a spark.yml (conf/spark); a no-op elsewhere.
-HOOKS = (SparkHooks(), GarbageCollectionHooks())
+# ProjectStoreHooks: `${project_path:}` in mlflow.yml, and a copied project's MLflow store moved home.
+HOOKS = (ProjectStoreHooks(), SparkHooks(), GarbageCollectionHooks())
