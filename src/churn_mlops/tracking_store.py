@@ -10,6 +10,10 @@ folder is copied or moved.
   point into another folder's ``mlruns/`` so that the copy reads and writes only its own
   artifacts. :class:`ProjectStoreHooks` does it when a session starts, before kedro-mlflow
   opens the store.
+- kedro-mlflow names a run after its pipelines (``training+evaluation``); Kedro's CLI hands
+  ``--pipelines`` over in set order, which changes from one process to the next.
+  :class:`ProjectStoreHooks` puts them in the order of the default flow first, so one command
+  always gives one run name.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import logging
 import sqlite3
 from contextlib import closing
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
 from kedro.config import MissingConfigException
@@ -70,7 +74,7 @@ def _foreign_roots(connection: sqlite3.Connection, artifacts_dir: Path) -> set[s
     for (location,) in connection.execute("SELECT artifact_location FROM experiments"):
         if not location or not location.startswith("file://"):
             continue
-        head, sep, _ = location.partition(f"/{ARTIFACTS_FOLDER}/")
+        head, sep, _ = f"{location.rstrip('/')}/".partition(f"/{ARTIFACTS_FOLDER}/")
         if sep and f"{head}/{ARTIFACTS_FOLDER}" != own:
             roots.add(f"{head}/{ARTIFACTS_FOLDER}")
     return roots
@@ -112,14 +116,24 @@ def relocate_store(database: Path, artifacts_dir: Path) -> dict[str, str]:
                     for before, after in ((old, new_root), (old_path, new_path)):
                         connection.execute(
                             f"UPDATE {table} SET {column} = ? || substr({column}, length(?) + 1) "  # noqa: S608 - fixed names
-                            f"WHERE substr({column}, 1, length(?) + 1) = ? || '/'",
-                            (after, before, before, before),
+                            f"WHERE {column} = ? OR substr({column}, 1, length(?) + 1) = ? || '/'",
+                            (after, before, before, before, before),
                         )
     return moved
 
 
+def run_name_order(names: list[str]) -> list[str]:
+    """``names`` in the order of the default flow (``DEFAULT_PIPELINE_ORDER``), others after it
+    alphabetically: ``["evaluation", "training"]`` -> ``["training", "evaluation"]``."""
+    from churn_mlops.pipeline_registry import DEFAULT_PIPELINE_ORDER  # noqa: PLC0415
+
+    flow = {name: index for index, name in enumerate(DEFAULT_PIPELINE_ORDER)}
+    return sorted(dict.fromkeys(names), key=lambda name: (flow.get(name, len(flow)), name))
+
+
 class ProjectStoreHooks:
-    """Resolve ``${project_path:}`` and move a copied store's artifact paths home, first thing.
+    """Resolve ``${project_path:}``, move a copied store's artifact paths home, and name runs
+    deterministically, each before kedro-mlflow's hook of the same name.
 
     ``tryfirst``: kedro-mlflow's own ``after_context_created`` reads ``mlflow.yml`` (which needs
     the resolver) and opens the store (which must already point at this project's ``mlruns/``).
@@ -140,3 +154,14 @@ class ProjectStoreHooks:
             return
         for old, new in relocate_store(database, project / ARTIFACTS_FOLDER).items():
             logger.info("MLflow store %s was moved: artifact paths %s -> %s", database, old, new)
+
+    @hook_impl(tryfirst=True)
+    def before_pipeline_run(self, run_params: dict[str, Any]) -> None:
+        """Put the requested pipelines in flow order before kedro-mlflow names the run after them.
+
+        ``run_params`` is the one record every ``before_pipeline_run`` hook receives, so the
+        list is sorted in place.
+        """
+        names = run_params.get("pipeline_names")
+        if isinstance(names, list) and len(names) > 1:
+            names[:] = run_name_order(names)

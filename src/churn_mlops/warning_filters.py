@@ -9,12 +9,14 @@ warning in its output).
 
 from __future__ import annotations
 
+import logging
+import re
 import warnings
 
-#: ``(category, message regex, module regex)`` of each known warning; see ``warnings.filterwarnings``.
+#: ``(category, message regex, module regex)`` of each known warning (``warnings.filterwarnings``).
 KNOWN_WARNINGS: tuple[tuple[type[Warning], str, str], ...] = (
     # MLflow asks every PythonModel (kedro-mlflow's KedroPipelineModel, ours) for type hints.
-    (UserWarning, r".*Add type hints to the `predict` method", r"mlflow\."),
+    (UserWarning, r".*Add type hints to the `predict` method", r""),
     # OmegaConf 2.4 renamed the resolver registration that Kedro and kedro-mlflow call.
     (UserWarning, r"register_new_resolver\(\) is deprecated", r""),
     # kedro-mlflow's config models use pydantic v1's class-based `Config`.
@@ -25,10 +27,37 @@ KNOWN_WARNINGS: tuple[tuple[type[Warning], str, str], ...] = (
     (DeprecationWarning, r"the load_module\(\) method is deprecated", r""),
     # Ibis's DuckDB backend calls DuckDB's renamed Arrow export.
     (DeprecationWarning, r"fetch_arrow_table\(\) is deprecated", r""),
+    # tqdm.auto in Jupyter without ipywidgets: it falls back to a text progress bar, which works.
+    (Warning, r"IProgress not found", r""),
 )
 
 
+#: Logger Python's warnings go to once Kedro's logging captures them (``logging.captureWarnings``).
+WARNINGS_LOGGER = "py.warnings"
+
+
+class KnownWarningsFilter(logging.Filter):
+    """Drop the captured-warning log records of :data:`KNOWN_WARNINGS`.
+
+    The ``ignore`` filters alone are not enough: libraries put their own filters in front of
+    them (MLflow shows UserWarnings ``once`` inside its API calls, Feast sets ``once`` for
+    DeprecationWarning on import), and a warning that passes reaches the log here.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._patterns = [re.compile(message.lstrip(".*")) for _, message, _ in KNOWN_WARNINGS]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        return not any(pattern.search(text) for pattern in self._patterns)
+
+
 def ignore_known_warnings() -> None:
-    """Install an ``ignore`` filter for each of :data:`KNOWN_WARNINGS` (idempotent)."""
+    """Ignore each of :data:`KNOWN_WARNINGS`, as a warning filter and in the warnings log
+    (idempotent)."""
     for category, message, module in KNOWN_WARNINGS:
         warnings.filterwarnings("ignore", message=message, category=category, module=module)
+    logger = logging.getLogger(WARNINGS_LOGGER)
+    if not any(isinstance(existing, KnownWarningsFilter) for existing in logger.filters):
+        logger.addFilter(KnownWarningsFilter())

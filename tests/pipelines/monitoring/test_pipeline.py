@@ -5,7 +5,7 @@ from __future__ import annotations
 import yaml
 
 from churn_mlops.pipelines.monitoring import create_pipeline
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT, committed_feature_names
 from tests.pipelines.monitoring.conftest import with_window
 from tests.pipelines.monitoring.support import (
     MONITORING_OUTPUTS,
@@ -64,7 +64,8 @@ def test_every_catalog_entry_has_a_kedro_viz_layer():
 def test_full_run_on_synthetic_data(synthetic_champion, reference_table):
     out = run_monitoring(synthetic_champion, model_input_table=with_window(reference_table))
     assert out["monitoring_window"]["rows"] == 1500
-    assert len(out["monitoring_drift_table"]) == 20  # 19 features + the score
+    # every feature of the contract + the score
+    assert len(out["monitoring_drift_table"]) == len(committed_feature_names()) + 1
     assert out["retrain_decision"]["retrain"] is False
     assert out["monitoring_diagnosis"]["applies"] == []
     assert out["monitoring_diagnosis_report"].startswith("# Monitoring diagnosis — churn_model v1")
