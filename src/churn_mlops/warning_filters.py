@@ -10,6 +10,7 @@ warning in its output).
 from __future__ import annotations
 
 import logging
+import os
 import re
 import warnings
 
@@ -61,3 +62,13 @@ def ignore_known_warnings() -> None:
     logger = logging.getLogger(WARNINGS_LOGGER)
     if not any(isinstance(existing, KnownWarningsFilter) for existing in logger.filters):
         logger.addFilter(KnownWarningsFilter())
+
+
+#: MLflow draws one "Downloading artifacts" progress bar per artifact it fetches (18 for one
+#: champion with its files); set to ``true`` in the environment to have them back.
+ARTIFACTS_PROGRESS_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+
+
+def quiet_artifact_downloads() -> None:
+    """Turn MLflow's per-artifact download bars off unless the environment asks for them."""
+    os.environ.setdefault(ARTIFACTS_PROGRESS_BAR, "false")

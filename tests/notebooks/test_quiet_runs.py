@@ -39,6 +39,8 @@ def test_notebook_prints_no_library_warning(
         if WARNING_LINE.search(line)
     ]
     assert not lines, f"{path.name} printed warnings:\n" + "\n".join(lines[:10])
+    text = _stream_text(notebook_runs[path.stem].notebook)
+    assert "Downloading artifacts" not in text, f"{path.name} shows MLflow's download bars"
 
 
 @pytest.mark.slow
