@@ -28,6 +28,8 @@ KNOWN_WARNINGS: tuple[tuple[type[Warning], str, str], ...] = (
     (DeprecationWarning, r"the load_module\(\) method is deprecated", r""),
     # Ibis's DuckDB backend calls DuckDB's renamed Arrow export.
     (DeprecationWarning, r"fetch_arrow_table\(\) is deprecated", r""),
+    # pandas' date-axis converter reads an attribute Matplotlib 3.11 deprecates.
+    (DeprecationWarning, r"The locs attribute was deprecated in Matplotlib", r""),
     # tqdm.auto in Jupyter without ipywidgets: it falls back to a text progress bar, which works.
     (Warning, r"IProgress not found", r""),
 )
