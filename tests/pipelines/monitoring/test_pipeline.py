@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import yaml
 
 from churn_mlops.pipelines.monitoring import create_pipeline
@@ -115,3 +116,26 @@ def test_full_run_on_a_prediction_log_with_delayed_labels(synthetic_champion, re
     assert (performance.loc["2023-06":"2023-10", "labelled"] == 600).all()
     # ... the window's have not: only its churners are known so far.
     assert performance.loc["2023-12", "labelled"] < 1500
+
+
+def test_a_one_row_window_reads_insufficient_data_not_a_verdict(
+    synthetic_champion, reference_table
+):
+    from tests.pipelines.monitoring.support import synthetic_table
+
+    one_row = synthetic_table(["2023-12-01"], 1, seed=3)
+    one_row["customer_id"] += 10_000_000
+    out = run_monitoring(
+        synthetic_champion, model_input_table=pd.concat([reference_table, one_row])
+    )
+    drift = out["monitoring_drift_table"]
+    assert drift["insufficient_data"].all() and not drift["drifted"].any()
+    findings = out["monitoring_diagnosis"]["findings"]
+    assert findings["data_drift"]["summary"].startswith("insufficient data")
+    assert findings["concept_drift"]["summary"].startswith("insufficient data")
+    assert "performance held" not in out["monitoring_diagnosis"]["headline"]
+    triggers = out["retrain_decision"]["triggers"]
+    assert not triggers["drift"]["fired"] and triggers["drift"]["reason"].startswith(
+        "insufficient data"
+    )
+    assert not triggers["performance"]["fired"]
