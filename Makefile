@@ -49,8 +49,10 @@ format:
 viz:
 	$(BIN)/kedro viz run --host 127.0.0.1 --no-browser
 
+## Every generated file, and the folders Spark and versioned datasets leave (the layer folders stay).
 clean-data:
 	find data -type f ! -name .gitkeep -delete
+	find data -mindepth 2 -type d -empty -delete
 
 ## The pipelines image the Kubernetes Jobs run (docs/handoff.md), built offline from a context
 ## prepared in dist/pipelines-image/. Optional: TAG=<registry>/churn-mlops-pipelines:<tag>,

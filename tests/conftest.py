@@ -31,6 +31,17 @@ DATA_LAYERS = (
 )
 
 
+def committed_feature_names() -> list[str]:
+    """The feature contract's names, in order, as conf/base/parameters_feature_engineering.yml
+    lists them: tests read the contract from configuration, so adding a feature (docs/features.md)
+    needs no test edit."""
+    import yaml  # noqa: PLC0415
+
+    path = PROJECT_ROOT / "conf" / "base" / "parameters_feature_engineering.yml"
+    params = yaml.safe_load(path.read_text(encoding="utf-8"))["feature_engineering"]
+    return [feature["name"] for feature in params["features"]]
+
+
 def make_project_copy(destination: Path) -> Path:
     """Copy the project's configuration into ``destination`` with empty data layers.
 

@@ -18,6 +18,12 @@ from churn_mlops.hooks import (
     SparkHooks,
     relax_garbage_collection,
 )
+from churn_mlops.tracking_store import ProjectStoreHooks
+from churn_mlops.warning_filters import ignore_known_warnings, quiet_artifact_downloads
+
+# Kedro imports the settings before its plugins load MLflow, so the filters cover every command.
+ignore_known_warnings()
+quiet_artifact_downloads()
 
 # Fewer garbage collections while the CLI plugins load MLflow and the pipelines import their
 # libraries; GarbageCollectionHooks restores the thresholds when the run ends.
@@ -39,5 +45,6 @@ CONFIG_LOADER_ARGS = {
 }
 
 # Starts the SparkSession in environments that have a spark.yml (conf/spark); a no-op elsewhere.
+# ProjectStoreHooks: `${project_path:}` in mlflow.yml, a copied store moved home, run names.
 # LineageHooks records input fingerprints, commit and packages on each tracked run.
-HOOKS = (SparkHooks(), GarbageCollectionHooks(), LineageHooks())
+HOOKS = (ProjectStoreHooks(), SparkHooks(), GarbageCollectionHooks(), LineageHooks())

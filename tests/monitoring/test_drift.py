@@ -25,11 +25,11 @@ from churn_mlops.monitoring.profile import build_reference_profile
 def make_config(**overrides) -> DriftConfig:
     base = {
         "statistics": {
-            "psi": {"threshold": 0.2},
-            "kl": {"threshold": 0.1},
-            "wasserstein": {"threshold": 0.1},
-            "ks": {"alpha": 0.01, "min_statistic": 0.1},
-            "chi2": {"alpha": 0.01, "min_effect": 0.1},
+            "psi": {"threshold": 0.2, "min_samples": 100},
+            "kl": {"threshold": 0.1, "min_samples": 100},
+            "wasserstein": {"threshold": 0.1, "min_samples": 30},
+            "ks": {"alpha": 0.01, "min_statistic": 0.1, "min_samples": 30},
+            "chi2": {"alpha": 0.01, "min_effect": 0.1, "min_samples": 30},
         },
         "epsilon": 1e-4,
         "n_bins": 10,
@@ -146,6 +146,8 @@ def test_same_distribution_does_not_drift_and_shift_does(rng):
         "drift_share": 0.0,
         "dataset_drift": False,
         "trend_features_drifted": [],
+        "insufficient_features": [],
+        "insufficient_data": False,
     }
 
 
@@ -217,6 +219,7 @@ def test_verdict_needs_the_vote_share():
         {
             "feature": ["a", "b"],
             "kind": ["numeric", "numeric"],
+            "n_current": [1000, 1000],
             "psi": [0.5, 0.5],
             "kl": [0.0, 0.5],
             "wasserstein": [0.0, 0.0],
@@ -244,7 +247,7 @@ def test_ks_test_needs_the_minimum_effect(rng):
     loose = make_config(
         statistics={
             **make_config().statistics.model_dump(),
-            "ks": {"alpha": 0.01, "min_statistic": 0.0},
+            "ks": {"alpha": 0.01, "min_statistic": 0.0, "min_samples": 30},
         }
     )
     assert drift_two_sample(ref, cur, {"x": "numeric"}, loose).iloc[0]["ks_drift"]
@@ -273,3 +276,36 @@ def test_trend_features_are_reported_but_do_not_count(rng):
     assert summary["drifted_features"] == ["k", "c"]
     assert summary["trend_features_drifted"] == ["x"]
     assert summary["n_features"] == 2
+
+
+def test_a_window_below_every_minimum_sample_says_insufficient_data() -> None:
+    rng = np.random.default_rng(3)
+    reference = pd.DataFrame(
+        {"x": rng.normal(size=2000), "plan": rng.choice(["a", "b", "c"], size=2000)}
+    )
+    profile = build_reference_profile(reference, {"x": "numeric", "plan": "categorical"}, n_bins=10)
+    # One row far outside the reference: every statistic would fire on it.
+    one_row = pd.DataFrame({"x": [50.0], "plan": ["z"]})
+    config = make_config()
+    table = drift_against_profile(profile, one_row, config)
+    assert table["insufficient_data"].all()
+    assert not table["drifted"].any()
+    assert (table["n_statistics"] == 0).all()
+    summary = summarise_drift(table, config)
+    assert summary["insufficient_data"] is True
+    assert summary["n_drifted"] == 0 and not summary["dataset_drift"]
+    assert sorted(summary["insufficient_features"]) == ["plan", "x"]
+
+
+def test_each_statistic_is_judged_only_from_its_own_minimum_sample() -> None:
+    rng = np.random.default_rng(4)
+    profile = build_reference_profile(
+        pd.DataFrame({"x": rng.normal(size=2000)}), {"x": "numeric"}, n_bins=10
+    )
+    shifted = pd.DataFrame({"x": rng.normal(loc=3.0, size=50)})
+    # 50 rows: KS and Wasserstein (min 30) are judged, PSI and KL (min 100) are not.
+    row = drift_against_profile(profile, shifted, make_config()).iloc[0]
+    assert row["n_statistics"] == 2
+    assert row["ks_drift"] and row["wasserstein_drift"]
+    assert not row["psi_drift"] and not row["kl_drift"]
+    assert row["drifted"] and not row["insufficient_data"]

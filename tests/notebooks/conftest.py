@@ -18,10 +18,11 @@ from tests.conftest import PROJECT_ROOT
 from tests.notebooks.small_project import build_small_project
 
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"
-LOGGING_CONFIG = PROJECT_ROOT / "conf" / "logging.yml"
 CELL_TIMEOUT_S = 600
 #: Kernels run side by side: most of a notebook's time is importing and loading the project.
 WORKERS = max(1, min(3, os.cpu_count() or 1))
+#: Variables a user opening the notebooks does not have: the kernels run without them.
+USER_UNSET = ("MLFLOW_TRACKING_URI", "KEDRO_LOGGING_CONFIG", "PYTEST_CURRENT_TEST")
 #: A notebook whose second cell raises inside Kedro: proves that errors fail the run.
 FAILING_NOTEBOOK = "zz_failing_cell"
 
@@ -95,17 +96,15 @@ def small_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def notebook_runs(small_project: Path) -> dict[str, NotebookRun]:
     """Every notebook, plus `FAILING_NOTEBOOK`, executed once in the small project.
 
-    Kernels inherit MLflow on the copy's SQLite store and Kedro logging from conf/logging.yml
+    Kernels run as a user's do: started in ``notebooks/``, with neither MLFLOW_TRACKING_URI nor
+    KEDRO_LOGGING_CONFIG set, so they find the copy's MLflow store through mlflow.yml (resolved
+    against the project root) and the project's logging through ``notebooks/conf/logging.yml``
     (rich tracebacks off, so a failing cell is an error, not printed text). Executed
     notebooks are saved under ``notebooks/executed/`` in the copy for debugging.
     """
     folder = small_project / "notebooks"
     _write_failing_notebook(folder / f"{FAILING_NOTEBOOK}.ipynb")
-    env = {
-        **os.environ,
-        "MLFLOW_TRACKING_URI": f"sqlite:///{small_project / 'mlflow.db'}",
-        "KEDRO_LOGGING_CONFIG": str(LOGGING_CONFIG),
-    }
+    env = {key: value for key, value in os.environ.items() if key not in USER_UNSET}
     paths = sorted(folder.glob("*.ipynb"))
     with ThreadPoolExecutor(max_workers=WORKERS) as pool:
         runs = dict(

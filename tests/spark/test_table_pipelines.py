@@ -107,8 +107,8 @@ def spark_project(
 @pytest.mark.parametrize(
     ("table", "duckdb_path", "spark_path"),
     [
-        ("customers_primary", "customers_primary.parquet", "customers_primary.parquet"),
-        ("churn_records_primary", "churn_records_primary.parquet", "churn_records_primary.parquet"),
+        ("customers_primary", "customers_primary.parquet", "customers_primary"),
+        ("churn_records_primary", "churn_records_primary.parquet", "churn_records_primary"),
         ("events_primary", "events_primary.parquet", "events_primary"),
     ],
 )
@@ -133,7 +133,7 @@ def test_data_processing_on_spark_matches_duckdb(
 
 def test_feature_engineering_on_spark_matches_duckdb(duckdb_project: Path, spark_project: Path):
     """``kedro run --env spark --pipeline feature_engineering`` == the DuckDB model_input_table."""
-    output = spark_project / "data" / "05_model_input" / "model_input_table.parquet"
+    output = spark_project / "data" / "05_model_input" / "model_input_table"
     assert output.is_dir(), "Spark writes model_input_table as a folder of part files"
     spark_table = read_table(output)
     duckdb_table = read_table(

@@ -72,12 +72,20 @@ RESULT_COLUMNS = [
 ]
 
 
+#: Help text of every statistic's ``min_samples``.
+_MIN_SAMPLES_HELP = (
+    "non-null current rows below which the statistic is not judged (insufficient data): "
+    "it neither fires nor counts"
+)
+
+
 class ThresholdStatistic(BaseModel):
-    """A distance that fires when it reaches ``threshold``."""
+    """A distance that fires when it reaches ``threshold`` on at least ``min_samples`` rows."""
 
     model_config = ConfigDict(extra="forbid")
 
     threshold: float = Field(gt=0)
+    min_samples: int = Field(ge=1, description=_MIN_SAMPLES_HELP)
 
 
 class KsTest(BaseModel):
@@ -87,6 +95,7 @@ class KsTest(BaseModel):
 
     alpha: float = Field(gt=0, lt=1)
     min_statistic: float = Field(ge=0, le=1)
+    min_samples: int = Field(ge=1, description=_MIN_SAMPLES_HELP)
 
 
 class Chi2Test(BaseModel):
@@ -96,6 +105,7 @@ class Chi2Test(BaseModel):
 
     alpha: float = Field(gt=0, lt=1)
     min_effect: float = Field(ge=0)
+    min_samples: int = Field(ge=1, description=_MIN_SAMPLES_HELP)
 
 
 class DriftStatistics(BaseModel):
@@ -493,12 +503,15 @@ def score_drift(
 def apply_thresholds(table: pd.DataFrame, config: DriftConfig) -> pd.DataFrame:
     """Add a flag per statistic, the vote count and the per-feature verdict.
 
-    A statistic that does not apply to a kind (KS/Wasserstein for categorical, chi² for numeric)
-    or could not be computed (an empty column) neither fires nor counts. A feature drifts when at
-    least ``ceil(feature_vote_share × n_statistics)`` of its statistics fire.
+    A statistic that does not apply to a kind (KS/Wasserstein for categorical, chi² for numeric),
+    could not be computed (an empty column) or has fewer than its ``min_samples`` current rows
+    neither fires nor counts. A feature drifts when at least
+    ``ceil(feature_vote_share × n_statistics)`` of its statistics fire; a feature with no
+    statistic left is ``insufficient_data`` (neither drifted nor stable).
     """
     s = config.statistics
     out = table.copy()
+    enough = {k: out["n_current"] >= getattr(s, k).min_samples for k in STATISTICS}
     out["psi_drift"] = out["psi"] >= s.psi.threshold
     out["kl_drift"] = out["kl"] >= s.kl.threshold
     out["wasserstein_drift"] = out["wasserstein"] >= s.wasserstein.threshold
@@ -515,19 +528,27 @@ def apply_thresholds(table: pd.DataFrame, config: DriftConfig) -> pd.DataFrame:
         "ks": out["ks_p_value"].notna(),
         "chi2": out["chi2_p_value"].notna(),
     }
+    for k in STATISTICS:
+        computed[k] &= enough[k]
+        out[f"{k}_drift"] &= enough[k]
     out["n_statistics"] = sum(c.astype(int) for c in computed.values())
     out["votes"] = sum(out[f"{k}_drift"].astype(int) for k in STATISTICS)
     needed = np.ceil(config.feature_vote_share * out["n_statistics"] - 1e-9)
     out["drifted"] = (out["n_statistics"] > 0) & (out["votes"] >= needed)
+    out["insufficient_data"] = out["n_statistics"] == 0
     return out
 
 
 def summarise_drift(table: pd.DataFrame, config: DriftConfig) -> dict[str, Any]:
     """Dataset-level verdict: drift when the share of drifted features reaches the threshold.
 
-    ``trend_features`` are left out of the count and listed apart when they drift.
+    ``trend_features`` are left out of the count and listed apart when they drift. Features
+    with ``insufficient_data`` are left out too and listed apart; when no feature could be
+    judged, ``insufficient_data`` is true and there is no dataset drift.
     """
-    counted = table.loc[~table["feature"].isin(config.trend_features)]
+    trend = table["feature"].isin(config.trend_features)
+    insufficient = table.loc[~trend & table["insufficient_data"], "feature"].tolist()
+    counted = table.loc[~trend & ~table["insufficient_data"]]
     n = int(len(counted))
     drifted = counted.loc[counted["drifted"], "feature"].tolist()
     share = len(drifted) / n if n else 0.0
@@ -541,4 +562,6 @@ def summarise_drift(table: pd.DataFrame, config: DriftConfig) -> dict[str, Any]:
         "drift_share": share,
         "dataset_drift": bool(n and share >= config.dataset_drift_share),
         "trend_features_drifted": trending,
+        "insufficient_features": insufficient,
+        "insufficient_data": bool(insufficient) and n == 0,
     }

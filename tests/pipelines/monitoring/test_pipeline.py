@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import yaml
 
 from churn_mlops.pipelines.monitoring import create_pipeline
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT, committed_feature_names
 from tests.pipelines.monitoring.conftest import with_window
 from tests.pipelines.monitoring.support import (
     MONITORING_OUTPUTS,
@@ -64,7 +65,8 @@ def test_every_catalog_entry_has_a_kedro_viz_layer():
 def test_full_run_on_synthetic_data(synthetic_champion, reference_table):
     out = run_monitoring(synthetic_champion, model_input_table=with_window(reference_table))
     assert out["monitoring_window"]["rows"] == 1500
-    assert len(out["monitoring_drift_table"]) == 20  # 19 features + the score
+    # every feature of the contract + the score
+    assert len(out["monitoring_drift_table"]) == len(committed_feature_names()) + 1
     assert out["retrain_decision"]["retrain"] is False
     assert out["monitoring_diagnosis"]["applies"] == []
     assert out["monitoring_diagnosis_report"].startswith("# Monitoring diagnosis — churn_model v1")
@@ -114,3 +116,26 @@ def test_full_run_on_a_prediction_log_with_delayed_labels(synthetic_champion, re
     assert (performance.loc["2023-06":"2023-10", "labelled"] == 600).all()
     # ... the window's have not: only its churners are known so far.
     assert performance.loc["2023-12", "labelled"] < 1500
+
+
+def test_a_one_row_window_reads_insufficient_data_not_a_verdict(
+    synthetic_champion, reference_table
+):
+    from tests.pipelines.monitoring.support import synthetic_table
+
+    one_row = synthetic_table(["2023-12-01"], 1, seed=3)
+    one_row["customer_id"] += 10_000_000
+    out = run_monitoring(
+        synthetic_champion, model_input_table=pd.concat([reference_table, one_row])
+    )
+    drift = out["monitoring_drift_table"]
+    assert drift["insufficient_data"].all() and not drift["drifted"].any()
+    findings = out["monitoring_diagnosis"]["findings"]
+    assert findings["data_drift"]["summary"].startswith("insufficient data")
+    assert findings["concept_drift"]["summary"].startswith("insufficient data")
+    assert "performance held" not in out["monitoring_diagnosis"]["headline"]
+    triggers = out["retrain_decision"]["triggers"]
+    assert not triggers["drift"]["fired"] and triggers["drift"]["reason"].startswith(
+        "insufficient data"
+    )
+    assert not triggers["performance"]["fired"]

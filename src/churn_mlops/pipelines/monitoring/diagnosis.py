@@ -351,12 +351,17 @@ def diagnose(
 
     drift_evidence = _drift_evidence(drift_table)
     drift_applies = bool(drift_summary["enough_rows"] and (drifted or drift_summary["score_drift"]))
+    insufficient = drift_summary.get("insufficient_features", [])
     findings["data_drift"] = {
         "applies": drift_applies,
         "summary": (
             f"{len(drifted)} of {drift_summary['n_features']} features drifted "
             f"({', '.join(drifted) or 'none'}); dataset drift {drift_summary['dataset_drift']}; "
             f"score drift {drift_summary['score_drift']}"
+            + (f"; insufficient data for {len(insufficient)} feature(s)" if insufficient else "")
+            if drift_summary["enough_rows"]
+            else f"insufficient data: {drift_summary['rows']} row(s) in the window, too few "
+            "for a drift verdict (window.min_rows, drift.statistics.*.min_samples)"
         ),
         "evidence": drift_evidence or ["no feature's statistics reached their thresholds"],
     }
@@ -378,7 +383,8 @@ def diagnose(
         f"promotion (drop {perf['drop']:.4f} = {perf['drop_z']:.1f} standard errors; limits "
         f"{config.performance.max_drop} and {config.performance.min_z} SE)"
         if perf["drop"] is not None
-        else f"{perf['metric']} not evaluable in the window ({perf['window_labelled']} labelled "
+        else f"insufficient data: {perf['metric']} not evaluable in the window "
+        f"({perf['window_labelled']} labelled "
         f"rows, {perf['window_positives']} churners)"
     )
     findings["concept_drift"] = {
@@ -386,6 +392,8 @@ def diagnose(
         "summary": (
             f"performance fell while only {len(drifted)} input feature(s) drifted"
             if concept
+            else "insufficient data: performance not evaluable"
+            if perf["drop"] is None
             else "performance held"
             if not perf["performance_drop"]
             else f"performance fell but {len(drifted)} inputs drifted: data drift explains it"
@@ -416,6 +424,8 @@ def diagnose(
     headline = (
         f"performance dropped ({perf_line}); explained by: {', '.join(applies) or 'nothing found'}"
         if perf["performance_drop"]
+        else f"insufficient data ({perf_line}); findings: {', '.join(applies) or 'none'}"
+        if perf["drop"] is None
         else f"performance held ({perf_line}); findings: {', '.join(applies) or 'none'}"
     )
     logger.info("Diagnosis: %s", headline)

@@ -312,7 +312,8 @@ def compute_drift(
     score = score_drift(profile, window[SCORE].to_numpy(dtype=float), config.drift)
     score["feature"], score["kind"] = SCORE, "score"
     summary = summarise_drift(features, config.drift)
-    enough = len(window) >= config.window.min_rows
+    # A verdict needs the window's minimum rows and at least one feature with enough samples.
+    enough = len(window) >= config.window.min_rows and not summary["insufficient_data"]
     summary.update(
         score_drift=bool(score["drifted"].iloc[0]),
         score_psi=float(score["psi"].iloc[0]),
@@ -503,7 +504,11 @@ def decide_retraining(
         drift_reasons.append(f"score drift (PSI {drift_summary['score_psi']:.3f})")
     triggers["drift"] = {
         "fired": bool(rt.drift.enabled and drift_summary["enough_rows"] and drift_reasons),
-        "reason": "; ".join(drift_reasons) or "no feature, dataset or score drift",
+        "reason": (
+            "; ".join(drift_reasons) or "no feature, dataset or score drift"
+            if drift_summary["enough_rows"]
+            else f"insufficient data: {drift_summary['rows']} row(s) in the window"
+        ),
     }
     perf = performance_summary
     triggers["performance"] = {
@@ -513,8 +518,8 @@ def decide_retraining(
             f"at promotion (drop {perf['drop']:.4f} = {perf['drop_z']:.1f} standard errors; limits "
             f"{config.performance.max_drop} and {config.performance.min_z} SE)"
             if perf["drop"] is not None
-            else f"{perf['metric']} not evaluable ({perf['window_labelled']} labelled rows, "
-            f"{perf['window_positives']} churners)"
+            else f"insufficient data: {perf['metric']} not evaluable "
+            f"({perf['window_labelled']} labelled rows, {perf['window_positives']} churners)"
         ),
     }
     findings = diagnosis["findings"]

@@ -30,6 +30,11 @@ from churn_mlops.pipelines.training.params import TrainingParams
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
+else:
+    # Kedro reads every registered node's type hints when a session starts (parameter
+    # validation); where pyspark is not imported (every environment but `spark`) the Spark
+    # types read as Any instead of a "Could not extract type hints" warning per node.
+    Column = DataFrame = Any
 
 logger = logging.getLogger(__name__)
 
