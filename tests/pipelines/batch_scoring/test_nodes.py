@@ -40,7 +40,9 @@ def scored(tmp_path: Path, table: pd.DataFrame, champion: dict):
     spine = ibis.memtable(table[["customer_id", "snapshot_date", "churned"]])
     active = nodes.select_active_customers(spine, {"as_of": "2023-06-15"}, config)
     features = nodes.fetch_scoring_features(repository, active, config)
-    ranked = nodes.score_customers(features, champion, BUSINESS, {"top_reasons": 3}, config)
+    ranked = nodes.score_customers(
+        features, champion, BUSINESS, {"top_reasons": 3, "reasons_for": "all"}, config
+    )
     return active, features, ranked
 
 
@@ -71,15 +73,26 @@ def test_ranked_by_expected_net_value_with_labels_at_the_threshold(scored):
 
 def test_top_three_reasons_are_the_largest_shap_contributions(scored, champion):
     _, features, ranked = scored
-    contributions, owners = nodes._contributions(
-        champion["model"], features[store_config().feature_names]
-    )
+    names = store_config().feature_names
+    contributions, owners = nodes._contributions(champion["model"], features[names], features[names])
     first = ranked.set_index("customer_id").loc[features.customer_id]
     for row, values in zip(first.itertuples(), contributions, strict=True):
         top = np.argsort(-values, kind="stable")[:3]
         assert [row.reason_1, row.reason_2, row.reason_3] == [owners[i] for i in top]
         assert row.reason_1_contribution >= row.reason_2_contribution >= row.reason_3_contribution
     assert set(owners) == set(store_config().feature_names)
+
+
+def test_by_default_only_worthwhile_offers_are_explained(scored, champion):
+    _, features, ranked_all = scored
+    ranked = nodes.score_customers(features, champion, BUSINESS, {}, store_config())
+    worthwhile = ranked.expected_net_value > 0
+    assert 0 < worthwhile.sum() < len(ranked)
+    assert ranked.loc[worthwhile, "reason_1"].notna().all()
+    assert ranked.loc[~worthwhile, ["reason_1", "reason_3"]].isna().all().all()
+    assert ranked.loc[~worthwhile, "reason_1_contribution"].isna().all()
+    same = ranked_all.set_index("customer_id").loc[ranked.customer_id[worthwhile]]
+    assert list(same.reason_1) == list(ranked.reason_1[worthwhile])
 
 
 def test_prediction_log_is_read_by_monitoring(scored, tmp_path: Path):
