@@ -26,7 +26,6 @@ already in memory (no lookup, no reasons). Prints seconds and peak MiB of each.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import resource
@@ -116,36 +115,62 @@ def online_part(args: argparse.Namespace, work: Path) -> None:
         token = mint_token()
         logs = work / "logs"
         port = free_port()
-        app = start_app(bundle, port, logs, {"CHURN_FEATURE_REPO": str(sqlite_root / "feature_repo")})
+        app = start_app(
+            bundle, port, logs, {"CHURN_FEATURE_REPO": str(sqlite_root / "feature_repo")}
+        )
         procs.append(app)
         ids = json.dumps({"customer_ids": [42]}).encode()
-        row = {k: (v.item() if hasattr(v, "item") else v)
-               for k, v in table.iloc[41].drop(["customer_id", "snapshot_date", "churned"]).items()}
+        row = {
+            k: (v.item() if hasattr(v, "item") else v)
+            for k, v in table.iloc[41].drop(["customer_id", "snapshot_date", "churned"]).items()
+        }
         rows = json.dumps({"rows": [row]}).encode()
-        targets.append(Target("by id (SQLite)", app, port,
-                              build_request("/v1/customers/predict", ids, port, token)))
-        targets.append(Target("vector /v1/predict", app, port,
-                              build_request("/v1/predict", rows, port, token)))
+        targets.append(
+            Target(
+                "by id (SQLite)",
+                app,
+                port,
+                build_request("/v1/customers/predict", ids, port, token),
+            )
+        )
+        targets.append(
+            Target("vector /v1/predict", app, port, build_request("/v1/predict", rows, port, token))
+        )
         if redis is not None:
             os.environ["REDIS_CONNECTION_STRING"] = redis[1]
             redis_root = work / "redis"
             rrepo = build_repo(redis_root, table, "feature_store.redis.yaml")
             print("  in-process online_features, Redis: ", lookup_latency(rrepo, [42, 7, 99], 2000))
             rport = free_port()
-            rapp = start_app(bundle, rport, logs, {
-                "CHURN_FEATURE_REPO": str(redis_root / "feature_repo"),
-                "CHURN_FEATURE_STORE_YAML": "feature_store.redis.yaml",
-                "REDIS_CONNECTION_STRING": redis[1],
-            })
+            rapp = start_app(
+                bundle,
+                rport,
+                logs,
+                {
+                    "CHURN_FEATURE_REPO": str(redis_root / "feature_repo"),
+                    "CHURN_FEATURE_STORE_YAML": "feature_store.redis.yaml",
+                    "REDIS_CONNECTION_STRING": redis[1],
+                },
+            )
             procs.append(rapp)
-            targets.insert(1, Target("by id (Redis)", rapp, rport,
-                                     build_request("/v1/customers/predict", ids, rport, token)))
+            targets.insert(
+                1,
+                Target(
+                    "by id (Redis)",
+                    rapp,
+                    rport,
+                    build_request("/v1/customers/predict", ids, rport, token),
+                ),
+            )
         results = run_levels(targets, [1, 64], args.duration, 1.0, args.rounds, 10**7)
         vector = results["vector /v1/predict"]
         for name, levels in results.items():
             for res, ref in zip(levels, vector, strict=True):
-                print(f"  {name:<20} c={res.concurrency:<3} throughput x{res.throughput / ref.throughput:.2f}"
-                      f" of the vector endpoint; p99 {res.p99_ms:.2f} ms")
+                print(
+                    f"  {name:<20} c={res.concurrency:<3}"
+                    f" throughput x{res.throughput / ref.throughput:.2f}"
+                    f" of the vector endpoint; p99 {res.p99_ms:.2f} ms"
+                )
     finally:
         for proc in procs:
             stop(proc, group=True)
@@ -173,8 +198,17 @@ def _batch_product(folder: str) -> None:
     ranked = nodes.score_customers(features, champion, BUSINESS, {"top_reasons": 3}, config)
     t2 = time.perf_counter()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"seconds": t2 - t0, "lookup_s": t1 - t0, "score_explain_rank_s": t2 - t1,
-                      "rows": len(ranked), "peak_mib": peak}))
+    print(
+        json.dumps(
+            {
+                "seconds": t2 - t0,
+                "lookup_s": t1 - t0,
+                "score_explain_rank_s": t2 - t1,
+                "rows": len(ranked),
+                "peak_mib": peak,
+            }
+        )
+    )
 
 
 def _batch_pyfunc(folder: str) -> None:
@@ -207,15 +241,26 @@ def batch_part(args: argparse.Namespace, work: Path) -> None:
     features.to_parquet(work / "batch" / "features.parquet")
     save_mlflow_model(bundle, features.head(5), work / "batch" / "mlflow_model")
     del table
-    for name, fn in (("batch_scoring (Feast + score + SHAP top 3 + rank)", "_batch_product"),
-                     ("mlflow.pyfunc predict (in-memory features)", "_batch_pyfunc")):
+    for name, fn in (
+        ("batch_scoring (Feast + score + SHAP top 3 + rank)", "_batch_product"),
+        ("mlflow.pyfunc predict (in-memory features)", "_batch_pyfunc"),
+    ):
         out = subprocess.run(
             [sys.executable, __file__, "--child", fn, str(work / "batch")],
-            capture_output=True, text=True, check=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(
-                [str(ROOT / "src"), str(ROOT), os.environ.get("PYTHONPATH", "")])},
+            capture_output=True,
+            text=True,
+            check=True,
+            env={
+                **os.environ,
+                "PYTHONPATH": os.pathsep.join(
+                    [str(ROOT / "src"), str(ROOT), os.environ.get("PYTHONPATH", "")]
+                ),
+            },
         )
         result = json.loads(out.stdout.strip().splitlines()[-1])
-        print(f"  {name:<52} {result['seconds']:8.1f} s  peak {result['peak_mib']:8.0f} MiB  {result}")
+        print(
+            f"  {name:<52} {result['seconds']:8.1f} s  peak {result['peak_mib']:8.0f} MiB  {result}"
+        )
 
 
 def main() -> int:

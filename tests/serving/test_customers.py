@@ -69,7 +69,9 @@ def customers_client(
 
 def _latest(table: pd.DataFrame, cid: int) -> dict[str, Any]:
     row = table[(table.customer_id == cid)].sort_values("snapshot_date").iloc[-1]
-    return {name: (row[name].item() if hasattr(row[name], "item") else row[name]) for name in FEATURES}
+    return {
+        name: (row[name].item() if hasattr(row[name], "item") else row[name]) for name in FEATURES
+    }
 
 
 def test_scores_known_customers_and_reports_unknown_ones_per_row(
@@ -206,9 +208,7 @@ def test_too_many_ids_get_422_naming_the_limit(
     assert "at most 2 customer ids" in response.text
 
 
-def test_without_a_feature_store_the_route_answers_503(
-    client: TestClient, auth: dict[str, str]
-):
+def test_without_a_feature_store_the_route_answers_503(client: TestClient, auth: dict[str, str]):
     response = client.post("/v1/customers/predict", json={"customer_ids": [1]}, headers=auth)
     assert response.status_code == 503
     assert "CHURN_FEATURE_REPO" in response.json()["detail"]
@@ -225,7 +225,9 @@ def test_found_customers_reach_the_prediction_log(
     import json
     import time
 
-    customers_client.post("/v1/customers/predict", json={"customer_ids": [11, 5555555]}, headers=auth)
+    customers_client.post(
+        "/v1/customers/predict", json={"customer_ids": [11, 5555555]}, headers=auth
+    )
     deadline = time.monotonic() + 5
     records: list[dict[str, Any]] = []
     while time.monotonic() < deadline and not records:

@@ -86,7 +86,8 @@ def build_feature_definitions(
     entity = Entity(
         name=config.entity,
         join_keys=[config.join_key],
-        value_type=ValueType.INT64 if feast_type(config.join_key, dtypes[config.join_key]) is Int64
+        value_type=ValueType.INT64
+        if feast_type(config.join_key, dtypes[config.join_key]) is Int64
         else ValueType.STRING,
         description="A customer of the subscription service, keyed by customer_id.",
     )

@@ -107,7 +107,9 @@ class FeatureRepository:
         """
         store = self.store
         registered = {fv.name for fv in store.list_feature_views()}
-        stale = [store.get_feature_view(n) for n in registered - {v.name for v in definitions.views}]
+        stale = [
+            store.get_feature_view(n) for n in registered - {v.name for v in definitions.views}
+        ]
         store.apply(definitions.objects, objects_to_delete=stale, partial=False)
         return self.registration()
 
@@ -239,9 +241,7 @@ def _utc(moment: datetime) -> datetime:
     return moment.astimezone(timezone.utc)
 
 
-def materialization_window(
-    snapshot_dates: pd.Series, ttl_days: int
-) -> tuple[datetime, datetime]:
+def materialization_window(snapshot_dates: pd.Series, ttl_days: int) -> tuple[datetime, datetime]:
     """``[latest snapshot - TTL, latest snapshot + 1 s)``: every row an online lookup can use.
 
     Older rows are beyond the TTL of any lookup made after the latest snapshot, so they are not

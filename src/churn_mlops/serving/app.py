@@ -150,7 +150,9 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
             try:  # open Feast and its registry now, not on the first request
                 app.state.customer_features.warm()
             except Exception as exc:  # noqa: BLE001 - /v1/predict serves without it
-                logger.error("the feature store in %s cannot be read: %s", settings.feature_repo, exc)
+                logger.error(
+                    "the feature store in %s cannot be read: %s", settings.feature_repo, exc
+                )
         if settings.batching_enabled:
             state.batcher = MicroBatcher(settings.max_batch_rows, mode=settings.batching_mode)
         stop_flushing = threading.Event()

@@ -74,7 +74,9 @@ def test_ranked_by_expected_net_value_with_labels_at_the_threshold(scored):
 def test_top_three_reasons_are_the_largest_shap_contributions(scored, champion):
     _, features, ranked = scored
     names = store_config().feature_names
-    contributions, owners = nodes._contributions(champion["model"], features[names], features[names])
+    contributions, owners = nodes._contributions(
+        champion["model"], features[names], features[names]
+    )
     first = ranked.set_index("customer_id").loc[features.customer_id]
     for row, values in zip(first.itertuples(), contributions, strict=True):
         top = np.argsort(-values, kind="stable")[:3]

@@ -45,8 +45,10 @@ def test_online_store_serves_the_latest_snapshot_of_every_active_customer(projec
     by_id = latest.set_index("customer_id")
     for cid, row in zip(ids, online.rows, strict=True):
         assert row is not None
-        assert row == {n: by_id.loc[cid, n].item() if hasattr(by_id.loc[cid, n], "item")
-                       else by_id.loc[cid, n] for n in names}
+        assert row == {
+            n: by_id.loc[cid, n].item() if hasattr(by_id.loc[cid, n], "item") else by_id.loc[cid, n]
+            for n in names
+        }
 
 
 def test_retention_list_ranks_every_active_customer(project: Path):

@@ -152,7 +152,8 @@ def score_customers(
     threshold), ``expected_net_value`` (``probability * offer_success_rate *
     retained_customer_value - offer_cost``: what an offer to this customer is worth),
     ``reason_1..k`` with ``reason_i_contribution`` (SHAP log-odds, largest raising churn risk
-    first; empty for customers not explained, see ``reasons_for``), ``model_version``, ``scored_at`` (the scoring date); sorted by expected net value.
+    first; empty for customers not explained, see ``reasons_for``), ``model_version``,
+    ``scored_at`` (the scoring date); sorted by expected net value.
     """
     cfg = BatchScoringConfig.model_validate(parameters)
     values = BusinessValues.model_validate(business)

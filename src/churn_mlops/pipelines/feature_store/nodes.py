@@ -85,8 +85,11 @@ def materialize_online_features(
         "customers": int(in_window.nunique()),
         "latest_snapshot": pd.Timestamp(snapshots.max()).isoformat(),
     }
-    logger.info("materialized %d customers to the %s online store", record["customers"],
-                record["online_store"])
+    logger.info(
+        "materialized %d customers to the %s online store",
+        record["customers"],
+        record["online_store"],
+    )
     return record
 
 

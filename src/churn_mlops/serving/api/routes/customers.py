@@ -142,7 +142,8 @@ def _lookup(repository: FeatureRepository, ids: list[int]) -> OnlineFeatures:
     except Exception as exc:  # noqa: BLE001 - Feast raises many types; the caller gets a 503
         logger.error("online feature lookup failed: %s", exc, exc_info=exc)
         raise HTTPException(
-            status_code=503, detail=f"the online feature store cannot be read ({type(exc).__name__})"
+            status_code=503,
+            detail=f"the online feature store cannot be read ({type(exc).__name__})",
         ) from None
 
 
@@ -273,8 +274,7 @@ async def explain_customers(request: Request, scoring: Scoring) -> Response:
     prediction_ids = row_ids(request_id, len(rows))
     max_age = state.settings.feature_max_age_s
     results = [
-        {**_not_found(cid, model.version), "base_value": None, "contributions": []}
-        for cid in ids
+        {**_not_found(cid, model.version), "base_value": None, "contributions": []} for cid in ids
     ]
     for k, (i, e) in enumerate(zip(found, explanations, strict=True)):
         results[i] = {
