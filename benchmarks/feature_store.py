@@ -178,6 +178,15 @@ def online_part(args: argparse.Namespace, work: Path) -> None:
             redis[0].terminate()
 
 
+def peak_mib() -> float:
+    """This process's peak resident memory (VmHWM; ru_maxrss would carry the parent's peak
+    over fork + exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def _batch_product(folder: str) -> None:
     """Child: the batch_scoring nodes as the pipeline runs them."""
     import joblib
@@ -221,7 +230,7 @@ def _batch_pyfunc(folder: str) -> None:
     t0 = time.perf_counter()
     scores = model.predict(features)
     t1 = time.perf_counter()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = peak_mib()
     print(json.dumps({"seconds": t1 - t0, "rows": len(scores), "peak_mib": peak}))
 
 

@@ -12,11 +12,13 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from churn_mlops.feature_store.definitions import FeatureDefinitions
+if TYPE_CHECKING:  # the serving app imports this module: no Kedro or Ibis at run time
+    from churn_mlops.feature_store.definitions import FeatureDefinitions
+
 
 DEFAULT_YAML = "feature_store.yaml"
 
