@@ -56,6 +56,8 @@ def make_project_copy(destination: Path) -> Path:
         dirs_exist_ok=True,
     )
     shutil.copy2(PROJECT_ROOT / "pyproject.toml", destination / "pyproject.toml")
+    # The Feast feature repository (configuration only; its registry lands in data/04_feature).
+    shutil.copytree(PROJECT_ROOT / "feature_repo", destination / "feature_repo", dirs_exist_ok=True)
     for layer in DATA_LAYERS:
         (destination / "data" / layer).mkdir(parents=True, exist_ok=True)
     # Kedro checks that the configured source folder exists; the code comes from the install.

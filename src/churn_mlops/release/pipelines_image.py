@@ -65,7 +65,7 @@ EXCLUDE: tuple[str, ...] = ("nvidia-nccl-cu12",)
 DOCKERFILE = Path("deploy") / "docker" / "pipelines" / "Dockerfile"
 #: Project files and folders copied into ``app/`` besides ``conf/`` and the data layers.
 PROJECT_FILES = ("pyproject.toml", "README.md")
-PROJECT_TREES = ("src", "deploy/k8s")
+PROJECT_TREES = ("src", "deploy/k8s", "feature_repo")
 #: File marking a folder as a build context this module wrote (and may therefore empty).
 CONTEXT_MARKER = ".churn-pipelines-image"
 

@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from churn_mlops import __version__
 from churn_mlops.serving.api.routes import ROUTERS
+from churn_mlops.serving.api.routes.customers import open_customer_features
 from churn_mlops.serving.batching import MicroBatcher
 from churn_mlops.serving.lane import PredictLane
 from churn_mlops.serving.metrics import AppMetrics, ObservabilityMiddleware
@@ -145,6 +146,13 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
             store.load(settings.model_dir)
             gc.collect()  # not serving yet: drop load-time garbage before freezing the rest
             gc.freeze()
+        if app.state.customer_features is not None:
+            try:  # open Feast and its registry now, not on the first request
+                app.state.customer_features.warm()
+            except Exception as exc:  # noqa: BLE001 - /v1/predict serves without it
+                logger.error(
+                    "the feature store in %s cannot be read: %s", settings.feature_repo, exc
+                )
         if settings.batching_enabled:
             state.batcher = MicroBatcher(settings.max_batch_rows, mode=settings.batching_mode)
         stop_flushing = threading.Event()
@@ -187,6 +195,7 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
     )
     app_holder.append(app)
     app.state.churn = state
+    app.state.customer_features = open_customer_features(settings)  # /v1/customers/*
     for router in ROUTERS:
         app.include_router(router)
     app.openapi = lambda: _openapi_with_request_models(app, state)  # type: ignore[method-assign]

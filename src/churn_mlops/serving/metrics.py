@@ -37,6 +37,7 @@ LATENCY_BUCKETS = (
 )
 SCORE_BUCKETS = tuple(round(0.05 * i, 2) for i in range(1, 21))
 OTHER_ROUTE = "other"
+FEATURE_AGE_BUCKETS = tuple(86400.0 * d for d in (1, 7, 14, 31, 45, 62, 92, 183, 365, 730))
 
 
 class _PsiCollector(Collector):
@@ -109,6 +110,18 @@ class AppMetrics:
             ["model_name", "model_version"],
             registry=self.registry,
         )
+        self.customer_lookups = Counter(
+            "churn_customer_lookups",
+            "Customers looked up in the online feature store, by result (found, not_found, stale)",
+            ["result"],
+            registry=self.registry,
+        )
+        self.feature_age = Histogram(
+            "churn_feature_age_seconds",
+            "Age of the online feature rows served (now - their snapshot time)",
+            buckets=FEATURE_AGE_BUCKETS,
+            registry=self.registry,
+        )
         self.registry.register(_PsiCollector(current))
         self._request_children: dict[tuple[str, str, int, str], Any] = {}
         self._duration_children: dict[str, Any] = {}
@@ -158,6 +171,15 @@ class AppMetrics:
                     child = self.predictions.labels(version, str(label))
                     self._prediction_children[key] = child
                 child.inc(count)
+
+
+    def observe_customer_lookups(self, found: int, not_found: int, stale: int, ages: Any) -> None:
+        """Count one batch of customer lookups and the ages of the rows found."""
+        for result, count in (("found", found), ("not_found", not_found), ("stale", stale)):
+            if count:
+                self.customer_lookups.labels(result).inc(count)
+        for age in ages:
+            self.feature_age.observe(age)
 
 
 class ObservabilityMiddleware:

@@ -86,6 +86,18 @@ class ServingSettings(BaseSettings):
     prediction_log_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     prediction_log_max_files: int = Field(default=0, ge=0)
 
+    # --- feature store (POST /v1/customers/*) -----------------------------------------------
+    feature_repo: Path | None = Field(
+        default=None, description="Feast feature repository folder; unset: no scoring by id"
+    )
+    feature_store_yaml: str = Field(
+        default="feature_store.yaml",
+        description="configuration in feature_repo (feature_store.redis.yaml: Redis)",
+    )
+    feature_max_age_s: float = Field(
+        default=45 * 86400.0, gt=0, description="online rows older than this are flagged stale"
+    )
+
     # --- drift ----------------------------------------------------------------------------
     drift_window: int = Field(default=5000, ge=10)
     drift_min_samples: int = Field(default=200, ge=1)

@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
-from churn_mlops.serving.api.routes import admin, explain, feedback, health, metrics, model, predict
+from churn_mlops.serving.api.routes import (
+    admin,
+    customers,
+    explain,
+    feedback,
+    health,
+    metrics,
+    model,
+    predict,
+)
 
 ROUTERS = (
     predict.router,
     explain.router,
+    customers.router,
     model.router,
     feedback.router,
     admin.router,

@@ -1,0 +1,253 @@
+"""The feature repository folder and the Feast SDK calls the project makes on it.
+
+:class:`FeatureRepository` is what the ``feature_store`` catalog entry loads: the Feast
+``FeatureStore`` of ``feature_repo/`` plus where the offline source lies relative to it. Its
+methods are the only Feast calls of the project: register (apply), materialize, point-in-time
+training sets and online reads by customer id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+if TYPE_CHECKING:  # the serving app imports this module: no Kedro or Ibis at run time
+    from churn_mlops.feature_store.definitions import FeatureDefinitions
+
+
+DEFAULT_YAML = "feature_store.yaml"
+
+
+class FeatureStoreError(RuntimeError):
+    """The feature repository is missing, unreadable or not registered yet."""
+
+
+@dataclass(frozen=True)
+class OnlineFeatures:
+    """Online features of some customers, in the order asked.
+
+    Attributes:
+        customer_ids: The ids asked for.
+        rows: Feature dict per customer, ``None`` for a customer without an online row.
+        event_times: UTC time of each customer's online row (its snapshot), ``None`` if absent.
+    """
+
+    customer_ids: list[Any]
+    rows: list[dict[str, Any] | None]
+    event_times: list[datetime | None]
+
+
+def _open_store(repo_path: Path, fs_yaml_file: str) -> Any:
+    from feast import FeatureStore
+
+    yaml_path = repo_path / fs_yaml_file
+    if not yaml_path.is_file():
+        raise FeatureStoreError(
+            f"feature repository configuration {yaml_path} does not exist; expected the "
+            f"feature_repo/ folder of the project (docs/feature_store.md)"
+        )
+    return FeatureStore(repo_path=str(repo_path), fs_yaml_file=yaml_path)
+
+
+class FeatureRepository:
+    """One Feast feature repository folder, opened lazily.
+
+    Args:
+        repo_path: The folder holding ``feature_store.yaml``.
+        fs_yaml_file: Which configuration in it (``feature_store.redis.yaml`` for Redis).
+        offline_source: Path of ``model_input_table`` (absolute, or relative to the working
+            directory). It is registered as an absolute path: Feast's DuckDB offline store
+            resolves a relative one against the working directory in some calls and against
+            the repository in others. Re-running the ``feature_store`` pipeline after moving
+            the project registers the new location.
+    """
+
+    def __init__(
+        self,
+        repo_path: str | Path,
+        *,
+        fs_yaml_file: str = DEFAULT_YAML,
+        offline_source: str | Path | None = None,
+    ) -> None:
+        self.repo_path = Path(repo_path).resolve()
+        self.fs_yaml_file = fs_yaml_file
+        self.offline_source = Path(offline_source).resolve() if offline_source else None
+        self._store: Any = None
+        self._service_obj: Any = None
+        self._join_key: str | None = None
+
+    @property
+    def store(self) -> Any:
+        """The Feast ``FeatureStore`` (opened on first use)."""
+        if self._store is None:
+            self._store = _open_store(self.repo_path, self.fs_yaml_file)
+        return self._store
+
+    @property
+    def source_path(self) -> str:
+        """The absolute offline source path (as registered)."""
+        if self.offline_source is None:
+            raise FeatureStoreError("this feature repository was opened without offline_source")
+        return str(self.offline_source)
+
+    @property
+    def online_store_type(self) -> str:
+        """``sqlite``, ``redis``… as configured."""
+        return str(self.store.config.online_store.type)
+
+    # --- registration and materialization -----------------------------------------------
+    def apply(self, definitions: FeatureDefinitions) -> dict[str, Any]:
+        """Register the definitions; views no longer defined are removed from the registry.
+
+        Returns:
+            Names and definition fingerprints of the registered feature views.
+        """
+        store = self.store
+        registered = {fv.name for fv in store.list_feature_views()}
+        stale = [
+            store.get_feature_view(n) for n in registered - {v.name for v in definitions.views}
+        ]
+        store.apply(definitions.objects, objects_to_delete=stale, partial=False)
+        return self.registration()
+
+    def registration(self) -> dict[str, Any]:
+        """Feature service, views (name, fingerprint, Feast version) and online store type.
+
+        The fingerprint is a SHA-256 of the view's specification (schema, TTL, source): it
+        changes exactly when the definition changes.
+
+        Raises:
+            FeatureStoreError: nothing is registered under the configured service yet.
+        """
+        store = self.store
+        services = store.list_feature_services()
+        if not services:
+            raise FeatureStoreError(
+                f"no feature service is registered in {self.repo_path}; run "
+                "`kedro run --pipeline feature_store` first"
+            )
+        service = services[0]
+        views = []
+        for projection in service.feature_view_projections:
+            view = store.get_feature_view(projection.name)
+            spec = view.to_proto().spec
+            spec_bytes = spec.SerializeToString(deterministic=True)
+            views.append(
+                {
+                    "name": view.name,
+                    "fingerprint": hashlib.sha256(spec_bytes).hexdigest()[:16],
+                    "version_number": view.current_version_number,
+                    "ttl_seconds": int(view.ttl.total_seconds()) if view.ttl else None,
+                    "features": [f.name for f in view.features],
+                }
+            )
+        return {
+            "project": store.project,
+            "feature_service": service.name,
+            "feature_views": views,
+            "online_store": self.online_store_type,
+        }
+
+    def materialize(self, start: datetime, end: datetime) -> dict[str, Any]:
+        """Copy each customer's latest feature row in ``[start, end)`` to the online store."""
+        self.store.materialize(start_date=_utc(start), end_date=_utc(end))
+        return {"start": _utc(start).isoformat(), "end": _utc(end).isoformat()}
+
+    # --- reads ----------------------------------------------------------------------------
+    def historical_features(self, entities: pd.DataFrame, *, timestamp_field: str) -> pd.DataFrame:
+        """Point-in-time feature rows for ``entities`` (keys + ``timestamp_field`` + any other
+        columns, kept), through Feast's ``get_historical_features`` on the offline store.
+
+        Returns:
+            The entity rows with every feature of the service, in the entity rows' order.
+        """
+        service = self._service()
+        frame = entities.rename(columns={timestamp_field: "event_timestamp"}).reset_index(drop=True)
+        frame["__row"] = range(len(frame))
+        result = self.store.get_historical_features(entity_df=frame, features=service).to_df()
+        result = result.sort_values("__row").drop(columns="__row").reset_index(drop=True)
+        # Feast hands the timestamps back as UTC-aware; give the caller its own column back.
+        result["event_timestamp"] = entities[timestamp_field].to_numpy()
+        return result.rename(columns={"event_timestamp": timestamp_field})
+
+    @property
+    def join_key(self) -> str:
+        """The entity key column of the registered feature views (``customer_id``)."""
+        if self._join_key is None:
+            service = self._service()
+            view = self.store.get_feature_view(service.feature_view_projections[0].name)
+            self._join_key = str(view.entity_columns[0].name)
+        return self._join_key
+
+    def warm(self) -> None:
+        """Open the store, read the registry and the online store once (before serving)."""
+        self.online_features([])
+
+    def online_features(self, customer_ids: list[Any]) -> OnlineFeatures:
+        """The online feature row of each customer, ``None`` where the store has none."""
+        from feast.protos.feast.serving.ServingService_pb2 import FieldStatus
+
+        join_key = self.join_key
+        if not customer_ids:
+            return OnlineFeatures(customer_ids=[], rows=[], event_times=[])
+        response = self.store.get_online_features(
+            features=self._service(), entity_rows=[{join_key: cid} for cid in customer_ids]
+        )
+        names = list(response.proto.metadata.feature_names.val)
+        values = response.to_dict()
+        n = len(customer_ids)
+        present = [False] * n
+        newest: list[int] = [0] * n
+        for name, vector in zip(names, response.proto.results, strict=True):
+            if name == join_key:
+                continue
+            for i in range(n):
+                # SQLite reports a missing row as NOT_FOUND; Redis as PRESENT at time 0.
+                seconds = vector.event_timestamps[i].seconds
+                if vector.statuses[i] == FieldStatus.PRESENT and seconds > 0:
+                    present[i] = True
+                    newest[i] = max(newest[i], seconds)
+        features = [name for name in names if name != join_key]
+        rows: list[dict[str, Any] | None] = []
+        times: list[datetime | None] = []
+        for i in range(n):
+            if not present[i]:
+                rows.append(None)
+                times.append(None)
+                continue
+            rows.append({name: values[name][i] for name in features})
+            times.append(datetime.fromtimestamp(newest[i], tz=timezone.utc))
+        return OnlineFeatures(customer_ids=list(customer_ids), rows=rows, event_times=times)
+
+    def _service(self) -> Any:
+        if self._service_obj is not None:
+            return self._service_obj
+        services = self.store.list_feature_services()
+        if not services:
+            raise FeatureStoreError(
+                f"no feature service is registered in {self.repo_path}; run "
+                "`kedro run --pipeline feature_store` first"
+            )
+        self._service_obj = services[0]
+        return self._service_obj
+
+
+def _utc(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc)
+
+
+def materialization_window(snapshot_dates: pd.Series, ttl_days: int) -> tuple[datetime, datetime]:
+    """``[latest snapshot - TTL, latest snapshot + 1 s)``: every row an online lookup can use.
+
+    Older rows are beyond the TTL of any lookup made after the latest snapshot, so they are not
+    copied (materializing the whole history would only overwrite them with newer ones).
+    """
+    latest = pd.Timestamp(snapshot_dates.max()).to_pydatetime()
+    return latest - timedelta(days=ttl_days), latest + timedelta(seconds=1)
