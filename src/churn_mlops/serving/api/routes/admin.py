@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException
 
+from churn_mlops.serving.api.responses import AUTHENTICATED_GET, AUTHENTICATED_POST
 from churn_mlops.serving.deps import AdminCaller, AppStateDep
 from churn_mlops.serving.errors import BundleError, ReloadInProgressError
 from churn_mlops.serving.schemas import ReloadRequest, ReloadStatus
@@ -16,6 +17,7 @@ router = APIRouter(prefix="/v1/admin", tags=["admin"])
     status_code=202,
     response_model=ReloadStatus,
     responses={
+        **AUTHENTICATED_POST,
         400: {"description": "the bundle folder does not exist or is outside CHURN_RELOAD_ROOT"},
         409: {"description": "a reload is already running"},
     },
@@ -38,7 +40,12 @@ async def reload_model(
         raise HTTPException(status_code=409, detail=str(exc)) from None
 
 
-@router.get("/reload", response_model=ReloadStatus, summary="State of the last hot reload")
+@router.get(
+    "/reload",
+    response_model=ReloadStatus,
+    responses=AUTHENTICATED_GET,
+    summary="State of the last hot reload",
+)
 async def reload_status(_caller: AdminCaller, state: AppStateDep) -> ReloadStatus:
     """``idle``, ``loading``, ``succeeded`` (with the new version) or ``failed`` (with why)."""
     return state.store.reload_status
