@@ -48,7 +48,7 @@ def log_records(folder: Path, prefix: str) -> list[dict[str, Any]]:
 def test_customer_ids_are_int64_and_one_bad_record_loses_no_other(
     client: TestClient, auth: dict, sample_rows: list[dict], tmp_path: Path
 ) -> None:
-    too_big = 2**64
+    too_big = 2**64  # was a 500 and lost the log window
     refused = client.post(
         "/v1/predict", json={"rows": [dict(sample_rows[0], customer_id=too_big)]}, headers=auth
     )
@@ -58,7 +58,10 @@ def test_customer_ids_are_int64_and_one_bad_record_loses_no_other(
         "/v1/feedback", json={"feedback": [{"customer_id": too_big, "label": 1}]}, headers=auth
     )
     assert feedback.status_code == 422
-    largest = 2**63 - 1
+    assert client.post(
+        "/v1/predict", json={"rows": [dict(sample_rows[0], customer_id=2**53)]}, headers=auth
+    ).status_code == 422
+    largest = 2**53 - 1  # the largest integer every JSON client carries exactly (< int64)
     ok = client.post(
         "/v1/predict", json={"rows": [dict(sample_rows[0], customer_id=largest)]}, headers=auth
     )

@@ -101,9 +101,9 @@ def test_reload_refuses_missing_or_outside_folders_and_a_second_reload(
             json={"model_dir": str(xgb_bundle.parent / "nope")},
             headers=admin_auth,
         )
-        assert missing.status_code == 400 and "does not exist" in missing.json()["detail"]
+        assert missing.status_code == 404 and "does not exist" in missing.json()["detail"]
         outside = client.post("/v1/admin/reload", json={"model_dir": "/"}, headers=admin_auth)
-        assert outside.status_code == 400 and "CHURN_RELOAD_ROOT" in outside.json()["detail"]
+        assert outside.status_code == 403 and "CHURN_RELOAD_ROOT" in outside.json()["detail"]
         assert (
             client.post("/v1/admin/reload", json={"model_dir": 5}, headers=admin_auth).status_code
             == 422

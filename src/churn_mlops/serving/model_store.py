@@ -32,7 +32,7 @@ from churn_mlops.serving.bundle import (
     verify_manifest,
 )
 from churn_mlops.serving.drift import SlidingWindowDrift
-from churn_mlops.serving.errors import BundleError, ReloadInProgressError
+from churn_mlops.serving.errors import BundleError, ReloadInProgressError, ReloadRootError
 from churn_mlops.serving.runtime import OnnxPredictor
 from churn_mlops.serving.schemas import ReloadStatus, RequestSchemas, build_request_schemas
 from churn_mlops.serving.settings import ServingSettings
@@ -274,7 +274,7 @@ class ModelStore:
         if root is not None:
             resolved, root_resolved = path.resolve(), Path(root).resolve()
             if resolved != root_resolved and root_resolved not in resolved.parents:
-                raise BundleError("the requested bundle folder is outside CHURN_RELOAD_ROOT")
+                raise ReloadRootError("the requested bundle folder is outside CHURN_RELOAD_ROOT")
         if not path.is_dir():
             raise BundleError("the requested bundle folder does not exist")
         return path

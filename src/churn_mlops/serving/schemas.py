@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StrictInt,
@@ -28,14 +29,26 @@ from churn_mlops.serving.bundle import FeatureSpec, ModelMetadata
 MAX_TEXT_LENGTH = 128
 """Longest accepted string value (categories, customer and request ids)."""
 
-INT64_MAX = 2**63 - 1
-"""Largest integer customer id: ids are int64 in every table, log and store downstream."""
+MAX_INTEGER_ID = 2**53 - 1
+"""Largest integer customer id. Ids are int64 downstream, and 2**53 - 1 is the largest integer
+every JSON client (JavaScript, any parser reading numbers as doubles) carries exactly, so the
+schema and every client agree on which ids are valid; send larger ids as strings."""
+
+
+
+def _integral_number(value: Any) -> Any:
+    # JSON Schema's "integer" includes 2864.0, so the server accepts it too (as 2864); strings
+    # and booleans stay what they are and fail the strict integer check.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
 
 CustomerId = (
-    # Not strict: JSON Schema's "integer" includes 2864.0, so the server accepts it too.
-    Annotated[int, Field(ge=0, le=INT64_MAX)]
+    Annotated[StrictInt, Field(ge=0, le=MAX_INTEGER_ID), BeforeValidator(_integral_number)]
     | Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT_LENGTH)]
 )
+Label = Annotated[StrictInt, Field(ge=0, le=1), BeforeValidator(_integral_number)]
 RequestId = Annotated[
     str, StringConstraints(min_length=1, max_length=MAX_TEXT_LENGTH, pattern=r"^[A-Za-z0-9._:-]+$")
 ]
@@ -118,8 +131,11 @@ def build_request_schemas(
         __config__=strict,
         rows=(list[row], Field(min_length=1, max_length=max_explain_rows)),  # type: ignore[valid-type]
         top_k=(
-            StrictInt | None,
-            Field(default=None, ge=1, le=n_features, description="contributions per row"),
+            Annotated[
+                StrictInt, Field(ge=1, le=n_features), BeforeValidator(_integral_number)
+            ]
+            | None,
+            Field(default=None, description="contributions per row"),
         ),
     )
     return RequestSchemas(row=row, predict=predict, explain=explain)
@@ -226,7 +242,7 @@ class FeedbackByRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     request_id: RequestId
-    label: Literal[0, 1]
+    label: Label
 
 
 class FeedbackByCustomer(BaseModel):
@@ -235,7 +251,7 @@ class FeedbackByCustomer(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     customer_id: CustomerId
-    label: Literal[0, 1]
+    label: Label
 
 
 FeedbackItem = FeedbackByRequest | FeedbackByCustomer

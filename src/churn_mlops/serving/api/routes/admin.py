@@ -6,7 +6,7 @@ from fastapi import APIRouter, HTTPException
 
 from churn_mlops.serving.api.responses import AUTHENTICATED_GET, AUTHENTICATED_POST
 from churn_mlops.serving.deps import AdminCaller, AppStateDep
-from churn_mlops.serving.errors import BundleError, ReloadInProgressError
+from churn_mlops.serving.errors import BundleError, ReloadInProgressError, ReloadRootError
 from churn_mlops.serving.schemas import ReloadRequest, ReloadStatus
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
@@ -18,7 +18,8 @@ router = APIRouter(prefix="/v1/admin", tags=["admin"])
     response_model=ReloadStatus,
     responses={
         **AUTHENTICATED_POST,
-        400: {"description": "the bundle folder does not exist or is outside CHURN_RELOAD_ROOT"},
+        403: {"description": "the bundle folder is outside CHURN_RELOAD_ROOT"},
+        404: {"description": "the bundle folder does not exist"},
         409: {"description": "a reload is already running"},
     },
     summary="Hot-reload a bundle",
@@ -34,8 +35,10 @@ async def reload_model(
     try:
         bundle_dir = state.store.resolve_reload_dir(body.model_dir if body else None)
         return state.store.start_reload(bundle_dir)
+    except ReloadRootError as exc:
+        raise HTTPException(status_code=403, detail=str(exc)) from None
     except BundleError as exc:
-        raise HTTPException(status_code=400, detail=str(exc)) from None
+        raise HTTPException(status_code=404, detail=str(exc)) from None
     except ReloadInProgressError as exc:
         raise HTTPException(status_code=409, detail=str(exc)) from None
 
