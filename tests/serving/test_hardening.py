@@ -58,9 +58,12 @@ def test_customer_ids_are_int64_and_one_bad_record_loses_no_other(
         "/v1/feedback", json={"feedback": [{"customer_id": too_big, "label": 1}]}, headers=auth
     )
     assert feedback.status_code == 422
-    assert client.post(
-        "/v1/predict", json={"rows": [dict(sample_rows[0], customer_id=2**53)]}, headers=auth
-    ).status_code == 422
+    assert (
+        client.post(
+            "/v1/predict", json={"rows": [dict(sample_rows[0], customer_id=2**53)]}, headers=auth
+        ).status_code
+        == 422
+    )
     largest = 2**53 - 1  # the largest integer every JSON client carries exactly (< int64)
     ok = client.post(
         "/v1/predict", json={"rows": [dict(sample_rows[0], customer_id=largest)]}, headers=auth
@@ -168,9 +171,7 @@ def test_only_json_bodies_are_accepted(
     client: TestClient, auth: dict, sample_rows: list[dict], kwargs: dict, expected: int
 ) -> None:
     body = json.dumps({"rows": sample_rows[:1]})
-    response = client.post(
-        "/v1/predict", content=body, headers={**auth, **kwargs["headers"]}
-    )
+    response = client.post("/v1/predict", content=body, headers={**auth, **kwargs["headers"]})
     assert response.status_code == expected, response.text
     feedback = json.dumps({"feedback": [{"customer_id": 1, "label": 1}]})
     response = client.post("/v1/feedback", content=feedback, headers={**auth, **kwargs["headers"]})
@@ -325,8 +326,12 @@ class _Jwks:
     def publish(self, keys: dict[str, rsa.RSAPrivateKey]) -> None:
         self.document = {
             "keys": [
-                {**json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(k.public_key())), "kid": kid,
-                 "use": "sig", "alg": "RS256"}
+                {
+                    **json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(k.public_key())),
+                    "kid": kid,
+                    "use": "sig",
+                    "alg": "RS256",
+                }
                 for kid, k in keys.items()
             ]
         }
@@ -340,8 +345,14 @@ def jwks() -> Iterator[_Jwks]:
 
 
 def _rs_token(key: rsa.RSAPrivateKey, kid: str, **claims: Any) -> dict[str, str]:
-    payload = {"sub": "svc", "aud": AUDIENCE, "iss": ISSUER, "exp": int(time.time()) + 600,
-               "scope": "predict", **claims}
+    payload = {
+        "sub": "svc",
+        "aud": AUDIENCE,
+        "iss": ISSUER,
+        "exp": int(time.time()) + 600,
+        "scope": "predict",
+        **claims,
+    }
     return {"Authorization": f"Bearer {jwt.encode(payload, key, 'RS256', headers={'kid': kid})}"}
 
 
@@ -359,14 +370,26 @@ def test_jwks_keys_are_chosen_by_kid_and_rotate_without_restart(
     )
     body = {"rows": sample_rows[:1]}
     with TestClient(create_app(settings)) as client:
-        assert client.post("/v1/predict", json=body, headers=_rs_token(old, "k-old")).status_code == 200
+        assert (
+            client.post("/v1/predict", json=body, headers=_rs_token(old, "k-old")).status_code
+            == 200
+        )
         # A token signed by a key nobody published, under a published kid: refused.
-        assert client.post("/v1/predict", json=body, headers=_rs_token(rogue, "k-old")).status_code == 401
+        assert (
+            client.post("/v1/predict", json=body, headers=_rs_token(rogue, "k-old")).status_code
+            == 401
+        )
         # Rotation: the issuer publishes both keys; tokens of either are accepted.
         jwks.publish({"k-old": old, "k-new": new})
         time.sleep(0.6)
-        assert client.post("/v1/predict", json=body, headers=_rs_token(new, "k-new")).status_code == 200
-        assert client.post("/v1/predict", json=body, headers=_rs_token(old, "k-old")).status_code == 200
+        assert (
+            client.post("/v1/predict", json=body, headers=_rs_token(new, "k-new")).status_code
+            == 200
+        )
+        assert (
+            client.post("/v1/predict", json=body, headers=_rs_token(old, "k-old")).status_code
+            == 200
+        )
         # Unknown kids refetch at most once per CHURN_JWKS_MIN_REFRESH_S.
         before = jwks.fetches
         for i in range(20):
@@ -379,7 +402,9 @@ def test_jwks_keys_are_chosen_by_kid_and_rotate_without_restart(
 
 def test_jwks_needs_an_asymmetric_algorithm(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="shared-secret algorithm"):
-        ServingSettings(model_dir=tmp_path, jwks_url="http://127.0.0.1:1/jwks", jwt_algorithm="HS256")
+        ServingSettings(
+            model_dir=tmp_path, jwks_url="http://127.0.0.1:1/jwks", jwt_algorithm="HS256"
+        )
 
 
 # ------------------------------------------------------------------ 12. docs

@@ -39,8 +39,13 @@ def free_port() -> int:
 
 
 def token(scope: str = "predict admin") -> str:
-    claims = {"sub": "audit", "aud": AUDIENCE, "iss": ISSUER, "exp": int(time.time()) + 3600,
-              "scope": scope}
+    claims = {
+        "sub": "audit",
+        "aud": AUDIENCE,
+        "iss": ISSUER,
+        "exp": int(time.time()) + 3600,
+        "scope": scope,
+    }
     return jwt.encode(claims, JWT_KEY, algorithm="HS256")
 
 
@@ -102,10 +107,24 @@ def test_schemathesis_finds_no_server_error_and_no_undocumented_status(live: Liv
             pytest.fail("the schemathesis CLI (dev extras) is missing")
         pytest.skip("the schemathesis CLI (dev extras) is not installed")
     result = subprocess.run(
-        [cli, "run", f"{live.url}/openapi.json", "--checks", "all",
-         "-H", f"Authorization: Bearer {token()}", "--max-examples", "40", "--seed", "14",
-         "--no-color"],
-        capture_output=True, text=True, timeout=600, check=False,
+        [
+            cli,
+            "run",
+            f"{live.url}/openapi.json",
+            "--checks",
+            "all",
+            "-H",
+            f"Authorization: Bearer {token()}",
+            "--max-examples",
+            "40",
+            "--seed",
+            "14",
+            "--no-color",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-6000:]
@@ -141,8 +160,10 @@ def test_overload_gets_fast_503s_bounded_memory_and_live_probes(
             response = await client.post("/v1/predict", content=body, headers=headers)
         except httpx.HTTPError as exc:
             return -1, time.perf_counter() - start, type(exc).__name__
-        return response.status_code, time.perf_counter() - start, response.headers.get(
-            "retry-after"
+        return (
+            response.status_code,
+            time.perf_counter() - start,
+            response.headers.get("retry-after"),
         )
 
     async def burst() -> list[tuple[int, float, str | None]]:
@@ -191,7 +212,7 @@ def test_slow_clients_are_cut_off(live: LiveServer) -> None:
         sock.sendall(
             b"POST /v1/predict HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
             b"Authorization: Bearer " + token("predict").encode() + b"\r\n"
-            b"Content-Length: 1000\r\n\r\n{\"rows\": ["
+            b'Content-Length: 1000\r\n\r\n{"rows": ['
         )
         start = time.monotonic()
         answer = sock.recv(4096)

@@ -167,9 +167,9 @@ def test_nullable_feature_accepts_null_and_scores_like_the_pipeline(
 
     import pandas as pd
     from sklearn.compose import ColumnTransformer
-    from xgboost import XGBClassifier
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
+    from xgboost import XGBClassifier
 
     from churn_mlops.serving.demo import (
         CATEGORICAL,

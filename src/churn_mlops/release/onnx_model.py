@@ -224,9 +224,7 @@ def convert_pipeline(pipeline: Any) -> Any:
             ),
             helper.make_node("Flatten", ["positive"], ["positive_2d"], axis=1),
             helper.make_node("Cast", ["positive_2d"], ["positive_double"], to=TensorProto.DOUBLE),
-            helper.make_node(
-                "Reshape", ["positive_double", "flat_shape"], [PROBABILITY_OUTPUT]
-            ),
+            helper.make_node("Reshape", ["positive_double", "flat_shape"], [PROBABILITY_OUTPUT]),
         ]
     )
     graph.initializer.append(helper.make_tensor("flat_shape", TensorProto.INT64, [1], [-1]))

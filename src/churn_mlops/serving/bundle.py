@@ -274,12 +274,15 @@ def verify_manifest(bundle_dir: Path) -> dict[str, Any]:
                 f"bundle file {key} fails its checksum: manifest.json says"
                 f" {entry['sha256'][:12]}…, the file has {actual[:12]}…; refusing to load it"
             )
-    return manifest
+    return dict(manifest)
 
 
 def checksums(bundle_dir: Path, relative_paths: list[Path]) -> dict[str, dict[str, Any]]:
     """``{posix path: {"sha256", "bytes"}}`` of the given bundle files (the manifest's form)."""
     return {
-        p.as_posix(): {"sha256": sha256_file(bundle_dir / p), "bytes": (bundle_dir / p).stat().st_size}
+        p.as_posix(): {
+            "sha256": sha256_file(bundle_dir / p),
+            "bytes": (bundle_dir / p).stat().st_size,
+        }
         for p in relative_paths
     }

@@ -252,7 +252,9 @@ def _numeric_profile(values: np.ndarray, n_bins: int) -> dict[str, Any]:
     }
 
 
-def build_reference_profile(features: Any, scores: np.ndarray, *, n_bins: int = 10) -> dict:
+def build_reference_profile(
+    features: Any, scores: np.ndarray, *, n_bins: int = 10
+) -> dict[str, Any]:
     """``reference_profile.json`` content: quantile bins (numeric) and category shares."""
     profile: dict[str, Any] = {"features": {}}
     for name in FEATURES:

@@ -52,5 +52,5 @@ def _authorizer(scope: str) -> Callable[..., Awaitable[Principal | None]]:
 PredictCaller = Annotated[Principal | None, Depends(_authorizer(SCOPE_PREDICT))]
 AdminCaller = Annotated[Principal | None, Depends(_authorizer(SCOPE_ADMIN))]
 
-BEARER_SECURITY = [{"HTTPBearer": []}]
+BEARER_SECURITY: list[dict[str, list[str]]] = [{"HTTPBearer": []}]
 """OpenAPI security requirement for routes that check the token without ``bearer_scheme``."""

@@ -34,7 +34,7 @@ MAX_UNSEEN_CATEGORIES = 32
 """Categories outside the profile that get a bucket of their own; the rest share one."""
 
 
-def bin_numeric(values: np.ndarray, cut_points: Sequence[float]) -> np.ndarray:
+def bin_numeric(values: np.ndarray, cut_points: Sequence[float] | np.ndarray) -> np.ndarray:
     """Bin index of every value; NaN goes to the extra bucket ``len(cut_points) + 1``.
 
     Args:

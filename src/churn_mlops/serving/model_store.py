@@ -179,7 +179,7 @@ def load_model(bundle_dir: Path, settings: ServingSettings) -> LoadedModel:
         policy = "reject"
     schemas = build_request_schemas(
         metadata,
-        unknown_category=policy,  # type: ignore[arg-type]
+        unknown_category=policy,
         max_predict_rows=settings.max_predict_rows,
         max_explain_rows=settings.max_explain_rows,
         max_abs_value=settings.max_abs_feature_value,

@@ -220,9 +220,7 @@ class OnnxPredictor:
 
     def explain(self, rows: Sequence[Row], top_k: int) -> list[Explanation]:
         """Top-``top_k`` log-odds contributions per row, by absolute size."""
-        probability, features = self._run(
-            self.feeds(rows), [PROBABILITY_OUTPUT, FEATURES_OUTPUT]
-        )
+        probability, features = self._run(self.feeds(rows), [PROBABILITY_OUTPUT, FEATURES_OUTPUT])
         contribs = self._contribs(np.asarray(features, dtype=np.float64))
         per_feature = contribs[:, :-1] @ self._mapping
         result = []

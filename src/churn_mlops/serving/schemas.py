@@ -72,7 +72,7 @@ def _feature_field(
             ),
         ]
     elif unknown_category == "reject":
-        annotation = Literal[tuple(spec.categories or ())]  # type: ignore[valid-type]
+        annotation = Literal[tuple(spec.categories or ())]
     else:
         annotation = Annotated[str, StringConstraints(min_length=1, max_length=MAX_TEXT_LENGTH)]
     if spec.nullable:
@@ -179,7 +179,7 @@ def clean_errors(
 ) -> list[dict[str, Any]]:
     """:func:`clean_error_list` of a pydantic ``ValidationError``."""
     errors = exc.errors(include_input=False, include_url=False, include_context=False)
-    return clean_error_list(errors, prefix=prefix, limit=limit)  # type: ignore[arg-type]
+    return clean_error_list(errors, prefix=prefix, limit=limit)
 
 
 # --------------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from churn_mlops.serving.api.responses import SCORING
 from churn_mlops.serving.deps import BEARER_SECURITY
+from churn_mlops.serving.schemas import ExplainResponse
 from churn_mlops.serving.scoring import (
     check_caller,
     request_id_for,
@@ -18,7 +19,6 @@ from churn_mlops.serving.scoring import (
     serving_model,
     validate_body,
 )
-from churn_mlops.serving.schemas import ExplainResponse
 from churn_mlops.serving.security import SCOPE_PREDICT
 from churn_mlops.serving.state import AppState
 

@@ -11,7 +11,12 @@ from churn_mlops.serving.schemas import ModelInfo
 router = APIRouter(tags=["model"])
 
 
-@router.get("/v1/model", response_model=ModelInfo, responses=AUTHENTICATED_GET, summary="Describe the serving model")
+@router.get(
+    "/v1/model",
+    response_model=ModelInfo,
+    responses=AUTHENTICATED_GET,
+    summary="Describe the serving model",
+)
 async def model_info(_caller: PredictCaller, model: CurrentModel) -> ModelInfo:
     """What is serving now; the feature list is the request schema of ``/v1/predict``."""
     meta = model.metadata
