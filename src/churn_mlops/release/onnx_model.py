@@ -234,20 +234,58 @@ def convert_pipeline(pipeline: Any) -> Any:
     graph.output.append(
         helper.make_tensor_value_info(PROBABILITY_OUTPUT, TensorProto.DOUBLE, [None])
     )
+    merged = _grouped_inputs(merged, columns)
     merged.doc_string = "churn-mlops serving Pipeline (preprocess + model)"
     onnx.checker.check_model(merged)
     return merged
 
 
+def _grouped_inputs(model: Any, columns: list[tuple[str, bool]]) -> Any:
+    """Replace the per-column inputs by two matrices, ``numeric`` (double) and ``categorical``
+    (string), split back into columns inside the graph: one ``run`` then converts two arrays
+    instead of one per feature (half the call's cost for a single row). The column order of
+    each matrix is in the model's metadata (``numeric_features``, ``categorical_features``)."""
+    from onnx import TensorProto, helper
+
+    groups = {
+        runtime.NUMERIC_INPUT: ([c for c, is_cat in columns if not is_cat], TensorProto.DOUBLE),
+        runtime.CATEGORICAL_INPUT: ([c for c, is_cat in columns if is_cat], TensorProto.STRING),
+    }
+    nodes, inputs = [], []
+    for name, (cols, dtype) in groups.items():
+        if not cols:
+            continue
+        inputs.append(helper.make_tensor_value_info(name, dtype, [None, len(cols)]))
+        if len(cols) == 1:
+            nodes.append(helper.make_node("Identity", [name], cols))
+        else:
+            nodes.append(helper.make_node("Split", [name], cols, axis=1))
+    graph = model.graph
+    grouped = helper.make_graph(
+        [*nodes, *graph.node], graph.name, inputs, list(graph.output), list(graph.initializer)
+    )
+    result = helper.make_model(
+        grouped, opset_imports=list(model.opset_import), ir_version=model.ir_version
+    )
+    helper.set_model_props(
+        result,
+        {
+            runtime.NUMERIC_FEATURES_KEY: json.dumps(groups[runtime.NUMERIC_INPUT][0]),
+            runtime.CATEGORICAL_FEATURES_KEY: json.dumps(groups[runtime.CATEGORICAL_INPUT][0]),
+        },
+    )
+    return result
+
+
 def input_frame_to_feeds(columns: list[tuple[str, bool]], frame: Any) -> dict[str, np.ndarray]:
     """ONNX feeds of a feature DataFrame (tests and the conversion check)."""
+    numeric = [c for c, is_cat in columns if not is_cat]
+    categorical = [c for c, is_cat in columns if is_cat]
     feeds: dict[str, np.ndarray] = {}
-    for name, is_cat in columns:
-        values = frame[name]
-        if is_cat:
-            feeds[name] = values.astype(object).to_numpy().reshape(-1, 1)
-        else:
-            feeds[name] = values.to_numpy(dtype=np.float64).reshape(-1, 1)
+    if numeric:
+        feeds[runtime.NUMERIC_INPUT] = frame[numeric].to_numpy(dtype=np.float64)
+    if categorical:
+        feeds[runtime.CATEGORICAL_INPUT] = frame[categorical].astype(object).to_numpy()
     return feeds
 
 

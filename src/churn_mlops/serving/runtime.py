@@ -35,6 +35,11 @@ BOOSTER_FILE = Path("model") / "booster.ubj"
 EXPLAINER_FILE = Path("model") / "explainer.json"
 PROBABILITY_OUTPUT = "probability"
 FEATURES_OUTPUT = "features"
+NUMERIC_INPUT = "numeric"
+CATEGORICAL_INPUT = "categorical"
+NUMERIC_FEATURES_KEY = "numeric_features"
+CATEGORICAL_FEATURES_KEY = "categorical_features"
+"""Model metadata keys: the JSON list of feature names, in column order, of each input."""
 UNKNOWN_CATEGORY_PROBE = "__unknown_category__"
 
 
@@ -140,8 +145,23 @@ class OnnxPredictor:
             )
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own error classes
             raise BundleError(f"bundle file {path} is not a loadable ONNX model: {exc}") from exc
+        props = self.session.get_modelmeta().custom_metadata_map
+        try:
+            self.numeric: list[str] = json.loads(props.get(NUMERIC_FEATURES_KEY, "[]"))
+            self.categorical: list[str] = json.loads(props.get(CATEGORICAL_FEATURES_KEY, "[]"))
+        except ValueError as exc:
+            raise BundleError(f"{path}: unreadable input column metadata: {exc}") from exc
+        names = {i.name for i in self.session.get_inputs()}
+        expected = {
+            n
+            for n, cols in ((NUMERIC_INPUT, self.numeric), (CATEGORICAL_INPUT, self.categorical))
+            if cols
+        }
+        if names != expected:
+            raise BundleError(f"{path} has inputs {sorted(names)}; expected {sorted(expected)}")
         self.inputs: list[tuple[str, bool]] = [
-            (i.name, i.type == "tensor(string)") for i in self.session.get_inputs()
+            *((n, False) for n in self.numeric),
+            *((n, True) for n in self.categorical),
         ]
         outputs = {o.name for o in self.session.get_outputs()}
         if {PROBABILITY_OUTPUT, FEATURES_OUTPUT} - outputs:
@@ -177,30 +197,29 @@ class OnnxPredictor:
     def feeds(self, rows: Sequence[Row]) -> dict[str, npt.NDArray[Any]]:
         """onnxruntime inputs of plain row dictionaries (``None`` → NaN / empty string)."""
         feeds: dict[str, npt.NDArray[Any]] = {}
-        n = len(rows)
-        for name, is_cat in self.inputs:
-            if is_cat:
-                values = np.empty((n, 1), dtype=object)
-                for i, row in enumerate(rows):
-                    value = row.get(name)
-                    values[i, 0] = "" if value is None else str(value)
-                feeds[name] = values
-            else:
-                feeds[name] = np.array(
-                    [[math.nan if (v := row.get(name)) is None else v] for row in rows],
-                    dtype=np.float64,
-                )
+        if self.numeric:
+            feeds[NUMERIC_INPUT] = np.array(
+                [
+                    [math.nan if (v := row.get(n)) is None else v for n in self.numeric]
+                    for row in rows
+                ],
+                dtype=np.float64,
+            ).reshape(len(rows), len(self.numeric))
+        if self.categorical:
+            values = np.empty((len(rows), len(self.categorical)), dtype=object)
+            for i, row in enumerate(rows):
+                values[i] = ["" if (v := row.get(n)) is None else str(v) for n in self.categorical]
+            feeds[CATEGORICAL_INPUT] = values
         return feeds
 
     def frame_feeds(self, frame: Any) -> dict[str, npt.NDArray[Any]]:
         """onnxruntime inputs of a pandas DataFrame with the feature columns."""
         feeds: dict[str, npt.NDArray[Any]] = {}
-        for name, is_cat in self.inputs:
-            column = frame[name]
-            if is_cat:
-                feeds[name] = column.astype(object).where(column.notna(), "").to_numpy()[:, None]
-            else:
-                feeds[name] = column.to_numpy(dtype=np.float64, na_value=np.nan)[:, None]
+        if self.numeric:
+            feeds[NUMERIC_INPUT] = frame[self.numeric].to_numpy(dtype=np.float64, na_value=np.nan)
+        if self.categorical:
+            block = frame[self.categorical].astype(object)
+            feeds[CATEGORICAL_INPUT] = block.where(block.notna(), "").to_numpy()
         return feeds
 
     def _run(self, feeds: dict[str, npt.NDArray[Any]], outputs: list[str]) -> list[Any]:
