@@ -100,7 +100,9 @@ def live(xgb_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         proc.wait(timeout=30)
 
 
-def test_schemathesis_finds_no_server_error_and_no_undocumented_status(live: LiveServer) -> None:
+def test_schemathesis_finds_no_server_error_and_no_undocumented_status(
+    live: LiveServer, tmp_path: Path
+) -> None:
     cli = shutil.which("schemathesis") or str(Path(sys.executable).with_name("schemathesis"))
     if not Path(cli).exists():
         if os.environ.get("CI"):
@@ -125,6 +127,7 @@ def test_schemathesis_finds_no_server_error_and_no_undocumented_status(live: Liv
         text=True,
         timeout=600,
         check=False,
+        cwd=tmp_path,  # its example database (.schemathesis/) goes there, not in the checkout
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-6000:]

@@ -22,7 +22,6 @@ Any failure removes the staging folder and leaves a previous bundle at the targe
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
