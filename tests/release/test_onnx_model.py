@@ -28,6 +28,7 @@ def test_the_graph_answers_like_the_pipeline(data, estimator: str) -> None:
     train, label, test = data
     pipeline = build_pipeline(train, label, estimator=estimator, n_estimators=80)
     content = convert_pipeline(pipeline).SerializeToString()
+    assert convert_pipeline(pipeline).SerializeToString() == content  # same model, same bytes
     assert onnx_gap(content, pipeline, test) <= 1e-6
     # Unknown categories are encoded like handle_unknown="ignore" (all-zero block).
     odd = test.assign(region="atlantis")

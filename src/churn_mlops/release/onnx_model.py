@@ -262,7 +262,13 @@ def _grouped_inputs(model: Any, columns: list[tuple[str, bool]]) -> Any:
             nodes.append(helper.make_node("Split", [name], cols, axis=1))
     graph = model.graph
     grouped = helper.make_graph(
-        [*nodes, *graph.node], graph.name, inputs, list(graph.output), list(graph.initializer)
+        # A fixed name: the converters name graphs with random UUIDs, and the same model must
+        # give the same bytes (an export of the same version is byte-identical).
+        [*nodes, *graph.node],
+        "churn_serving_pipeline",
+        inputs,
+        list(graph.output),
+        list(graph.initializer),
     )
     result = helper.make_model(
         grouped, opset_imports=list(model.opset_import), ir_version=model.ir_version
