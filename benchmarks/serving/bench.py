@@ -7,9 +7,10 @@ Run from the project root (takes about two minutes; only 127.0.0.1 is used)::
 
 What it does, with bounded counts and times:
 
-1. builds a demo bundle from synthetic data (or uses ``--bundle``), and prints the in-process
-   single-row limit: the compiled fast path and ``Pipeline.predict_proba`` on a 1-row
-   DataFrame (mean, p50, p99 and calls/s);
+1. builds a demo bundle from synthetic data (or uses ``--bundle``, a demo bundle: the Pipeline
+   it was converted from sits next to it), and prints the in-process single-row limit: the
+   app's model runtime (the bundle's ONNX graph on onnxruntime, ``LoadedModel.score``'s
+   predictor) and ``Pipeline.predict_proba`` on a 1-row DataFrame (mean, p50, p99, calls/s);
 2. starts this app (``python -m churn_mlops.serving``, one uvicorn worker, JWT auth on,
    prediction log on) and ``mlflow models serve --env-manager local`` on the same Pipeline
    saved as an MLflow model (``pyfunc_predict_fn="predict_proba"``) in a temporary folder;
@@ -96,15 +97,15 @@ def percentile(values: list[float], q: float) -> float:
 def in_process_limits(bundle: Path, row: dict, calls: int) -> dict[str, dict[str, float]]:
     import pandas as pd
 
-    from churn_mlops.serving.bundle import load_pipeline
-    from churn_mlops.serving.fastpath import compile_pipeline
+    from churn_mlops.serving.demo import load_demo_pipeline
+    from churn_mlops.serving.runtime import OnnxPredictor
 
-    pipeline = load_pipeline(bundle)
-    fast = compile_pipeline(pipeline)
+    pipeline = load_demo_pipeline(bundle)
+    onnx = OnnxPredictor(bundle)
     frame = pd.DataFrame([row])
     out = {}
     for name, fn, n in (
-        ("fast path (compiled)", lambda: fast.predict_proba([row]), calls),
+        ("ONNX Runtime (the app's predictor)", lambda: onnx.predict_proba([row]), calls),
         ("Pipeline.predict_proba (1-row DataFrame)", lambda: pipeline.predict_proba(frame), 200),
     ):
         for _ in range(20):
@@ -172,9 +173,9 @@ def save_mlflow_model(bundle: Path, example: object, path: Path) -> None:
     import mlflow.sklearn
     from mlflow.models import infer_signature
 
-    from churn_mlops.serving.bundle import load_pipeline
+    from churn_mlops.serving.demo import load_demo_pipeline
 
-    pipeline = load_pipeline(bundle)
+    pipeline = load_demo_pipeline(bundle)
     signature = infer_signature(example, pipeline.predict_proba(example))
     mlflow.sklearn.save_model(
         pipeline,

@@ -19,10 +19,23 @@ from churn_mlops.release.bundle import file_checksums
 from churn_mlops.release.errors import ExportConfigError, RequirementsError
 
 
+def _pipeline(estimator=None):
+    """The served object's shape (``preprocess`` + ``model``), fitted on one column ``x``."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    frame = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0]})
+    preprocess = ColumnTransformer([("numeric", StandardScaler(), ["x"])])
+    model = estimator if estimator is not None else LogisticRegression()
+    return Pipeline([("preprocess", preprocess), ("model", model)]).fit(frame, [0, 0, 1, 1])
+
+
 def _payload(bundle_dir: Path, **overrides) -> dict:
     payload = {
         "bundle_dir": str(bundle_dir),
-        "model": DummyClassifier().fit([[0], [1]], [0, 1]),
+        "model": _pipeline(),
         "model_version": "7",
         "texts": {"model_metadata.json": "{}\n", "Dockerfile": "FROM scratch\n"},
         "golden_sample": pd.DataFrame({"x": [1.0], "expected_probability": [0.5]}),
@@ -45,7 +58,7 @@ def _payload(bundle_dir: Path, **overrides) -> dict:
 def previous_bundle(tmp_path: Path) -> Path:
     bundle = tmp_path / "dist" / "m-v7"
     (bundle / "model").mkdir(parents=True)
-    (bundle / "model" / "model.joblib").write_bytes(b"the previous export")
+    (bundle / "model" / "model.onnx").write_bytes(b"the previous export")
     (bundle / "manifest.json").write_text('{"files": {}}')
     return bundle
 
@@ -63,6 +76,17 @@ def test_a_failure_leaves_the_previous_bundle_and_no_staging_folder(dataset, pre
     assert "not-a-real-distribution" in str(failure.value.__cause__)
     assert file_checksums(previous_bundle, skip=frozenset()) == before
     assert sorted(p.name for p in previous_bundle.parent.iterdir()) == ["m-v7"]
+
+
+def test_a_model_without_onnx_conversion_fails_the_export_by_name(dataset, previous_bundle):
+    from churn_mlops.release.onnx_model import OnnxConversionError
+
+    before = file_checksums(previous_bundle, skip=frozenset())
+    with pytest.raises(DatasetError) as failure:
+        dataset.save(_payload(previous_bundle, model=_pipeline(DummyClassifier())))
+    assert isinstance(failure.value.__cause__, OnnxConversionError)
+    assert "DummyClassifier has no ONNX conversion" in str(failure.value.__cause__)
+    assert file_checksums(previous_bundle, skip=frozenset()) == before
 
 
 def test_a_failed_first_export_leaves_nothing(dataset, tmp_path):

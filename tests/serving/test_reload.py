@@ -14,8 +14,6 @@ from fastapi.testclient import TestClient
 
 from churn_mlops.serving import model_store
 from churn_mlops.serving.app import create_app
-from churn_mlops.serving.errors import ParityError
-from churn_mlops.serving.fastpath import PipelinePredictor
 from churn_mlops.serving.settings import ServingSettings
 
 
@@ -71,7 +69,7 @@ def test_failed_reload_keeps_the_old_model(
 ) -> None:
     broken = tmp_path / "broken"
     shutil.copytree(xgb_bundle, broken)
-    (broken / "model" / "model.joblib").write_bytes(b"not a pickle")
+    (broken / "model" / "model.onnx").write_bytes(b"not a model")
     with TestClient(create_app(make_settings(xgb_bundle))) as client:
         before = client.post("/v1/predict", json={"rows": sample_rows[:2]}, headers=auth).json()
         response = client.post(
@@ -80,7 +78,7 @@ def test_failed_reload_keeps_the_old_model(
         assert response.status_code == 202
         status = wait_for_reload(client, admin_auth)
         assert status["state"] == "failed"
-        assert "could not be loaded" in status["error"]
+        assert "model/model.onnx fails its checksum" in status["error"]
         assert status["model_version"] == "1"
         after = client.post("/v1/predict", json={"rows": sample_rows[:2]}, headers=auth).json()
         assert [p["probability"] for p in after["predictions"]] == [
@@ -103,9 +101,9 @@ def test_reload_refuses_missing_or_outside_folders_and_a_second_reload(
             json={"model_dir": str(xgb_bundle.parent / "nope")},
             headers=admin_auth,
         )
-        assert missing.status_code == 400 and "does not exist" in missing.json()["detail"]
+        assert missing.status_code == 404 and "does not exist" in missing.json()["detail"]
         outside = client.post("/v1/admin/reload", json={"model_dir": "/"}, headers=admin_auth)
-        assert outside.status_code == 400 and "CHURN_RELOAD_ROOT" in outside.json()["detail"]
+        assert outside.status_code == 403 and "CHURN_RELOAD_ROOT" in outside.json()["detail"]
         assert (
             client.post("/v1/admin/reload", json={"model_dir": 5}, headers=admin_auth).status_code
             == 422
@@ -127,30 +125,15 @@ def test_reload_refuses_missing_or_outside_folders_and_a_second_reload(
         assert wait_for_reload(client, admin_auth)["state"] == "succeeded"
 
 
-def test_parity_failure_falls_back_to_the_pipeline(
-    xgb_bundle: Path,
-    make_settings: Callable[..., ServingSettings],
-    monkeypatch: pytest.MonkeyPatch,
-    sample_rows: list[dict],
-) -> None:
-    real_compile = model_store.compile_pipeline
+def reseal(bundle: Path) -> None:
+    """Rewrite the manifest's checksums after a test edited a bundle file on purpose."""
+    import json
 
-    def off_by_a_bit(pipeline, **kwargs):
-        fast = real_compile(pipeline, **kwargs)
-        proba = fast._proba
-        fast._proba = lambda X: proba(X) + 1e-4
-        return fast
+    from churn_mlops.serving.bundle import MANIFEST_FILE, checksums
 
-    monkeypatch.setattr(model_store, "compile_pipeline", off_by_a_bit)
-    loaded = model_store.load_model(xgb_bundle, make_settings(xgb_bundle))
-    assert isinstance(loaded.predictor, PipelinePredictor)
-    with pytest.raises(ParityError, match="differs from Pipeline.predict_proba"):
-        model_store.check_parity(off_by_a_bit(loaded.pipeline), loaded.pipeline, sample_rows[:5])
-    # The slow path still answers exactly.
-    import pandas as pd
-
-    expected = loaded.pipeline.predict_proba(pd.DataFrame(sample_rows[:5]))[:, 1]
-    np.testing.assert_allclose(loaded.predictor.predict_proba(sample_rows[:5]), expected)
+    manifest = json.loads((bundle / MANIFEST_FILE).read_text())
+    manifest["files"] = checksums(bundle, [Path(p) for p in manifest["files"]])
+    (bundle / MANIFEST_FILE).write_text(json.dumps(manifest))
 
 
 def test_metadata_must_declare_every_model_column(
@@ -165,10 +148,12 @@ def test_metadata_must_declare_every_model_column(
     meta = json.loads((bundle / "model_metadata.json").read_text())
     meta["features"] = [f for f in meta["features"] if f["name"] != "usage_trend"]
     (bundle / "model_metadata.json").write_text(json.dumps(meta))
+    reseal(bundle)
     with pytest.raises(BundleError, match=r"reads columns \['usage_trend'\]"):
         model_store.load_model(bundle, make_settings(bundle))
     meta["features"] = [{"name": "x", "kind": "categorical"}]
     (bundle / "model_metadata.json").write_text(json.dumps(meta))
+    reseal(bundle)
     with pytest.raises(BundleError, match="features.0: Value error, categorical feature 'x'"):
         model_store.load_model(bundle, make_settings(bundle))
 
@@ -176,15 +161,15 @@ def test_metadata_must_declare_every_model_column(
 def test_nullable_feature_accepts_null_and_scores_like_the_pipeline(
     tmp_path: Path, make_settings: Callable[..., ServingSettings], auth: dict
 ) -> None:
-    """``"nullable": true`` in the metadata lets a feature be null; the imputer fills it."""
+    """``"nullable": true`` in the metadata lets a feature be null; XGBoost treats it as
+    missing, and so does the ONNX graph (NaN through the scaler into the trees)."""
     import json
 
     import pandas as pd
     from sklearn.compose import ColumnTransformer
-    from sklearn.impute import SimpleImputer
-    from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
+    from xgboost import XGBClassifier
 
     from churn_mlops.serving.demo import (
         CATEGORICAL,
@@ -196,7 +181,8 @@ def test_nullable_feature_accepts_null_and_scores_like_the_pipeline(
     )
 
     features, label = make_synthetic_features(800, seed=4)
-    numeric = Pipeline([("impute", SimpleImputer(strategy="mean")), ("scale", StandardScaler())])
+    features = features.assign(monthly_fee=features["monthly_fee"].mask(features.index % 7 == 0))
+    numeric = StandardScaler()
     preprocess = ColumnTransformer(
         [
             (
@@ -208,7 +194,7 @@ def test_nullable_feature_accepts_null_and_scores_like_the_pipeline(
         ]
     )
     pipeline = Pipeline(
-        [("preprocess", preprocess), ("model", LogisticRegression(max_iter=500))]
+        [("preprocess", preprocess), ("model", XGBClassifier(n_estimators=40, max_depth=3))]
     ).fit(features, label)
     meta = build_metadata(model_version="5")
     for feature in meta["features"]:
@@ -218,11 +204,12 @@ def test_nullable_feature_accepts_null_and_scores_like_the_pipeline(
         tmp_path / "nullable",
         pipeline,
         meta,
-        build_reference_profile(features, pipeline.predict_proba(features)[:, 1]),
+        build_reference_profile(features.dropna(), pipeline.predict_proba(features.dropna())[:, 1]),
+        background=features,
     )
-    row = {k: (v.item() if hasattr(v, "item") else v) for k, v in features.iloc[0].items()}
+    row = {k: (v.item() if hasattr(v, "item") else v) for k, v in features.iloc[1].items()}
     with TestClient(create_app(make_settings(bundle))) as client:
-        assert client.get("/v1/model", headers=auth).json()["predictor"] == "logistic_regression"
+        assert client.get("/v1/model", headers=auth).json()["predictor"] == "xgboost"
         response = client.post(
             "/v1/predict", json={"rows": [dict(row, monthly_fee=None)]}, headers=auth
         )

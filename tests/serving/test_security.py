@@ -137,7 +137,9 @@ def test_rs256_public_key_from_a_mounted_file(tmp_path: Path, make_token: Callab
 def test_settings_refuse_unsafe_or_inconsistent_auth(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="CHURN_JWT_ALGORITHM='none'"):
         ServingSettings(model_dir=tmp_path, jwt_key=JWT_KEY, jwt_algorithm="none")
-    with pytest.raises(ValidationError, match="neither CHURN_JWT_KEY nor CHURN_JWT_KEY_FILE"):
+    with pytest.raises(
+        ValidationError, match="none of CHURN_JWT_KEY, CHURN_JWT_KEY_FILE and CHURN_JWKS_URL"
+    ):
         ServingSettings(model_dir=tmp_path)
     with pytest.raises(ValidationError, match="must be set together"):
         ServingSettings(model_dir=tmp_path, jwt_key=JWT_KEY, ssl_certfile=tmp_path / "c.pem")

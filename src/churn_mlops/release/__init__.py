@@ -11,6 +11,8 @@ do the I/O that turns that decision into a folder, an image or manifests:
   compares its answers with the golden sample;
 * :mod:`.bundle` builds a serving bundle from the export pipeline's description (wheels,
   hashed requirements, k8s/, parity gate, manifest.json, atomic rename);
+* :mod:`.onnx_model` converts the fitted Pipeline to ONNX (preprocessing and estimator
+  composed) and writes the explainer files;
 * :mod:`.dockerfile` renders the bundle's ``Dockerfile`` (pure, used by a node);
 * :mod:`.deploy` renders the Kubernetes tree for an image (``python -m
   churn_mlops.release.deploy``);

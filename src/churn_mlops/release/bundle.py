@@ -5,22 +5,24 @@
 in a staging folder next to the target (the catalog's ``serving_bundle``,
 :class:`churn_mlops.datasets.serving_bundle.ServingBundleDataset`, calls it on save):
 
-1. writes the model (``joblib``), the JSON/Markdown files, the ``Dockerfile`` and the golden
-   sample;
+1. converts the model to ONNX (:mod:`churn_mlops.release.onnx_model`: ``model/model.onnx``
+   plus what explanations need; nothing in the bundle runs code when loaded), writes the
+   JSON/Markdown files, the ``Dockerfile`` and the golden sample;
 2. pins the serving dependency closure at the installed versions and fills ``wheelhouse/``
    (wheels from a local cache, downloading only what is missing) plus the project's own wheel,
    built reproducibly; writes ``requirements.txt`` with the wheels' hashes;
 3. renders ``k8s/`` with :func:`churn_mlops.release.deploy.render_manifests`;
-4. runs the parity gate (:mod:`churn_mlops.release.parity`) on the staged bundle;
-5. writes ``manifest.json`` (lineage, package versions, sha256 of every file) and only then
-   renames the staging folder onto the target.
+4. writes ``manifest.json`` with the sha256 of every file (the app refuses to load a file
+   that does not match), runs the parity gate (:mod:`churn_mlops.release.parity`: the served
+   ONNX graph against the registered Pipeline's golden probabilities) on the staged bundle;
+5. rewrites ``manifest.json`` with lineage, package versions and the gate's result, and only
+   then renames the staging folder onto the target.
 
 Any failure removes the staging folder and leaves a previous bundle at the target untouched.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -44,6 +46,8 @@ from churn_mlops.release.requirements import (
     resolve_pins,
 )
 from churn_mlops.release.wheelhouse import build_project_wheel, fetch_wheels, source_date_epoch
+from churn_mlops.serving.bundle import MANIFEST_FILE as BUNDLE_MANIFEST_FILE
+from churn_mlops.serving.bundle import sha256_file
 
 logger = logging.getLogger(__name__)
 
@@ -63,18 +67,9 @@ PAYLOAD_KEYS = frozenset(
         "manifest",
     }
 )
-MANIFEST_FILE = "manifest.json"
-MANIFEST_FORMAT = 1
+MANIFEST_FILE = BUNDLE_MANIFEST_FILE.as_posix()
+MANIFEST_FORMAT = 2  # 2: the model is model/model.onnx (was model/model.joblib)
 _PARITY_DEFAULTS = {"request_rows": 100, "install_timeout_s": 600.0, "startup_timeout_s": 180.0}
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def file_checksums(folder: Path, *, skip: frozenset[str] = frozenset({MANIFEST_FILE})) -> dict:
@@ -202,8 +197,6 @@ class ServingBundleBuilder:
     def _build(
         self, data: dict[str, Any], staging: Path, scratch: Path, phases: dict[str, float]
     ) -> dict[str, Any]:
-        import joblib  # noqa: PLC0415
-
         from churn_mlops.release.deploy import render_manifests  # noqa: PLC0415
 
         mark = time.monotonic()
@@ -215,9 +208,14 @@ class ServingBundleBuilder:
             logger.info("export: %s done in %.1f s", name, now - mark)
             mark = now
 
-        (staging / "model").mkdir()
-        # Protocol fixed so a newer Python default cannot change the bytes of the same model.
-        joblib.dump(data["model"], staging / "model" / "model.joblib", compress=0, protocol=5)
+        from churn_mlops.release.onnx_model import export_model_files  # noqa: PLC0415
+
+        golden_features = data["golden_sample"][list(data["feature_names"])]
+        export_model_files(
+            data["model"],
+            background=golden_features,
+            tolerance=float(data["parity_tolerance"]),
+        ).write(staging / "model")
         for name, text in data["texts"].items():
             (staging / name).write_text(text, encoding="utf-8")
         data["golden_sample"].to_parquet(staging / "golden_sample.parquet", index=False)
@@ -253,6 +251,13 @@ class ServingBundleBuilder:
             source_dir=self._k8s_source_dir,
         )
         phase("k8s manifests")
+        # The app verifies its files against the manifest before loading them, the gate's
+        # app included: a first manifest with the checksums, completed after the gate.
+        (staging / MANIFEST_FILE).write_text(
+            json.dumps({"format_version": MANIFEST_FORMAT, "files": file_checksums(staging)})
+            + "\n",
+            encoding="utf-8",
+        )
         parity = check_bundle_parity(
             staging,
             data["golden_sample"],
@@ -280,7 +285,8 @@ class ServingBundleBuilder:
                 },
                 "project_wheel": project_wheel.name,
                 "build_tools": {
-                    name: _version_of(name) for name in ("pip", "setuptools", "joblib", "pyarrow")
+                    name: _version_of(name)
+                    for name in ("pip", "setuptools", "onnx", "skl2onnx", "onnxmltools", "pyarrow")
                 },
             },
             "source": {

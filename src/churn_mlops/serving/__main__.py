@@ -23,6 +23,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from churn_mlops.serving.app import create_app
     from churn_mlops.serving.errors import SettingsError
+    from churn_mlops.serving.middleware import header_timeout_protocol
     from churn_mlops.serving.settings import get_settings
 
     logging.basicConfig(
@@ -47,6 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         host=settings.host,
         port=settings.port,
         workers=1,
+        http=header_timeout_protocol(settings.request_timeout_s),
         log_level=settings.log_level,
         access_log=settings.access_log,
         ssl_certfile=str(settings.ssl_certfile) if settings.ssl_certfile else None,

@@ -22,13 +22,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from churn_mlops import __version__
 from churn_mlops.serving.api.routes import ROUTERS
 from churn_mlops.serving.api.routes.customers import open_customer_features
-from churn_mlops.serving.batching import MicroBatcher
-from churn_mlops.serving.lane import PredictLane
 from churn_mlops.serving.metrics import AppMetrics, ObservabilityMiddleware
-from churn_mlops.serving.middleware import BodyLimitMiddleware
+from churn_mlops.serving.middleware import Admission, RequestGuardMiddleware
 from churn_mlops.serving.model_store import LoadedModel, ModelStore
 from churn_mlops.serving.prediction_log import JsonLinesSink
-from churn_mlops.serving.security import TokenVerifier
+from churn_mlops.serving.schemas import clean_error_list
+from churn_mlops.serving.security import RateLimiter, TokenVerifier
 from churn_mlops.serving.settings import ServingSettings, get_settings
 from churn_mlops.serving.state import AppState
 
@@ -40,14 +39,15 @@ so that neither rendering a few hundred records nor a slow disk stalls the event
 
 RELOAD_WAIT_ON_SHUTDOWN_S = 30.0
 
+SCORING_PATHS = frozenset({"/v1/predict", "/v1/explain", "/v1/customers/predict"})
+"""Routes whose requests count as scoring work for load shedding."""
 
-def _validation_error_handler(_: Request, exc: RequestValidationError) -> JSONResponse:
+
+def _validation_error_handler(request: Request, exc: RequestValidationError) -> JSONResponse:
     # Keep the field path, message and type; drop the value the caller sent ("input") and
-    # anything derived from it ("ctx", "url").
-    detail = [
-        {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
-        for e in exc.errors()
-    ]
+    # anything derived from it ("ctx", "url"), and cap how many errors are listed.
+    state = request.app.state.churn
+    detail = clean_error_list(exc.errors(), limit=state.settings.max_errors_reported)
     return JSONResponse(status_code=422, content={"detail": detail})
 
 
@@ -78,6 +78,15 @@ def _openapi_with_request_models(app: FastAPI, state: AppState) -> dict[str, Any
         title=app.title, version=app.version, description=app.description, routes=app.routes
     )
     components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for path_item in schema.get("paths", {}).values():
+        for operation in path_item.values():
+            # FastAPI documents its own 422 shape; ours is {"detail": [{loc, msg, type}]}.
+            responses = operation.get("responses", {})
+            if "422" in responses:
+                responses["422"] = {
+                    "description": "invalid body: field paths and messages, never the values",
+                    "content": {"application/json": {"schema": {"type": "object"}}},
+                }
     model = state.store.current
     if model is not None:
         for request_model in (model.schemas.predict, model.schemas.explain):
@@ -138,6 +147,12 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
         )
         if log_on
         else None,
+        admission=Admission(
+            max_requests=settings.max_requests_in_flight,
+            max_rows=settings.max_rows_in_flight,
+            retry_after_s=settings.retry_after_s,
+        ),
+        rate_limiter=RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst),
     )
 
     @contextlib.asynccontextmanager
@@ -153,8 +168,6 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
                 logger.error(
                     "the feature store in %s cannot be read: %s", settings.feature_repo, exc
                 )
-        if settings.batching_enabled:
-            state.batcher = MicroBatcher(settings.max_batch_rows, mode=settings.batching_mode)
         stop_flushing = threading.Event()
         flusher = threading.Thread(
             target=_flush_periodically,
@@ -168,15 +181,6 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
         finally:
             stop_flushing.set()
             flusher.join(timeout=10)
-            if state.batcher is not None:
-                logger.info(
-                    "micro-batching (%s): %d requests in %d batches",
-                    state.batcher.mode,
-                    state.batcher.batched_requests,
-                    state.batcher.batches,
-                )
-                state.batcher.close()
-                state.batcher = None
             store.wait_for_reload(RELOAD_WAIT_ON_SHUTDOWN_S)
             for sink in (state.predictions, state.feedback):
                 if sink is not None:
@@ -202,14 +206,22 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, _validation_error_handler)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error_handler)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _unexpected_error_handler)
-    known_routes = {getattr(r, "path", "") for router in ROUTERS for r in router.routes}
-    known_routes |= {getattr(r, "path", "") for r in app.routes}  # docs pages
-    known_routes.discard("")
-    # Added last = outermost: 413s and every other answer are counted.
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    allowed: dict[str, set[str]] = {}
+    for route in [*app.routes, *(r for router in ROUTERS for r in router.routes)]:
+        path, methods = getattr(route, "path", ""), getattr(route, "methods", None)
+        if path and methods:
+            allowed.setdefault(path, set()).update(methods)
+    known_routes = set(allowed)
+    # Added last = outermost: shed, refused and every other answer are counted.
+    app.add_middleware(
+        RequestGuardMiddleware,
+        allowed=allowed,
+        max_bytes=settings.max_body_bytes,
+        admission=state.admission,
+        scoring_paths=SCORING_PATHS,
+        timeout_s=settings.request_timeout_s,
+    )
     app.add_middleware(ObservabilityMiddleware, metrics=metrics, routes=known_routes)
-    if settings.fast_lane:
-        app.add_middleware(PredictLane, state=state)  # in front: it skips everything inside
     return app
 
 

@@ -2,9 +2,15 @@
 
 The layout and both JSON schemas are the contract of ``docs/architecture.md``::
 
-    <bundle>/model/model.joblib      the fitted sklearn Pipeline (steps ``preprocess``, ``model``)
+    <bundle>/model/model.onnx        the registered Pipeline (preprocess + model) as ONNX
+    <bundle>/model/explainer.json    how to explain (TreeSHAP booster file or linear coefficients)
+    <bundle>/model/booster.ubj       XGBoost models only: the booster, XGBoost's saved format
     <bundle>/model_metadata.json     name, version, threshold, metrics, feature schema
     <bundle>/reference_profile.json  training-data distribution of every feature and the score
+    <bundle>/manifest.json           lineage and the sha256 of every file
+
+Every file the app reads is checked against ``manifest.json`` before it is read
+(:func:`verify_manifest`); none of them runs code when it is loaded.
 
 Unknown keys in the JSON files are ignored rather than refused: a newer exporter may add
 fields, and an older serving image must still load its bundle.
@@ -12,6 +18,7 @@ fields, and an older serving image must still load its bundle.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from dataclasses import dataclass
@@ -21,10 +28,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from churn_mlops.serving.errors import BundleError
+from churn_mlops.serving.runtime import BOOSTER_FILE, EXPLAINER_FILE, ONNX_MODEL_FILE
 
-MODEL_FILE = Path("model") / "model.joblib"
+MODEL_FILE = ONNX_MODEL_FILE
 METADATA_FILE = Path("model_metadata.json")
 PROFILE_FILE = Path("reference_profile.json")
+MANIFEST_FILE = Path("manifest.json")
+SERVED_FILES = (ONNX_MODEL_FILE, EXPLAINER_FILE, METADATA_FILE, PROFILE_FILE)
+"""Files the app reads from every bundle (plus :data:`BOOSTER_FILE` when the bundle has one)."""
 
 
 class FeatureSpec(BaseModel):
@@ -222,20 +233,56 @@ def read_reference_profile(bundle_dir: Path) -> ReferenceProfile:
     return parse_reference_profile(_read_json(path), path)
 
 
-def load_pipeline(bundle_dir: Path) -> Any:
-    """Unpickle the fitted Pipeline of a bundle with joblib.
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
-    Only load bundles you trust: unpickling runs code from the file.
+
+def verify_manifest(bundle_dir: Path) -> dict[str, Any]:
+    """Check every file the app will read against the sha256 in ``manifest.json``.
+
+    Returns:
+        The parsed manifest.
 
     Raises:
-        BundleError: the file is missing or cannot be unpickled.
+        BundleError: the manifest is missing or malformed, a served file is not listed in it,
+            or a file's sha256 differs (the message names the file).
     """
-    import joblib  # deferred: only loading needs it
+    path = bundle_dir / MANIFEST_FILE
+    manifest = _read_json(path)
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if not isinstance(files, dict):
+        raise BundleError(f"{path} has no 'files' object of checksums")
+    wanted = list(SERVED_FILES)
+    if (bundle_dir / BOOSTER_FILE).exists() or BOOSTER_FILE.as_posix() in files:
+        wanted.append(BOOSTER_FILE)
+    for relative in wanted:
+        key = relative.as_posix()
+        entry = files.get(key)
+        if not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str):
+            raise BundleError(f"{path} lists no sha256 for {key}; refusing to load it")
+        file = bundle_dir / relative
+        if not file.is_file():
+            raise BundleError(f"bundle file {file} is missing")
+        actual = sha256_file(file)
+        if actual != entry["sha256"]:
+            raise BundleError(
+                f"bundle file {key} fails its checksum: manifest.json says"
+                f" {entry['sha256'][:12]}…, the file has {actual[:12]}…; refusing to load it"
+            )
+    return dict(manifest)
 
-    path = bundle_dir / MODEL_FILE
-    if not path.is_file():
-        raise BundleError(f"bundle file {path} is missing")
-    try:
-        return joblib.load(path)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad bundle
-        raise BundleError(f"bundle file {path} could not be loaded: {type(exc).__name__}") from exc
+
+def checksums(bundle_dir: Path, relative_paths: list[Path]) -> dict[str, dict[str, Any]]:
+    """``{posix path: {"sha256", "bytes"}}`` of the given bundle files (the manifest's form)."""
+    return {
+        p.as_posix(): {
+            "sha256": sha256_file(bundle_dir / p),
+            "bytes": (bundle_dir / p).stat().st_size,
+        }
+        for p in relative_paths
+    }

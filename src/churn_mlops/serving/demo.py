@@ -21,7 +21,13 @@ from typing import Any
 
 import numpy as np
 
-from churn_mlops.serving.bundle import METADATA_FILE, MODEL_FILE, PROFILE_FILE
+from churn_mlops.serving.bundle import (
+    MANIFEST_FILE,
+    METADATA_FILE,
+    MODEL_FILE,
+    PROFILE_FILE,
+    checksums,
+)
 from churn_mlops.serving.drift import bin_numeric
 
 logger = logging.getLogger(__name__)
@@ -265,20 +271,51 @@ def build_reference_profile(
     return profile
 
 
+def demo_pipeline_path(bundle_dir: Path) -> Path:
+    """Where :func:`write_bundle` keeps the fitted Pipeline: next to the bundle, not in it
+    (bundles ship ONNX only; tests and benchmarks compare against this Pipeline)."""
+    bundle_dir = Path(bundle_dir)
+    return bundle_dir.parent / f"{bundle_dir.name}.pipeline.joblib"
+
+
+def load_demo_pipeline(bundle_dir: Path) -> Any:
+    """The fitted Pipeline a demo bundle was converted from (a trusted local file)."""
+    import joblib
+
+    return joblib.load(demo_pipeline_path(bundle_dir))
+
+
 def write_bundle(
     bundle_dir: Path,
     pipeline: Any,
     metadata: dict[str, Any],
     profile: dict[str, Any],
+    *,
+    background: Any,
 ) -> Path:
-    """Write the model, metadata and reference profile files of a bundle folder."""
+    """Write a bundle folder: the ONNX model and explainer, metadata, profile and manifest.
+
+    Args:
+        background: Feature rows (DataFrame) the conversion is checked on and whose mean is
+            the reference point of linear explanations.
+    """
     import joblib
 
+    from churn_mlops.release.onnx_model import export_model_files
+
     bundle_dir = Path(bundle_dir)
-    (bundle_dir / MODEL_FILE).parent.mkdir(parents=True, exist_ok=True)
-    joblib.dump(pipeline, bundle_dir / MODEL_FILE)
+    converted = export_model_files(pipeline, background=background)
+    converted.write(bundle_dir / MODEL_FILE.parent)
     (bundle_dir / METADATA_FILE).write_text(json.dumps(metadata, indent=2), encoding="utf-8")
     (bundle_dir / PROFILE_FILE).write_text(json.dumps(profile, indent=2), encoding="utf-8")
+    files = [MODEL_FILE.parent / name for name in sorted(converted.files)]
+    manifest = {
+        "bundle": bundle_dir.name,
+        "model": {"version": metadata.get("model_version")},
+        "files": checksums(bundle_dir, [*files, METADATA_FILE, PROFILE_FILE]),
+    }
+    (bundle_dir / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    joblib.dump(pipeline, demo_pipeline_path(bundle_dir))
     return bundle_dir
 
 
@@ -299,7 +336,13 @@ def make_demo_bundle(
     )
     scores = pipeline.predict_proba(features)[:, 1]
     metadata = build_metadata(model_version=model_version)
-    return write_bundle(bundle_dir, pipeline, metadata, build_reference_profile(features, scores))
+    return write_bundle(
+        bundle_dir,
+        pipeline,
+        metadata,
+        build_reference_profile(features, scores),
+        background=features.iloc[:500],
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

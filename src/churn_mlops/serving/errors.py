@@ -12,11 +12,11 @@ class BundleError(ServingError):
 
 
 class UnsupportedPipelineError(ServingError):
-    """The fitted Pipeline holds a step the fast path cannot compile (the Pipeline path is used)."""
+    """The fitted Pipeline holds a step the serving runtime cannot run."""
 
 
 class ParityError(ServingError):
-    """The compiled fast path disagrees with ``Pipeline.predict_proba`` on the warm-up rows."""
+    """A served model disagrees with the registered Pipeline beyond the parity tolerance."""
 
 
 class SettingsError(ServingError):
@@ -25,3 +25,7 @@ class SettingsError(ServingError):
 
 class ReloadInProgressError(ServingError):
     """A hot reload was requested while another one is still loading."""
+
+
+class ReloadRootError(BundleError):
+    """A hot reload asked for a folder outside ``CHURN_RELOAD_ROOT``."""

@@ -1,51 +1,43 @@
 """Loading a bundle into a ready-to-serve model, and hot reload with an atomic swap.
 
-:func:`load_model` reads the bundle, compiles the Pipeline into the fast path
-(:mod:`churn_mlops.serving.fastpath`), proves on warm-up rows that the fast path answers like
-``Pipeline.predict_proba`` (within 1e-6; otherwise it serves through the Pipeline and logs an
-error), generates the request models and warms every code path once. :class:`ModelStore`
-holds the model being served; a reload builds the new one on a background thread and then
-replaces a single reference, so a request sees either the old model or the new one, never a
-mix, and a failed load leaves the old one serving.
+:func:`load_model` checks the bundle's files against ``manifest.json``, opens the ONNX graph
+with onnxruntime (:mod:`churn_mlops.serving.runtime`), generates the request models and warms
+every code path once. :class:`ModelStore` holds the model being served; a reload builds the
+new one on a background thread and then replaces a single reference, so a request sees either
+the old model or the new one, never a mix, and a failed load leaves the old one serving.
+
+The ONNX graph was checked against the registered Pipeline by the export's parity gate
+(``docs/export.md``); serving does not load the Pipeline (unpickling would run code).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from churn_mlops.serving.bundle import (
-    CategoricalProfile,
     ModelMetadata,
     NumericProfile,
     ReferenceProfile,
-    load_pipeline,
     read_metadata,
     read_reference_profile,
+    verify_manifest,
 )
 from churn_mlops.serving.drift import SlidingWindowDrift
-from churn_mlops.serving.errors import (
-    BundleError,
-    ParityError,
-    ReloadInProgressError,
-    UnsupportedPipelineError,
-)
-from churn_mlops.serving.fastpath import FastPredictor, PipelinePredictor, compile_pipeline
+from churn_mlops.serving.errors import BundleError, ReloadInProgressError, ReloadRootError
+from churn_mlops.serving.runtime import OnnxPredictor
 from churn_mlops.serving.schemas import ReloadStatus, RequestSchemas, build_request_schemas
 from churn_mlops.serving.settings import ServingSettings
 
 logger = logging.getLogger(__name__)
-
-PARITY_TOLERANCE = 1e-6
-"""Largest accepted gap between fast-path and Pipeline probabilities on the warm-up rows."""
 
 WARMUP_RANDOM_ROWS = 64
 """Random rows (besides edge rows) in the load-time parity check."""
@@ -58,8 +50,7 @@ class LoadedModel:
     bundle_dir: Path
     metadata: ModelMetadata
     profile: ReferenceProfile
-    pipeline: Any
-    predictor: FastPredictor | PipelinePredictor
+    predictor: OnnxPredictor
     schemas: RequestSchemas
     drift: SlidingWindowDrift
     unknown_category: str
@@ -79,6 +70,21 @@ class LoadedModel:
     def feature_names(self) -> tuple[str, ...]:
         """Feature names in metadata order."""
         return self.metadata.feature_names
+
+    def score(self, rows: Any) -> npt.NDArray[np.float64]:
+        """Churn probabilities of feature rows: THE scoring entry point of the app.
+
+        Args:
+            rows: A pandas DataFrame with the feature columns, or a sequence of row
+                dictionaries (feature name → value; ``None`` for a missing nullable value).
+                Rows are not validated here: routes validate them with ``schemas``.
+
+        Returns:
+            float64 probabilities, one per row, in order.
+        """
+        if isinstance(rows, Sequence) and (not rows or isinstance(rows[0], Mapping)):
+            return self.predictor.predict_proba(rows) if rows else np.zeros(0)
+        return self.predictor.predict_frame(rows)
 
 
 def _numeric_range(name: str, spec: Any, profile: ReferenceProfile) -> tuple[float, float]:
@@ -138,62 +144,17 @@ def warmup_rows(
     return rows
 
 
-def check_parity(predictor: FastPredictor, pipeline: Any, rows: list[dict[str, Any]]) -> float:
-    """Largest absolute probability gap between the fast path and the Pipeline on ``rows``.
-
-    Raises:
-        ParityError: the gap exceeds :data:`PARITY_TOLERANCE`.
-    """
-    import pandas as pd
-
-    frame = pd.DataFrame.from_records(rows, columns=predictor.preprocessor.input_columns)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # unknown categories warn by design
-        expected = pipeline.predict_proba(frame)[:, 1]
-    answers = [predictor.predict_proba(rows)]
-    # Small batches may take another code path (the numpy tree walk): check it row by row
-    # and in chunks of its largest size too.
-    chunk = getattr(predictor, "small_batch_rows", 0)
-    for size in sorted({1, chunk}) if chunk else ():
-        pieces = [predictor.predict_proba(rows[i : i + size]) for i in range(0, len(rows), size)]
-        answers.append(np.concatenate(pieces))
-    worst = max((np.abs(a - expected) for a in answers), key=lambda g: float(np.max(g)))
-    gap = float(np.max(worst))
-    if not gap <= PARITY_TOLERANCE:
-        raise ParityError(
-            f"fast path differs from Pipeline.predict_proba by {gap:.3g} (> {PARITY_TOLERANCE})"
-            f" on warm-up row {int(np.argmax(worst))}"
-        )
-    return gap
-
-
-def _profile_means(profile: ReferenceProfile) -> dict[str, float]:
-    means = {}
-    for name, entry in profile.entries.items():
-        if isinstance(entry, dict) and isinstance(entry.get("mean"), (int, float)):
-            means[name] = float(entry["mean"])
-    return means
-
-
-def _category_shares(profile: ReferenceProfile) -> dict[str, dict[str, float]]:
-    return {
-        name: dict(p.frequencies)
-        for name, p in profile.features.items()
-        if isinstance(p, CategoricalProfile)
-    }
-
-
 def load_model(bundle_dir: Path, settings: ServingSettings) -> LoadedModel:
-    """Read, compile, check and warm a bundle.
+    """Verify, read and warm a bundle.
 
     Raises:
-        BundleError: a bundle file is missing or breaks the contract, or the Pipeline's input
-            columns are not the metadata features.
+        BundleError: the manifest is missing or a file fails its checksum, a bundle file is
+            missing or breaks the contract, or the graph's inputs are not the metadata features.
     """
     bundle_dir = Path(bundle_dir)
+    verify_manifest(bundle_dir)
     metadata = read_metadata(bundle_dir)
     profile = read_reference_profile(bundle_dir)
-    pipeline = load_pipeline(bundle_dir)
     for name, entry in profile.features.items():
         kind = "numeric" if isinstance(entry, NumericProfile) else "categorical"
         spec = next((s for s in metadata.features if s.name == name), None)
@@ -202,33 +163,13 @@ def load_model(bundle_dir: Path, settings: ServingSettings) -> LoadedModel:
                 f"{bundle_dir}: feature {name!r} is {spec.kind} in the metadata but {kind}"
                 " in the reference profile"
             )
-    columns = [str(c) for c in getattr(pipeline, "feature_names_in_", metadata.feature_names)]
-    undeclared = [c for c in columns if c not in metadata.feature_names]
+    predictor = OnnxPredictor(bundle_dir)
+    undeclared = [c for c in predictor.input_columns if c not in metadata.feature_names]
     if undeclared:
         raise BundleError(
             f"{bundle_dir}: the model reads columns {undeclared} that model_metadata.json does"
             f" not declare; declared: {list(metadata.feature_names)}"
         )
-    predictor: FastPredictor | PipelinePredictor
-    try:
-        predictor = compile_pipeline(
-            pipeline,
-            profile_means=_profile_means(profile),
-            category_shares=_category_shares(profile),
-        )
-        rows = warmup_rows(metadata, profile, include_unknown=predictor.accepts_unknown_categories)
-        gap = check_parity(predictor, pipeline, rows)
-        logger.info(
-            "compiled %s fast path for %s v%s (max gap to the Pipeline on %d warm-up rows: %.2g)",
-            predictor.kind,
-            metadata.model_name,
-            metadata.model_version,
-            len(rows),
-            gap,
-        )
-    except (UnsupportedPipelineError, ParityError) as exc:
-        logger.error("serving %s through the slow Pipeline path: %s", bundle_dir, exc)
-        predictor = PipelinePredictor(pipeline, columns)
     policy = settings.unknown_category
     if policy == "ignore" and not predictor.accepts_unknown_categories:
         logger.warning(
@@ -241,25 +182,31 @@ def load_model(bundle_dir: Path, settings: ServingSettings) -> LoadedModel:
         unknown_category=policy,
         max_predict_rows=settings.max_predict_rows,
         max_explain_rows=settings.max_explain_rows,
+        max_abs_value=settings.max_abs_feature_value,
     )
     # Warm every path once so the first real request pays no lazy initialisation.
     warm = warmup_rows(metadata, profile, n_random=2, include_unknown=False)
     for _ in range(3):
         predictor.predict_proba(warm[:1])
         predictor.predict_proba(warm)
-    if predictor.can_explain:
-        predictor.explain(warm[:1], top_k=1)
+    predictor.explain(warm[:1], top_k=1)
     drift = SlidingWindowDrift(
         profile,
         metadata.feature_names,
         window=settings.drift_window,
         min_samples=settings.drift_min_samples,
     )
+    logger.info(
+        "loaded %s v%s from %s (ONNX Runtime, %s explanations)",
+        metadata.model_name,
+        metadata.model_version,
+        bundle_dir,
+        predictor.kind,
+    )
     return LoadedModel(
         bundle_dir=bundle_dir,
         metadata=metadata,
         profile=profile,
-        pipeline=pipeline,
         predictor=predictor,
         schemas=schemas,
         drift=drift,
@@ -311,11 +258,7 @@ class ModelStore:
     def _swap(self, model: LoadedModel) -> None:
         old, self._current = self._current, model  # one reference assignment: atomic
         logger.info(
-            "serving %s v%s from %s (%s path)",
-            model.metadata.model_name,
-            model.version,
-            model.bundle_dir,
-            model.predictor.kind,
+            "serving %s v%s from %s", model.metadata.model_name, model.version, model.bundle_dir
         )
         if self._on_swap is not None:
             self._on_swap(old, model)
@@ -331,7 +274,7 @@ class ModelStore:
         if root is not None:
             resolved, root_resolved = path.resolve(), Path(root).resolve()
             if resolved != root_resolved and root_resolved not in resolved.parents:
-                raise BundleError("the requested bundle folder is outside CHURN_RELOAD_ROOT")
+                raise ReloadRootError("the requested bundle folder is outside CHURN_RELOAD_ROOT")
         if not path.is_dir():
             raise BundleError("the requested bundle folder does not exist")
         return path

@@ -9,6 +9,7 @@ middle of a write. Thread-safe.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -28,6 +29,16 @@ FLUSH_AT_ROWS = 2000
 """Queued prediction rows that trigger a write without waiting for the periodic flush."""
 
 _PredictionBatch = tuple[str, str, list[str], list[dict[str, Any]], list[float], list[int]]
+
+
+def dump_line(record: Mapping[str, Any]) -> bytes:
+    """One JSON line; a record orjson refuses (an integer beyond 64 bits, say) falls back to
+    the standard library, so that one odd record can never cost the others their line."""
+    try:
+        return orjson.dumps(record, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n"
+    except (orjson.JSONEncodeError, TypeError):
+        logger.warning("a %d-key log record needed the slow JSON encoder", len(record))
+        return json.dumps(record, default=str, allow_nan=True).encode() + b"\n"
 
 
 def utc_now_iso() -> str:
@@ -67,7 +78,7 @@ class JsonLinesSink:
 
     def write(self, records: Iterable[Mapping[str, Any]]) -> None:
         """Queue records; they reach the file on the next flush."""
-        lines = [orjson.dumps(r, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n" for r in records]
+        lines = [dump_line(r) for r in records]
         if not lines:
             return
         with self._lock:
@@ -110,7 +121,10 @@ class JsonLinesSink:
                 record["features"] = {k: v for k, v in row.items() if k != "customer_id"}
                 record["score"] = score
                 record["label"] = label
-                line = dumps(record) + b"\n"
+                try:
+                    line = dumps(record) + b"\n"
+                except (orjson.JSONEncodeError, TypeError):
+                    line = dump_line(record)
                 self._buffer.append(line)
                 self._buffered += len(line)
 

@@ -1,27 +1,39 @@
-"""Scoring one ``/v1/predict`` body: the logic shared by the FastAPI route and the fast lane.
+"""What the scoring routes share: caller checks, the serving model, body validation, scoring.
 
-Framework-free on purpose: it takes the raw body bytes and returns the response bytes, so the
-documented FastAPI route (:mod:`churn_mlops.serving.api.routes.predict`) and the pure-ASGI
-fast lane (:mod:`churn_mlops.serving.lane`) give byte-for-byte the same answers, errors
-included.
+Each helper raises ``HTTPException`` (or ``RequestValidationError``) with the documented
+status, so the routes stay ordinary FastAPI routes and the app's exception handlers render
+every error the same way. Nothing here is a FastAPI dependency: the hot route calls these
+functions directly instead of paying for dependency resolution on every request.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import uuid
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-import orjson
-from pydantic import ValidationError
+import anyio
+import numpy as np
+import numpy.typing as npt
+from fastapi import HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
 
 from churn_mlops.serving.model_store import LoadedModel
-from churn_mlops.serving.prediction_log import utc_now_iso
 from churn_mlops.serving.schemas import clean_errors
-from churn_mlops.serving.security import SCOPE_PREDICT, AuthError, Principal
+from churn_mlops.serving.security import AuthError, Principal
 from churn_mlops.serving.state import AppState
 
+ModelT = TypeVar("ModelT", bound=BaseModel)
+T = TypeVar("T")
+
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+INLINE_BODY_BYTES = 16 * 1024
+"""Bodies up to this size are validated and scored on the event loop (tens of microseconds);
+larger ones on a worker thread, so that big batches never stall liveness probes."""
 
 
 def choose_request_id(given: str | None) -> str:
@@ -31,48 +43,87 @@ def choose_request_id(given: str | None) -> str:
     return uuid.uuid4().hex
 
 
-class ScoringFailure(Exception):
-    """A request that gets an error answer: status, JSON ``detail`` and extra headers."""
-
-    def __init__(self, status: int, detail: Any, headers: dict[str, str] | None = None) -> None:
-        super().__init__(status, detail)
-        self.status = status
-        self.detail = detail
-        self.headers = headers or {}
-
-    def body(self) -> bytes:
-        """The JSON error body, ``{"detail": ...}``."""
-        return orjson.dumps({"detail": self.detail})
+def request_id_for(request: Request) -> str:
+    """The request id of ``request`` (see :func:`choose_request_id`)."""
+    return choose_request_id(request.headers.get("x-request-id"))
 
 
-def auth_failure(exc: AuthError) -> ScoringFailure:
+def auth_exception(exc: AuthError) -> HTTPException:
     """401/403 with the ``WWW-Authenticate`` header RFC 6750 asks for."""
     error = "insufficient_scope" if exc.status == 403 else "invalid_token"
-    return ScoringFailure(exc.status, exc.reason, {"WWW-Authenticate": f'Bearer error="{error}"'})
+    return HTTPException(
+        status_code=exc.status,
+        detail=exc.reason,
+        headers={"WWW-Authenticate": f'Bearer error="{error}"'},
+    )
 
 
-def check_predict_caller(state: AppState, authorization: str | None) -> Principal | None:
-    """Verify the bearer token for the ``predict`` scope.
+def check_caller(state: AppState, request: Request, scope: str) -> Principal | None:
+    """Verify the bearer token for ``scope`` and apply the per-caller rate limit.
 
     Raises:
-        ScoringFailure: 401 (missing, expired, forged, wrong audience...) or 403 (scope).
+        HTTPException: 401 (missing, expired, forged, wrong audience...), 403 (scope), 429
+            (rate limit, with ``Retry-After``).
     """
     try:
-        return state.verifier.authorize(authorization, SCOPE_PREDICT)
+        principal = state.verifier.authorize(request.headers.get("authorization"), scope)
     except AuthError as exc:
-        raise auth_failure(exc) from None
+        raise auth_exception(exc) from None
+    limiter = state.rate_limiter
+    if limiter.enabled:
+        if principal is not None and principal.subject is not None:
+            caller = f"sub:{principal.subject}"
+        elif principal is not None:  # a token without subject: its own bucket
+            token = request.headers.get("authorization", "")
+            caller = "tok:" + hashlib.sha256(token.encode()).hexdigest()[:16]
+        else:
+            caller = f"ip:{request.client.host if request.client else '-'}"
+        wait = limiter.retry_after(caller)
+        if wait:
+            raise HTTPException(
+                status_code=429,
+                detail="rate limit exceeded for this caller",
+                headers={"Retry-After": str(wait)},
+            )
+    return principal
 
 
 def serving_model(state: AppState) -> LoadedModel:
-    """The model serving now.
+    """The model serving now (read once per request).
 
     Raises:
-        ScoringFailure: 503 while no model is loaded.
+        HTTPException: 503 while no model is loaded.
     """
     model = state.store.current
     if model is None:
-        raise ScoringFailure(503, "no model is loaded yet")
+        raise HTTPException(
+            status_code=503,
+            detail="no model is loaded yet",
+            headers={"Retry-After": str(state.admission.retry_after_s)},
+        )
     return model
+
+
+def validate_body(state: AppState, schema: type[ModelT], body: bytes) -> ModelT:
+    """Validate a raw JSON body against a generated request model (one pass, Rust JSON).
+
+    Raises:
+        RequestValidationError: 422 with at most ``CHURN_MAX_ERRORS_REPORTED`` field paths and
+            messages, never the caller's values or invented field names.
+    """
+    try:
+        return schema.model_validate_json(body)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            clean_errors(exc, limit=state.settings.max_errors_reported)
+        ) from None
+
+
+async def off_loop(body: bytes, work: Callable[[], T]) -> T:
+    """Run ``work`` inline for small bodies, on a worker thread for large ones."""
+    if len(body) <= INLINE_BODY_BYTES:
+        return work()
+    return await anyio.to_thread.run_sync(work)
 
 
 def row_ids(request_id: str, n_rows: int) -> list[str]:
@@ -82,55 +133,20 @@ def row_ids(request_id: str, n_rows: int) -> list[str]:
     return [f"{request_id}-{i}" for i in range(n_rows)]
 
 
-async def predict_payload(
-    state: AppState, model: LoadedModel, body: bytes, request_id: str
-) -> bytes:
-    """Validate, score, log and answer one predict request.
-
-    Returns:
-        The JSON response body.
+def reserve_rows(state: AppState, n_rows: int) -> None:
+    """Count rows into the work in flight.
 
     Raises:
-        ScoringFailure: 422 with field paths (never the values sent) for an invalid body.
+        HTTPException: 503 with ``Retry-After`` beyond ``CHURN_MAX_ROWS_IN_FLIGHT``.
     """
-    try:
-        parsed = model.schemas.predict.model_validate_json(body)
-    except ValidationError as exc:
-        raise ScoringFailure(422, clean_errors(exc)) from None
-    # Field values of a validated pydantic model live in its __dict__: the cheapest way to
-    # get plain dicts (model_dump would copy and re-validate nothing, at twice the cost).
-    rows: list[dict[str, Any]] = [row.__dict__ for row in parsed.rows]  # type: ignore[attr-defined]
-    if state.batcher is not None:
-        scores = await state.batcher.predict(model.predictor, rows)
-    else:
-        scores = model.predictor.predict_proba(rows)
-    version = model.version
-    threshold = model.threshold
-    probabilities: list[float] = scores.tolist()
-    labels = [1 if p >= threshold else 0 for p in probabilities]
-    ids = row_ids(request_id, len(rows))
-    predictions = [
-        {
-            "request_id": rid,
-            "customer_id": row.get("customer_id"),
-            "probability": probability,
-            "label": label,
-            "model_version": version,
-        }
-        for rid, row, probability, label in zip(ids, rows, probabilities, labels, strict=True)
-    ]
-    if state.predictions is not None:
-        state.predictions.write_predictions(
-            utc_now_iso(), version, ids, rows, probabilities, labels
+    if not state.admission.reserve_rows(n_rows):
+        raise HTTPException(
+            status_code=503,
+            detail="the server is at capacity; retry later",
+            headers=state.admission.retry_header,
         )
-    state.metrics.observe_predictions(version, probabilities, labels)
-    model.drift.observe(rows)
-    return orjson.dumps(
-        {
-            "request_id": request_id,
-            "model_name": model.metadata.model_name,
-            "model_version": version,
-            "threshold": threshold,
-            "predictions": predictions,
-        }
-    )
+
+
+def score_rows(model: LoadedModel, rows: list[dict[str, Any]]) -> npt.NDArray[np.float64]:
+    """Probabilities of validated rows (the model's :meth:`LoadedModel.score`)."""
+    return model.score(rows)

@@ -66,6 +66,18 @@ class ServingSettings(BaseSettings):
     jwt_audience: str = "churn-serving"
     jwt_issuer: str | None = "churn-mlops"
     jwt_leeway_s: float = Field(default=10.0, ge=0.0, le=300.0)
+    jwks_url: str | None = Field(
+        default=None, description="issuer's JWKS document; keys are chosen by the token's kid"
+    )
+    jwks_cache_s: float = Field(default=300.0, ge=1.0, description="how long fetched keys live")
+    jwks_min_refresh_s: float = Field(
+        default=30.0, ge=0.0, description="shortest gap between two fetches (unknown kids)"
+    )
+    jwks_timeout_s: float = Field(default=5.0, gt=0.0, le=60.0)
+    rate_limit_per_s: float = Field(
+        default=0.0, ge=0.0, description="requests per second per token subject; 0 = off"
+    )
+    rate_limit_burst: int = Field(default=50, ge=1)
 
     # --- request limits and validation ----------------------------------------------------
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
@@ -73,18 +85,24 @@ class ServingSettings(BaseSettings):
     max_explain_rows: int = Field(default=20, ge=1)
     explain_top_k: int = Field(default=5, ge=1)
     unknown_category: Literal["reject", "ignore"] = "reject"
+    max_abs_feature_value: float = Field(
+        default=1e12, gt=0.0, description="bound of numeric features the metadata leaves open"
+    )
+    max_errors_reported: int = Field(default=20, ge=1, le=1000)
 
-    # --- request path -----------------------------------------------------------------
-    fast_lane: bool = True
-    batching_enabled: bool = True
-    batching_mode: Literal["loop", "thread"] = "loop"
-    max_batch_rows: int = Field(default=512, ge=1)
+    # --- load shedding and timeouts -------------------------------------------------------
+    max_requests_in_flight: int = Field(default=32, ge=1)
+    max_rows_in_flight: int = Field(default=8000, ge=1)
+    retry_after_s: int = Field(default=1, ge=1)
+    request_timeout_s: float = Field(
+        default=10.0, gt=0.0, description="limit for receiving a request's headers and body"
+    )
 
     # --- prediction log -------------------------------------------------------------------
     prediction_log_enabled: bool = True
     prediction_log_dir: Path = Path("prediction_logs")
     prediction_log_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
-    prediction_log_max_files: int = Field(default=0, ge=0)
+    prediction_log_max_files: int = Field(default=8, ge=0)
 
     # --- feature store (POST /v1/customers/*) -----------------------------------------------
     feature_repo: Path | None = Field(
@@ -121,13 +139,21 @@ class ServingSettings(BaseSettings):
     def _consistent(self) -> ServingSettings:
         if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
             raise ValueError("CHURN_SSL_CERTFILE and CHURN_SSL_KEYFILE must be set together")
-        if self.auth_enabled and self.jwt_key is None and self.jwt_key_file is None:
+        sources = [
+            self.jwt_key is not None, self.jwt_key_file is not None, self.jwks_url is not None
+        ]
+        if self.auth_enabled and not any(sources):
             raise ValueError(
-                "auth is on (CHURN_AUTH_ENABLED) but neither CHURN_JWT_KEY nor"
-                " CHURN_JWT_KEY_FILE is set"
+                "auth is on (CHURN_AUTH_ENABLED) but none of CHURN_JWT_KEY, CHURN_JWT_KEY_FILE"
+                " and CHURN_JWKS_URL is set"
             )
-        if self.jwt_key is not None and self.jwt_key_file is not None:
-            raise ValueError("set only one of CHURN_JWT_KEY and CHURN_JWT_KEY_FILE")
+        if sum(sources) > 1:
+            raise ValueError("set only one of CHURN_JWT_KEY, CHURN_JWT_KEY_FILE and CHURN_JWKS_URL")
+        if self.jwks_url is not None and self.jwt_algorithm.startswith("HS"):
+            raise ValueError(
+                f"CHURN_JWKS_URL publishes public keys; CHURN_JWT_ALGORITHM={self.jwt_algorithm}"
+                " is a shared-secret algorithm (use RS256, PS256, ES256 or EdDSA)"
+            )
         return self
 
     @property

@@ -1,14 +1,14 @@
-"""The per-app state the routes share: settings, model store, metrics, auth, sinks, batcher."""
+"""The per-app state the routes share: settings, model store, metrics, auth, limits, sinks."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from churn_mlops.serving.batching import MicroBatcher
 from churn_mlops.serving.metrics import AppMetrics
+from churn_mlops.serving.middleware import Admission
 from churn_mlops.serving.model_store import ModelStore
 from churn_mlops.serving.prediction_log import JsonLinesSink
-from churn_mlops.serving.security import TokenVerifier
+from churn_mlops.serving.security import RateLimiter, TokenVerifier
 from churn_mlops.serving.settings import ServingSettings
 
 
@@ -22,4 +22,5 @@ class AppState:
     verifier: TokenVerifier
     predictions: JsonLinesSink | None
     feedback: JsonLinesSink | None
-    batcher: MicroBatcher | None = field(default=None)
+    admission: Admission
+    rate_limiter: RateLimiter

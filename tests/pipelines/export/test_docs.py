@@ -112,12 +112,12 @@ def test_checksum_one_liner_verifies_a_bundle(tmp_path):
     code = codes["export.md"][0]
     bundle = tmp_path / "churn_model-v1"
     (bundle / "model").mkdir(parents=True)
-    (bundle / "model" / "model.joblib").write_bytes(b"model")
-    files = {"model/model.joblib": {"sha256": hashlib.sha256(b"model").hexdigest(), "bytes": 5}}
+    (bundle / "model" / "model.onnx").write_bytes(b"model")
+    files = {"model/model.onnx": {"sha256": hashlib.sha256(b"model").hexdigest(), "bytes": 5}}
     (bundle / "manifest.json").write_text(json.dumps({"files": files}))
 
     good = subprocess.run(["python3", "-c", code, str(bundle)], capture_output=True, text=True)
     assert (good.returncode, good.stdout.strip()) == (0, "ok")
-    (bundle / "model" / "model.joblib").write_bytes(b"tampered")
+    (bundle / "model" / "model.onnx").write_bytes(b"tampered")
     bad = subprocess.run(["python3", "-c", code, str(bundle)], capture_output=True, text=True)
-    assert bad.returncode == 1 and "model/model.joblib" in bad.stdout
+    assert bad.returncode == 1 and "model/model.onnx" in bad.stdout

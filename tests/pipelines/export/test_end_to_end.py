@@ -14,7 +14,6 @@ import re
 from importlib.metadata import version
 from pathlib import Path
 
-import joblib
 import pandas as pd
 import pytest
 import yaml
@@ -33,7 +32,8 @@ from tests.pipelines.export.conftest import WHEEL_CACHE, run_export
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 CONTRACT_FILES = {
-    "model/model.joblib",
+    "model/model.onnx",
+    "model/explainer.json",
     "model_metadata.json",
     "reference_profile.json",
     "model_card.md",
@@ -81,8 +81,21 @@ def test_bundle_holds_the_contract_with_lineage_and_checksums(exported_project):
     golden = pd.read_parquet(bundle / "golden_sample.parquet")
     features = [f["name"] for f in metadata["features"]]
     assert list(golden.columns) == ["customer_id", "snapshot_date", *features, EXPECTED_COLUMN]
-    model = joblib.load(bundle / "model" / "model.joblib")
-    assert list(model.named_steps) == ["preprocess", "model"]
+    assert "model/model.joblib" not in files  # nothing in the bundle runs code when loaded
+    # The served ONNX graph answers like the registered Pipeline on the golden sample.
+    from churn_mlops.release.onnx_model import onnx_gap
+
+    model = _registered_model(bundle)
+    assert onnx_gap((bundle / "model" / "model.onnx").read_bytes(), model, golden) <= 1e-6
+
+
+def _registered_model(bundle: Path):
+    """The champion Pipeline as the registry holds it (the bundle ships ONNX only)."""
+    import mlflow
+    import mlflow.sklearn
+
+    mlflow.set_tracking_uri(kedro_env(bundle.parents[1])["MLFLOW_TRACKING_URI"])
+    return mlflow.sklearn.load_model("models:/churn_model/1")
 
 
 def test_requirements_are_pinned_hashed_and_minimal(exported_project):
@@ -140,7 +153,7 @@ def _payload_from_bundle(bundle: Path, golden: pd.DataFrame) -> dict:
         "run_id": metadata["run_id"],
         "model_uri": "models:/churn_model/1",
         "tags": {},
-        "model": joblib.load(bundle / "model" / "model.joblib"),
+        "model": _registered_model(bundle),
         "model_metadata": metadata,
         "model_card": (bundle / "model_card.md").read_text(),
         "reference_profile": json.loads((bundle / "reference_profile.json").read_text()),

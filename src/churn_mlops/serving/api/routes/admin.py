@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException
 
+from churn_mlops.serving.api.responses import AUTHENTICATED_GET, AUTHENTICATED_POST
 from churn_mlops.serving.deps import AdminCaller, AppStateDep
-from churn_mlops.serving.errors import BundleError, ReloadInProgressError
+from churn_mlops.serving.errors import BundleError, ReloadInProgressError, ReloadRootError
 from churn_mlops.serving.schemas import ReloadRequest, ReloadStatus
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
@@ -16,7 +17,9 @@ router = APIRouter(prefix="/v1/admin", tags=["admin"])
     status_code=202,
     response_model=ReloadStatus,
     responses={
-        400: {"description": "the bundle folder does not exist or is outside CHURN_RELOAD_ROOT"},
+        **AUTHENTICATED_POST,
+        403: {"description": "the bundle folder is outside CHURN_RELOAD_ROOT"},
+        404: {"description": "the bundle folder does not exist"},
         409: {"description": "a reload is already running"},
     },
     summary="Hot-reload a bundle",
@@ -32,13 +35,20 @@ async def reload_model(
     try:
         bundle_dir = state.store.resolve_reload_dir(body.model_dir if body else None)
         return state.store.start_reload(bundle_dir)
+    except ReloadRootError as exc:
+        raise HTTPException(status_code=403, detail=str(exc)) from None
     except BundleError as exc:
-        raise HTTPException(status_code=400, detail=str(exc)) from None
+        raise HTTPException(status_code=404, detail=str(exc)) from None
     except ReloadInProgressError as exc:
         raise HTTPException(status_code=409, detail=str(exc)) from None
 
 
-@router.get("/reload", response_model=ReloadStatus, summary="State of the last hot reload")
+@router.get(
+    "/reload",
+    response_model=ReloadStatus,
+    responses=AUTHENTICATED_GET,
+    summary="State of the last hot reload",
+)
 async def reload_status(_caller: AdminCaller, state: AppStateDep) -> ReloadStatus:
     """``idle``, ``loading``, ``succeeded`` (with the new version) or ``failed`` (with why)."""
     return state.store.reload_status

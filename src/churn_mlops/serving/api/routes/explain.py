@@ -5,13 +5,22 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
-from churn_mlops.serving.api.routes.predict import ERROR_RESPONSES
-from churn_mlops.serving.deps import BEARER_SECURITY, Scoring, parse_body, request_id_for
+from churn_mlops.serving.api.responses import SCORING
+from churn_mlops.serving.deps import BEARER_SECURITY
 from churn_mlops.serving.schemas import ExplainResponse
-from churn_mlops.serving.scoring import row_ids
+from churn_mlops.serving.scoring import (
+    check_caller,
+    request_id_for,
+    reserve_rows,
+    row_ids,
+    serving_model,
+    validate_body,
+)
+from churn_mlops.serving.security import SCOPE_PREDICT
+from churn_mlops.serving.state import AppState
 
 router = APIRouter(tags=["predict"])
 
@@ -19,7 +28,7 @@ router = APIRouter(tags=["predict"])
 @router.post(
     "/v1/explain",
     response_model=ExplainResponse,
-    responses={**ERROR_RESPONSES, 501: {"description": "the model has no fast explanation"}},
+    responses=SCORING,
     openapi_extra={
         "security": BEARER_SECURITY,
         "requestBody": {
@@ -31,22 +40,20 @@ router = APIRouter(tags=["predict"])
     },
     summary="Explain feature rows",
 )
-async def explain(
-    request: Request,
-    scoring: Scoring,
-) -> Response:
-    """Exact SHAP values (TreeSHAP for XGBoost, linear SHAP for logistic regression), summed
+async def explain(request: Request) -> Response:
+    """Exact SHAP values (XGBoost's TreeSHAP, or linear SHAP for logistic regression), summed
     over each categorical feature's one-hot columns, largest absolute values first."""
-    state, model = scoring.state, scoring.model
-    body = await parse_body(request, model.schemas.explain)
-    if not model.predictor.can_explain:
-        raise HTTPException(
-            status_code=501,
-            detail=f"explanations are not available for the {model.predictor.kind} predictor",
-        )
+    state: AppState = request.app.state.churn
+    check_caller(state, request, SCOPE_PREDICT)
+    model = serving_model(state)
+    body = validate_body(state, model.schemas.explain, await request.body())
     rows: list[dict[str, Any]] = [row.__dict__ for row in body.rows]  # type: ignore[attr-defined]
     top_k = body.top_k or min(state.settings.explain_top_k, len(model.feature_names))  # type: ignore[attr-defined]
-    explanations = await run_in_threadpool(model.predictor.explain, rows, top_k)
+    reserve_rows(state, len(rows))
+    try:
+        explanations = await run_in_threadpool(model.predictor.explain, rows, top_k)
+    finally:
+        state.admission.release_rows(len(rows))
     request_id = request_id_for(request)
     content = orjson.dumps(
         {

@@ -6,9 +6,10 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException
 
+from churn_mlops.serving.api.responses import AUTHENTICATED_POST
 from churn_mlops.serving.deps import AppStateDep, PredictCaller
 from churn_mlops.serving.prediction_log import utc_now_iso
-from churn_mlops.serving.schemas import FeedbackRequest, FeedbackResponse
+from churn_mlops.serving.schemas import FeedbackByRequest, FeedbackRequest, FeedbackResponse
 
 router = APIRouter(tags=["feedback"])
 
@@ -17,6 +18,7 @@ router = APIRouter(tags=["feedback"])
     "/v1/feedback",
     status_code=202,
     response_model=FeedbackResponse,
+    responses=AUTHENTICATED_POST,
     summary="Record observed churn labels",
 )
 async def feedback(
@@ -29,7 +31,7 @@ async def feedback(
     records = []
     for item in body.feedback:
         record: dict[str, Any] = {"label": item.label, "timestamp": timestamp}
-        if item.request_id is not None:
+        if isinstance(item, FeedbackByRequest):
             record["request_id"] = item.request_id
         else:
             record["customer_id"] = item.customer_id

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
+from churn_mlops.serving.api.responses import NOT_ALLOWED
 from churn_mlops.serving.deps import AppStateDep
 from churn_mlops.serving.schemas import HealthStatus
 
@@ -15,6 +16,7 @@ router = APIRouter(tags=["health"])
     "/health/live",
     response_model=HealthStatus,
     response_model_exclude_none=True,
+    responses=NOT_ALLOWED,
     summary="Liveness probe",
 )
 async def live() -> HealthStatus:
@@ -25,7 +27,10 @@ async def live() -> HealthStatus:
 @router.get(
     "/health/ready",
     response_model=HealthStatus,
-    responses={503: {"model": HealthStatus, "description": "no model loaded and warmed yet"}},
+    responses={
+        503: {"model": HealthStatus, "description": "no model loaded and warmed yet"},
+        **NOT_ALLOWED,
+    },
     summary="Readiness probe",
 )
 async def ready(state: AppStateDep) -> JSONResponse:

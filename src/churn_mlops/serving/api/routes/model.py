@@ -4,13 +4,19 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from churn_mlops.serving.api.responses import AUTHENTICATED_GET
 from churn_mlops.serving.deps import CurrentModel, PredictCaller
 from churn_mlops.serving.schemas import ModelInfo
 
 router = APIRouter(tags=["model"])
 
 
-@router.get("/v1/model", response_model=ModelInfo, summary="Describe the serving model")
+@router.get(
+    "/v1/model",
+    response_model=ModelInfo,
+    responses=AUTHENTICATED_GET,
+    summary="Describe the serving model",
+)
 async def model_info(_caller: PredictCaller, model: CurrentModel) -> ModelInfo:
     """What is serving now; the feature list is the request schema of ``/v1/predict``."""
     meta = model.metadata
@@ -22,5 +28,6 @@ async def model_info(_caller: PredictCaller, model: CurrentModel) -> ModelInfo:
         metrics=dict(meta.metrics),
         features=[f.model_dump(exclude_none=True) for f in meta.features],
         predictor=model.predictor.kind,
+        runtime="onnxruntime",
         loaded_at=model.loaded_at,
     )

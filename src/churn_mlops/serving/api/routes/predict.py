@@ -1,34 +1,40 @@
 """``POST /v1/predict``: churn probability and label for 1..N feature rows.
 
-In production this path is answered by the fast lane (:mod:`churn_mlops.serving.lane`) with
-the same code; this route documents it and serves it when ``CHURN_FAST_LANE=false``.
+The hot route: no FastAPI dependencies (the caller check and the model read are plain
+calls), the body validated in one pass by the request model generated from the bundle's
+feature schema, the answer rendered with orjson.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from fastapi import APIRouter, Request, Response
 
-from churn_mlops.serving.deps import BEARER_SECURITY, Scoring, request_id_for
+from churn_mlops.serving.api.responses import SCORING
+from churn_mlops.serving.deps import BEARER_SECURITY
+from churn_mlops.serving.prediction_log import utc_now_iso
 from churn_mlops.serving.schemas import PredictResponse
-from churn_mlops.serving.scoring import ScoringFailure, predict_payload
+from churn_mlops.serving.scoring import (
+    check_caller,
+    off_loop,
+    request_id_for,
+    reserve_rows,
+    row_ids,
+    serving_model,
+    validate_body,
+)
+from churn_mlops.serving.security import SCOPE_PREDICT
+from churn_mlops.serving.state import AppState
 
 router = APIRouter(tags=["predict"])
-
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: {"description": "missing or invalid bearer token"},
-    403: {"description": "token without the required scope"},
-    413: {"description": "request body too large"},
-    422: {"description": "invalid rows: field paths and messages, never the values sent"},
-    503: {"description": "no model loaded yet"},
-}
 
 
 @router.post(
     "/v1/predict",
     response_model=PredictResponse,
-    responses=ERROR_RESPONSES,
+    responses=SCORING,
     openapi_extra={
         "security": BEARER_SECURITY,
         "requestBody": {
@@ -40,21 +46,55 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     },
     summary="Score feature rows",
 )
-async def predict(request: Request, scoring: Scoring) -> Response:
+async def predict(request: Request) -> Response:
     """Churn probability, label at the model's threshold, model version and an id per row.
 
     Every row is appended to the prediction log; ``request_id`` of a prediction is the key
     for ``POST /v1/feedback``.
     """
-    request_id = request_id_for(request)
+    state: AppState = request.app.state.churn
+    check_caller(state, request, SCOPE_PREDICT)
+    model = serving_model(state)
     body = await request.body()
+    parsed = await off_loop(body, lambda: validate_body(state, model.schemas.predict, body))
+    # Field values of a validated pydantic model live in its __dict__: the cheapest way to
+    # get plain dicts (model_dump would copy them).
+    rows: list[dict[str, Any]] = [row.__dict__ for row in parsed.rows]  # type: ignore[attr-defined]
+    reserve_rows(state, len(rows))
     try:
-        content = await predict_payload(scoring.state, scoring.model, body, request_id)
-    except ScoringFailure as failure:
-        return Response(
-            failure.body(),
-            status_code=failure.status,
-            media_type="application/json",
-            headers=failure.headers,
+        scores = await off_loop(body, lambda: model.score(rows))
+    finally:
+        state.admission.release_rows(len(rows))
+    request_id = request_id_for(request)
+    version = model.version
+    threshold = model.threshold
+    probabilities: list[float] = scores.tolist()
+    labels = [1 if p >= threshold else 0 for p in probabilities]
+    ids = row_ids(request_id, len(rows))
+    if state.predictions is not None:
+        state.predictions.write_predictions(
+            utc_now_iso(), version, ids, rows, probabilities, labels
         )
+    state.metrics.observe_predictions(version, probabilities, labels)
+    model.drift.observe(rows)
+    content = orjson.dumps(
+        {
+            "request_id": request_id,
+            "model_name": model.metadata.model_name,
+            "model_version": version,
+            "threshold": threshold,
+            "predictions": [
+                {
+                    "request_id": rid,
+                    "customer_id": row.get("customer_id"),
+                    "probability": probability,
+                    "label": label,
+                    "model_version": version,
+                }
+                for rid, row, probability, label in zip(
+                    ids, rows, probabilities, labels, strict=True
+                )
+            ],
+        }
+    )
     return Response(content, media_type="application/json", headers={"x-request-id": request_id})
