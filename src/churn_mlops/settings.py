@@ -2,21 +2,10 @@
 
 from __future__ import annotations
 
-# Imported first on purpose, before the kedro-mlflow CLI plugin loads MLflow (Kedro imports this
-# module while it bootstraps the project, ahead of the plugins). skops, which saves and loads the
-# registry's models, builds its table of trusted SciPy ufuncs by looking each one up in every
-# loaded module, in import order; with SciPy imported after MLflow's ~2,500 modules that took
-# 1.0-1.4 s per `kedro run`, with SciPy near the front about 0.3 s
-# (benchmarks/README.md, "Training").
-import scipy.special  # noqa: F401, I001
 from kedro.config import OmegaConfigLoader
 from omegaconf.resolvers import oc
 
-from churn_mlops.hooks import GarbageCollectionHooks, SparkHooks, relax_garbage_collection
-
-# Fewer garbage collections while the CLI plugins load MLflow and the pipelines import their
-# libraries; GarbageCollectionHooks restores the thresholds when the run ends.
-relax_garbage_collection()
+from churn_mlops.hooks import SparkHooks
 
 CONFIG_LOADER_CLASS = OmegaConfigLoader
 CONFIG_LOADER_ARGS = {
@@ -32,4 +21,4 @@ CONFIG_LOADER_ARGS = {
 }
 
 # Starts the SparkSession in environments that have a spark.yml (conf/spark); a no-op elsewhere.
-HOOKS = (SparkHooks(), GarbageCollectionHooks())
+HOOKS = (SparkHooks(),)

@@ -15,7 +15,8 @@ from typing import Any
 
 from kedro.io import AbstractDataset, DatasetError
 
-from churn_mlops.datasets.model_registry import (
+from churn_mlops.contracts.artifacts import (
+    GOLDEN_SAMPLE_FILE,
     METADATA_FILE,
     MODEL_CARD_FILE,
     REFERENCE_PROFILE_FILE,
@@ -23,9 +24,6 @@ from churn_mlops.datasets.model_registry import (
 from churn_mlops.registry import ChampionRegistry
 
 logger = logging.getLogger(__name__)
-
-#: Optional file of a model version: test-split rows with the evaluation's probabilities.
-GOLDEN_SAMPLE_FILE = "golden_sample.parquet"
 
 
 class MlflowChampionReleaseDataset(AbstractDataset[None, dict[str, Any]]):

@@ -21,16 +21,12 @@ from typing import Any
 
 from kedro.io import AbstractDataset, DatasetError
 
+from churn_mlops.contracts.artifacts import METADATA_FILE, MODEL_CARD_FILE, REFERENCE_PROFILE_FILE
 from churn_mlops.datasets._model_logging import log_sklearn_model
 from churn_mlops.provenance import git_revision
 from churn_mlops.registry import RUN_ID_TOKEN, VERSION_TOKEN, ChampionRegistry
 
 logger = logging.getLogger(__name__)
-
-#: Names of the evaluation files inside the logged model and the run artifacts.
-METADATA_FILE = "model_metadata.json"
-MODEL_CARD_FILE = "model_card.md"
-REFERENCE_PROFILE_FILE = "reference_profile.json"
 
 #: MLflow tag values are capped; longer values are cut with a marker.
 _MAX_TAG_LENGTH = 5000

@@ -35,16 +35,16 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 from scipy import special, stats
 
-from churn_mlops.monitoring.errors import DriftInputError
-from churn_mlops.monitoring.profile import (
+from churn_mlops.contracts.profile import (
     CATEGORICAL,
     NUMERIC,
     CategoricalReference,
     NumericReference,
     ReferenceProfile,
-    numeric_values,
-    quantile_cut_points,
 )
+from churn_mlops.contracts.statistics import psi_and_kl
+from churn_mlops.monitoring.errors import DriftInputError
+from churn_mlops.monitoring.profile import numeric_values, quantile_cut_points
 
 logger = logging.getLogger(__name__)
 
@@ -130,17 +130,6 @@ class DriftConfig(BaseModel):
 
 
 # --------------------------------------------------------------------------- shared pieces
-
-
-def _psi_kl(ref_share: np.ndarray, cur_share: np.ndarray, epsilon: float) -> tuple[float, float]:
-    """PSI and KL(ref ‖ cur) of two share vectors, empty bins given ``epsilon``."""
-    p = np.where(ref_share > 0, ref_share, epsilon)
-    q = np.where(cur_share > 0, cur_share, epsilon)
-    log_ratio = np.log(p / q)
-    psi = float(np.sum((p - q) * log_ratio))
-    p_n, q_n = p / p.sum(), q / q.sum()
-    kl = float(np.sum(p_n * np.log(p_n / q_n)))
-    return psi, kl
 
 
 def _chi2(ref_share: np.ndarray, cur_counts: np.ndarray) -> tuple[float, float, float]:
@@ -248,7 +237,7 @@ def _numeric_two_sample(
         below_b = np.searchsorted(sb, cuts, side="left")
     ref_counts = np.diff(np.concatenate([[0], below_a, [n]]))
     cur_counts = np.diff(np.concatenate([[0], below_b, [m]]))
-    psi, kl = _psi_kl(ref_counts / n, cur_counts / m, config.epsilon)
+    psi, kl = psi_and_kl(ref_counts / n, cur_counts / m, epsilon=config.epsilon)
     row.update(
         psi=psi,
         kl=kl,
@@ -287,7 +276,7 @@ def _categorical_two_sample(
     cur_all = np.zeros(len(categories))
     np.add.at(ref_all, categories.get_indexer(ref_cats), ref_counts)
     np.add.at(cur_all, categories.get_indexer(cur_cats), cur_counts)
-    psi, kl = _psi_kl(ref_all / n, cur_all / m, config.epsilon)
+    psi, kl = psi_and_kl(ref_all / n, cur_all / m, epsilon=config.epsilon)
     chi2, p_value, effect = _chi2(ref_all / n, cur_all)
     row.update(psi=psi, kl=kl, chi2_statistic=chi2, chi2_p_value=p_value, chi2_effect=effect)
     return row
@@ -379,7 +368,7 @@ def _numeric_vs_profile(
     edges = ref.inner_edges
     cur_counts = np.bincount(np.searchsorted(edges, b, side="right"), minlength=edges.size + 1)
     cur_share = cur_counts / m
-    psi, kl = _psi_kl(ref.frequencies, cur_share, config.epsilon)
+    psi, kl = psi_and_kl(ref.frequencies, cur_share, epsilon=config.epsilon)
     # CDF gap ("share below the edge") at every edge. Inside the training range a bin's gap is
     # the one at its right edge: exact for count features, whose values sit on the edges.
     # Outside it, the gap closes linearly to 0 at the current min/max, so that out-of-range
@@ -423,7 +412,7 @@ def _categorical_vs_profile(
     ref_share = np.array([ref.frequencies.get(c, 0.0) for c in categories])
     cur_all = np.zeros(len(categories))
     np.add.at(cur_all, categories.get_indexer(cur_cats), cur_counts)
-    psi, kl = _psi_kl(ref_share, cur_all / m, config.epsilon)
+    psi, kl = psi_and_kl(ref_share, cur_all / m, epsilon=config.epsilon)
     chi2, p_value, effect = _chi2(ref_share, cur_all)
     row.update(psi=psi, kl=kl, chi2_statistic=chi2, chi2_p_value=p_value, chi2_effect=effect)
     return row

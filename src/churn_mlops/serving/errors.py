@@ -2,6 +2,17 @@
 
 from __future__ import annotations
 
+from churn_mlops.contracts.errors import ParityError
+
+__all__ = [
+    "BundleError",
+    "ParityError",
+    "ReloadInProgressError",
+    "ServingError",
+    "SettingsError",
+    "UnsupportedPipelineError",
+]
+
 
 class ServingError(Exception):
     """Base class of every serving error."""
@@ -13,10 +24,6 @@ class BundleError(ServingError):
 
 class UnsupportedPipelineError(ServingError):
     """The fitted Pipeline holds a step the fast path cannot compile (the Pipeline path is used)."""
-
-
-class ParityError(ServingError):
-    """The compiled fast path disagrees with ``Pipeline.predict_proba`` on the warm-up rows."""
 
 
 class SettingsError(ServingError):

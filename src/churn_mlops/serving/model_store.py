@@ -22,15 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from churn_mlops.serving.bundle import (
-    CategoricalProfile,
-    ModelMetadata,
-    NumericProfile,
-    ReferenceProfile,
-    load_pipeline,
-    read_metadata,
-    read_reference_profile,
-)
+from churn_mlops.contracts.metadata import ModelMetadata
+from churn_mlops.contracts.profile import CategoricalReference, NumericReference, ReferenceProfile
+from churn_mlops.serving.bundle import load_pipeline, read_metadata, read_reference_profile
 from churn_mlops.serving.drift import SlidingWindowDrift
 from churn_mlops.serving.errors import (
     BundleError,
@@ -82,9 +76,10 @@ class LoadedModel:
 
 
 def _numeric_range(name: str, spec: Any, profile: ReferenceProfile) -> tuple[float, float]:
-    raw = profile.entries.get(name, {})
-    low = spec.min if spec.min is not None else raw.get("min")
-    high = spec.max if spec.max is not None else raw.get("max")
+    ref = profile.features.get(name)
+    numeric = ref if isinstance(ref, NumericReference) else None
+    low = spec.min if spec.min is not None else (numeric.min if numeric else None)
+    high = spec.max if spec.max is not None else (numeric.max if numeric else None)
     low = float(low) if low is not None else 0.0
     high = float(high) if high is not None else max(low, 0.0) + 1000.0
     return low, max(low, high)
@@ -168,18 +163,18 @@ def check_parity(predictor: FastPredictor, pipeline: Any, rows: list[dict[str, A
 
 
 def _profile_means(profile: ReferenceProfile) -> dict[str, float]:
-    means = {}
-    for name, entry in profile.entries.items():
-        if isinstance(entry, dict) and isinstance(entry.get("mean"), (int, float)):
-            means[name] = float(entry["mean"])
-    return means
+    return {
+        name: float(ref.mean)
+        for name, ref in profile.features.items()
+        if isinstance(ref, NumericReference) and np.isfinite(ref.mean)
+    }
 
 
 def _category_shares(profile: ReferenceProfile) -> dict[str, dict[str, float]]:
     return {
         name: dict(p.frequencies)
         for name, p in profile.features.items()
-        if isinstance(p, CategoricalProfile)
+        if isinstance(p, CategoricalReference)
     }
 
 
@@ -195,7 +190,7 @@ def load_model(bundle_dir: Path, settings: ServingSettings) -> LoadedModel:
     profile = read_reference_profile(bundle_dir)
     pipeline = load_pipeline(bundle_dir)
     for name, entry in profile.features.items():
-        kind = "numeric" if isinstance(entry, NumericProfile) else "categorical"
+        kind = entry.kind
         spec = next((s for s in metadata.features if s.name == name), None)
         if spec is not None and spec.kind != kind:
             raise BundleError(

@@ -26,7 +26,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
 from churn_mlops.model_metrics import ranking_metrics
-from churn_mlops.monitoring.profile import build_reference_profile, profile_to_dict
+from churn_mlops.contracts.profile import profile_to_dict
+from churn_mlops.monitoring.profile import build_reference_profile
 from churn_mlops.pipelines.monitoring.pipeline import create_pipeline
 from tests.conftest import PROJECT_ROOT, make_project_copy
 

@@ -22,7 +22,7 @@ from churn_mlops.pipelines.evaluation.params import (
     EvaluationSetup,
     parse_evaluation_params,
 )
-from churn_mlops.pipelines.feature_engineering.config import FeatureSpec, parse_feature_list
+from churn_mlops.contracts.features import FeatureSpec, parse_feature_list
 from churn_mlops.pipelines.training.errors import FeatureContractError
 from churn_mlops.pipelines.training.params import TrainingParams, parse_training_params
 from churn_mlops.registry import RUN_ID_TOKEN, VERSION_TOKEN
@@ -636,7 +636,7 @@ def build_reference_profile(
     from churn_mlops.monitoring.profile import (  # noqa: PLC0415
         build_reference_profile as profile_frame,
     )
-    from churn_mlops.monitoring.profile import profile_to_dict  # noqa: PLC0415
+    from churn_mlops.contracts.profile import profile_to_dict  # noqa: PLC0415
 
     cfg = setup.evaluation
     specs = setup.features

@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from churn_mlops.pipelines.evaluation.errors import EvaluationConfigError
-from churn_mlops.pipelines.feature_engineering.config import FeatureSpec
+from churn_mlops.contracts.features import FeatureSpec
 from churn_mlops.pipelines.training.params import TrainingParams
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from churn_mlops.contracts.artifacts import METADATA_FILE, MODEL_CARD_FILE, REFERENCE_PROFILE_FILE
 from churn_mlops.export.dockerfile import render_dockerfile
 from churn_mlops.export.errors import BundleContractError, GoldenSampleError
 from churn_mlops.export.parity import EXPECTED_COLUMN
@@ -276,9 +277,9 @@ def assemble_serving_bundle(
         "model": champion_release["model"],
         "model_version": version,
         "texts": {
-            "model_metadata.json": _json_text(champion_release["model_metadata"]),
-            "reference_profile.json": _json_text(champion_release["reference_profile"]),
-            "model_card.md": champion_release["model_card"],
+            METADATA_FILE: _json_text(champion_release["model_metadata"]),
+            REFERENCE_PROFILE_FILE: _json_text(champion_release["reference_profile"]),
+            MODEL_CARD_FILE: champion_release["model_card"],
             "Dockerfile": dockerfile,
         },
         "golden_sample": golden_sample,

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from churn_mlops.monitoring.profile import NumericReference, parse_reference_profile
+from churn_mlops.contracts.profile import NumericReference, parse_reference_profile
 from churn_mlops.pipelines.monitoring.nodes import IN_WINDOW, champion_features
 from churn_mlops.pipelines.monitoring.params import MonitoringParams
 

@@ -21,9 +21,9 @@ from scipy.stats import rankdata
 from churn_mlops.model_metrics import as_tracking_metrics, ranking_metrics, threshold_metrics
 from churn_mlops.monitoring.drift import drift_against_profile, score_drift, summarise_drift
 from churn_mlops.monitoring.errors import MonitoringWindowError
-from churn_mlops.monitoring.profile import parse_reference_profile
+from churn_mlops.contracts.profile import parse_reference_profile
 from churn_mlops.pipelines.evaluation.params import BusinessParams
-from churn_mlops.pipelines.feature_engineering.config import FeatureSpec, parse_feature_list
+from churn_mlops.contracts.features import FeatureSpec, parse_feature_list
 from churn_mlops.pipelines.monitoring.params import MonitoringParams, parse_monitoring_params
 
 logger = logging.getLogger(__name__)
@@ -48,20 +48,9 @@ def validate_monitoring_parameters(monitoring: dict[str, Any]) -> MonitoringPara
     return parse_monitoring_params(monitoring)
 
 
-_SPEC_KEYS = ("name", "kind", "description", "categories", "min", "max")
-
-
 def champion_features(champion: dict[str, Any]) -> list[FeatureSpec]:
-    """The champion's feature contract (``model_metadata.json`` ``features``).
-
-    Only the contract keys are read; extra keys the metadata may carry (observed ranges,
-    say) are ignored.
-    """
-    entries = [
-        {"description": "-", **{k: f[k] for k in _SPEC_KEYS if k in f}}
-        for f in champion["metadata"]["features"]
-    ]
-    return parse_feature_list(entries)
+    """The champion's feature contract (``model_metadata.json`` ``features``)."""
+    return parse_feature_list(champion["metadata"]["features"])
 
 
 def _month(ts: pd.Series) -> pd.Series:

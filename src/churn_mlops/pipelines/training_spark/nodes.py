@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 
-from churn_mlops.pipelines.feature_engineering.config import FeatureSpec
+from churn_mlops.contracts.features import FeatureSpec
 from churn_mlops.pipelines.training.errors import (
     FeatureContractError,
     TimeSplitError,

@@ -25,10 +25,10 @@ from typing import Any
 import pandas as pd
 from kedro.io import AbstractDataset, DatasetError
 
+from churn_mlops.contracts.artifacts import METADATA_FILE, REFERENCE_PROFILE_FILE
+
 logger = logging.getLogger(__name__)
 
-METADATA_FILE = "model_metadata.json"
-REFERENCE_PROFILE_FILE = "reference_profile.json"
 EVALUATION_FOLDER = "evaluation"
 LOG_COLUMNS = ["request_id", "timestamp", "model_version", "customer_id", "score", "label"]
 

@@ -14,7 +14,7 @@ import pytest
 from kedro.io import DatasetError
 from sklearn.linear_model import LogisticRegression
 
-from churn_mlops.monitoring.datasets import (
+from churn_mlops.datasets.monitoring import (
     ClockDataset,
     JsonLinesLogDataset,
     MlflowChampionDataset,

@@ -1,6 +1,6 @@
 """Continuous training: monitor, and when the decision says so retrain, gate, promote, export.
 
-One command (``python -m churn_mlops.monitoring.continuous_training``, see docs/monitoring.md)
+One command (``python -m churn_mlops.orchestration.continuous_training``, see docs/monitoring.md)
 runs, each in its own Kedro session:
 
 1. the ``continuous_training.refresh_pipelines`` (by default ``data_processing`` and
