@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from pydantic import ValidationError
 
 
@@ -13,16 +11,6 @@ class ContractError(ValueError):
 
 class ReferenceProfileError(ContractError):
     """``reference_profile.json`` (or the data to profile) breaks the profile contract."""
-
-
-def _location(prefix: str, loc: Sequence[int | str]) -> str:
-    parts = [prefix] if prefix else []
-    for part in loc:
-        if isinstance(part, int) and parts:
-            parts[-1] = f"{parts[-1]}[{part}]"
-        else:
-            parts.append(str(part))
-    return ".".join(parts) or "<root>"
 
 
 def format_validation_error(
@@ -41,10 +29,9 @@ def format_validation_error(
     """
     problems: list[str] = []
     for err in exc.errors(include_url=False, include_context=False):
-        where = _location(prefix, err["loc"])
-        if err["type"] == "missing":
-            problems.append(f"{where}: required key is missing")
-        elif show_input:
+        where = ".".join([prefix, *map(str, err["loc"])] if prefix else map(str, err["loc"]))
+        where = where or "<root>"
+        if show_input and err["type"] != "missing":
             problems.append(f"{where} = {err.get('input')!r}: {err['msg']}")
         else:
             problems.append(f"{where}: {err['msg']}")

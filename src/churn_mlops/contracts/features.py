@@ -35,7 +35,7 @@ class FeatureSpec(BaseModel):
 
     name: str = Field(min_length=1)
     kind: Literal["numeric", "categorical"]
-    description: str = Field(min_length=1)
+    description: str = ""
     categories: list[str] | None = None
     min: float | None = None
     max: float | None = None

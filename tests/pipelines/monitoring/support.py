@@ -174,7 +174,7 @@ def train_champion(
         "version": "1",
         "run_id": "test-run",
         "model": model,
-        "metadata": metadata,
+        "model_metadata": metadata,
         "reference_profile": profile_to_dict(profile),
         "registered_at": datetime(2024, 1, 1, tzinfo=timezone.utc),
     }

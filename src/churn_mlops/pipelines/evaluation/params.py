@@ -6,8 +6,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from churn_mlops.pipelines.evaluation.errors import EvaluationConfigError
+from churn_mlops.contracts.errors import format_validation_error
 from churn_mlops.contracts.features import FeatureSpec
+from churn_mlops.pipelines.evaluation.errors import EvaluationConfigError
 from churn_mlops.pipelines.training.params import TrainingParams
 
 
@@ -179,8 +180,5 @@ def parse_evaluation_params(raw: dict[str, Any]) -> EvaluationParams:
     try:
         return EvaluationParams.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"evaluation.{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
-            for error in exc.errors()
-        )
+        problems = format_validation_error(exc, prefix="evaluation")
         raise EvaluationConfigError(f"invalid evaluation parameters: {problems}") from exc

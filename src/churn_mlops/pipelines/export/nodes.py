@@ -296,7 +296,7 @@ def assemble_serving_bundle(
                 "aliases": champion_release.get("aliases", []),
                 "run_id": champion_release["run_id"],
                 "model_uri": champion_release["model_uri"],
-                "registered_at": champion_release.get("created_at"),
+                "registered_at": _iso_time(champion_release.get("registered_at")),
                 "threshold": champion_release["model_metadata"]["threshold"],
                 "metrics": champion_release["model_metadata"].get("metrics", {}),
                 "features": names,
@@ -318,3 +318,8 @@ def assemble_serving_bundle(
             },
         },
     }
+
+
+def _iso_time(value: Any) -> str | None:
+    """The registration time as ISO text (seconds) for the manifest; text is passed through."""
+    return value.isoformat(timespec="seconds") if hasattr(value, "isoformat") else value

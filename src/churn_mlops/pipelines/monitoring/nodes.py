@@ -18,12 +18,12 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 
+from churn_mlops.contracts.features import FeatureSpec, parse_feature_list
+from churn_mlops.contracts.profile import parse_reference_profile
 from churn_mlops.model_metrics import as_tracking_metrics, ranking_metrics, threshold_metrics
 from churn_mlops.monitoring.drift import drift_against_profile, score_drift, summarise_drift
 from churn_mlops.monitoring.errors import MonitoringWindowError
-from churn_mlops.contracts.profile import parse_reference_profile
 from churn_mlops.pipelines.evaluation.params import BusinessParams
-from churn_mlops.contracts.features import FeatureSpec, parse_feature_list
 from churn_mlops.pipelines.monitoring.params import MonitoringParams, parse_monitoring_params
 
 logger = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ def validate_monitoring_parameters(monitoring: dict[str, Any]) -> MonitoringPara
 
 def champion_features(champion: dict[str, Any]) -> list[FeatureSpec]:
     """The champion's feature contract (``model_metadata.json`` ``features``)."""
-    return parse_feature_list(champion["metadata"]["features"])
+    return parse_feature_list(champion["model_metadata"]["features"])
 
 
 def _month(ts: pd.Series) -> pd.Series:
@@ -369,7 +369,7 @@ def compute_performance(
     """
     biz = BusinessParams.model_validate(business)
     perf = config.performance
-    threshold = float(champion["metadata"].get("threshold", 0.5))
+    threshold = float(champion["model_metadata"].get("threshold", 0.5))
     gain = biz.offer_success_rate * biz.retained_customer_value
     records = []
     for period, group in monitoring_rows.groupby(PERIOD, sort=True):
@@ -395,7 +395,7 @@ def compute_performance(
             row.update(net_value=net, net_value_per_customer=net / len(labelled))
         records.append(row)
     table = pd.DataFrame.from_records(records)
-    reference = champion["metadata"].get("metrics", {}).get(perf.metric)
+    reference = champion["model_metadata"].get("metrics", {}).get(perf.metric)
     window_rows = monitoring_rows.loc[monitoring_rows[IN_WINDOW] & monitoring_rows[LABEL].notna()]
     summary: dict[str, Any] = {
         "metric": perf.metric,

@@ -20,8 +20,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from churn_mlops.model_metrics import ranking_metrics
 from churn_mlops.contracts.features import FeatureSpec, parse_feature_list
+from churn_mlops.model_metrics import ranking_metrics
 from churn_mlops.pipelines.training.errors import FeatureContractError, TimeSplitError
 from churn_mlops.pipelines.training.params import TrainingParams, parse_training_params
 

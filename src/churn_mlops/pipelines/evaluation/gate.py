@@ -1,0 +1,153 @@
+"""Evaluation nodes: score the current champion and decide the promotion gate."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pandas as pd
+
+from churn_mlops.model_metrics import ranking_metrics
+from churn_mlops.pipelines.evaluation.errors import EvaluationConfigError
+from churn_mlops.pipelines.evaluation.params import (
+    EvaluationSetup,
+)
+
+logger = logging.getLogger(__name__)
+
+
+# --------------------------------------------------------------------------- gate
+
+
+def score_champion(
+    champion_model: dict[str, Any] | None,
+    test_split: pd.DataFrame,
+    setup: EvaluationSetup,
+) -> dict[str, Any]:
+    """Score the current champion on the same test split as the challenger.
+
+    Returns:
+        ``{"version": None}`` when there is no champion yet; else ``{"version", "run_id",
+        "metrics"}``, with ``"error"`` instead of metrics when the champion cannot score this
+        split (e.g. the feature list changed since it was trained).
+    """
+    if champion_model is None:
+        return {"version": None, "run_id": None}
+    cfg = setup.training
+    names = [s.name for s in setup.features]
+    result = {"version": champion_model["version"], "run_id": champion_model.get("run_id")}
+    try:
+        scores = champion_model["model"].predict_proba(test_split[names])[:, 1]
+    except (KeyError, ValueError) as exc:
+        logger.warning("Champion v%s cannot score the test split: %s", result["version"], exc)
+        return {**result, "error": f"{type(exc).__name__}: {exc}"}
+    metrics = ranking_metrics(test_split[cfg.target].to_numpy(dtype=int), scores)
+    logger.info(
+        "Champion v%s on the test split: PR AUC %.4f, ROC AUC %.4f",
+        result["version"],
+        metrics["pr_auc"],
+        metrics["roc_auc"],
+    )
+    return {**result, "metrics": metrics}
+
+
+def decide_promotion(
+    test_metrics: dict[str, float],
+    champion_scores: dict[str, Any],
+    behaviour_report: dict[str, Any],
+    shap_additivity: dict[str, Any],
+    setup: EvaluationSetup,
+) -> dict[str, Any]:
+    """The gate: should the challenger become champion?
+
+    It must meet every absolute minimum, pass the behaviour checks (when required), have
+    explanations that add up, and trail the champion's ``metric`` on the same test split by at
+    most ``max_degradation``. With no champion yet, the minimums decide alone.
+
+    Returns:
+        ``{"promote", "reason", "checks", "metric", "challenger_value", "champion_value",
+        "champion_version"}``; ``reason`` names every failed check with its values.
+    """
+    gate = setup.evaluation.gate
+    checks: list[dict[str, Any]] = []
+    for metric, minimum in sorted(gate.minimums.items()):
+        if metric not in test_metrics:
+            raise EvaluationConfigError(
+                f"evaluation.gate.minimums names {metric!r}, which is not a test metric; "
+                f"available: {sorted(test_metrics)}"
+            )
+        value = float(test_metrics[metric])
+        checks.append(
+            {
+                "name": f"minimum:{metric}",
+                "passed": bool(value >= minimum),  # NaN fails
+                "detail": f"{metric} {value:.4f} {'>=' if value >= minimum else '<'} {minimum}",
+            }
+        )
+    if gate.require_behaviour_checks:
+        failed = [c["name"] for c in behaviour_report["checks"] if not c["passed"]]
+        checks.append(
+            {
+                "name": "behaviour",
+                "passed": not failed,
+                "detail": "all behaviour checks passed"
+                if not failed
+                else f"failed behaviour checks: {failed}",
+            }
+        )
+    checks.append(
+        {
+            "name": "explanations",
+            "passed": bool(shap_additivity["passed"]),
+            "detail": f"SHAP additivity error {shap_additivity['max_abs_error']:.2e} "
+            f"(tolerance {shap_additivity['tolerance']:.0e})",
+        }
+    )
+    challenger_value = float(test_metrics[gate.metric])
+    champion_value = None
+    champion_version = None
+    if champion_scores.get("version") is None:
+        checks.append(
+            {"name": "champion", "passed": True, "detail": "no champion yet: first model"}
+        )
+    elif "metrics" not in champion_scores:
+        champion_version = champion_scores["version"]
+        checks.append(
+            {
+                "name": "champion",
+                "passed": True,
+                "detail": f"champion v{champion_version} cannot score the current test split "
+                f"({champion_scores.get('error')}); the minimums decide",
+            }
+        )
+    else:
+        champion_version = champion_scores["version"]
+        champion_value = float(champion_scores["metrics"][gate.metric])
+        floor = champion_value - gate.max_degradation
+        checks.append(
+            {
+                "name": "champion",
+                "passed": bool(challenger_value >= floor),
+                "detail": f"{gate.metric} {challenger_value:.4f} vs champion v{champion_version} "
+                f"{champion_value:.4f} (allowed down to {floor:.4f})",
+            }
+        )
+    promote = all(c["passed"] for c in checks)
+    failed = [c["detail"] for c in checks if not c["passed"]]
+    reason = (
+        "passed the gate: " + "; ".join(c["detail"] for c in checks)
+        if promote
+        else "refused: " + "; ".join(failed)
+    )
+    (logger.info if promote else logger.warning)("Gate decision: %s", reason)
+    return {
+        "promote": promote,
+        "reason": reason,
+        "checks": checks,
+        "metric": gate.metric,
+        "challenger_value": challenger_value,
+        "champion_value": champion_value,
+        "champion_version": champion_version,
+    }
+
+
