@@ -1,1 +1,1 @@
-"""Orchestration: continuous training (refresh, monitor, retrain, gate, export) over Kedro sessions."""
+"""Orchestration: continuous training (refresh, monitor, retrain, gate, export) in sessions."""
