@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from churn_mlops.contracts.profile import NumericReference, parse_reference_profile
-from churn_mlops.pipelines.monitoring.nodes import IN_WINDOW, champion_features
+from churn_mlops.pipelines.monitoring.common import IN_WINDOW, champion_features
 from churn_mlops.pipelines.monitoring.params import MonitoringParams
 
 logger = logging.getLogger(__name__)
