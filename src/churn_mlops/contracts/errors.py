@@ -19,8 +19,8 @@ def format_validation_error(
     """One line per problem of a pydantic error, joined by ``"; "``.
 
     Each problem reads ``<prefix>.<key path>: <message>`` (``= <value>`` after the path when
-    ``show_input``; leave it off for anything that may hold a secret or a caller's data). A key
-    that fails several members of a union is reported once.
+    ``show_input`` and the value is a scalar; leave it off for anything that may hold a secret or
+    a caller's data). A key that fails several members of a union is reported once.
 
     Args:
         exc: The error pydantic raised.
@@ -31,7 +31,8 @@ def format_validation_error(
     for err in exc.errors(include_url=False, include_context=False):
         where = ".".join([prefix, *map(str, err["loc"])] if prefix else map(str, err["loc"]))
         where = where or "<root>"
-        if show_input and err["type"] != "missing":
+        scalar = not isinstance(err.get("input"), dict | list | tuple)
+        if show_input and scalar and err["type"] != "missing":
             problems.append(f"{where} = {err.get('input')!r}: {err['msg']}")
         else:
             problems.append(f"{where}: {err['msg']}")
