@@ -105,10 +105,8 @@ def our_config(workers: int) -> DriftConfig:
             "chi2": {"alpha": THRESHOLDS["chisquare"], "min_effect": 0.0},
         },
         epsilon=1e-4,
-        n_bins=10,
         feature_vote_share=0.5,
         dataset_drift_share=0.5,
-        max_discrete_span=1 << 20,
         workers=workers,
     )
 
