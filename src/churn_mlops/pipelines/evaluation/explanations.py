@@ -25,6 +25,48 @@ logger = logging.getLogger(__name__)
 # --------------------------------------------------------------------------- SHAP
 
 
+def _shap_values(
+    model: Any, transformed: np.ndarray, background: Any
+) -> tuple[np.ndarray, float, np.ndarray, str]:
+    """SHAP values, base value and the model's log-odds, with the explainer used."""
+    import shap  # noqa: PLC0415 - heavy import, only this node needs it
+
+    if hasattr(model, "get_booster"):
+        explainer = shap.TreeExplainer(model)
+        values = np.asarray(explainer.shap_values(transformed), dtype=np.float64)
+        margin = np.asarray(model.predict(transformed, output_margin=True), dtype=np.float64)
+        kind = "TreeExplainer"
+    elif hasattr(model, "coef_"):
+        explainer = shap.LinearExplainer(model, shap.maskers.Independent(background()))
+        values = np.asarray(explainer.shap_values(transformed), dtype=np.float64)
+        margin = np.asarray(model.decision_function(transformed), dtype=np.float64)
+        kind = "LinearExplainer"
+    else:
+        raise EvaluationConfigError(
+            f"no SHAP explainer for estimator {type(model).__name__}; expected a tree model "
+            "(get_booster) or a linear model (coef_)"
+        )
+    return values, float(np.ravel(explainer.expected_value)[0]), margin, kind
+
+
+def _importance(
+    values: np.ndarray, columns: list[str], owners: list[str], names: list[str]
+) -> pd.DataFrame:
+    """Mean |SHAP| per feature (one-hot columns summed back to their feature), descending."""
+    per_feature = pd.DataFrame(values, columns=columns).T.groupby(owners).sum().T
+    importance = (
+        per_feature.abs()
+        .mean()
+        .rename("mean_abs_shap")
+        .reindex(names)
+        .sort_values(ascending=False)
+        .rename_axis("feature")
+        .reset_index()
+    )
+    importance["share"] = importance["mean_abs_shap"] / importance["mean_abs_shap"].sum()
+    return importance
+
+
 def explain_model(
     trained_model: Pipeline,
     test_split: pd.DataFrame,
@@ -41,8 +83,6 @@ def explain_model(
         feature, descending), the explanation for the summary plot, and the additivity report
         (``passed``, ``max_abs_error``, ``tolerance``, ``explainer``).
     """
-    import shap  # noqa: PLC0415 - heavy import, only this node needs it
-
     cfg = setup.evaluation
     tcfg = setup.training
     specs = setup.features
@@ -55,28 +95,11 @@ def explain_model(
     columns = list(preprocess.get_feature_names_out())
     owners = column_owners(preprocess)
 
-    if hasattr(model, "get_booster"):
-        explainer = shap.TreeExplainer(model)
-        values = np.asarray(explainer.shap_values(transformed), dtype=np.float64)
-        base = float(np.ravel(explainer.expected_value)[0])
-        margin = np.asarray(model.predict(transformed, output_margin=True), dtype=np.float64)
-        kind = "TreeExplainer"
-    elif hasattr(model, "coef_"):
-        background = preprocess.transform(
-            test_split.sample(
-                n=min(cfg.shap.background_rows, len(test_split)), random_state=tcfg.seed + 1
-            )[names]
-        )
-        explainer = shap.LinearExplainer(model, shap.maskers.Independent(background))
-        values = np.asarray(explainer.shap_values(transformed), dtype=np.float64)
-        base = float(np.ravel(explainer.expected_value)[0])
-        margin = np.asarray(model.decision_function(transformed), dtype=np.float64)
-        kind = "LinearExplainer"
-    else:
-        raise EvaluationConfigError(
-            f"no SHAP explainer for estimator {type(model).__name__}; expected a tree model "
-            "(get_booster) or a linear model (coef_)"
-        )
+    def background() -> Any:  # only linear models need a background sample
+        rows = min(cfg.shap.background_rows, len(test_split))
+        return preprocess.transform(test_split.sample(n=rows, random_state=tcfg.seed + 1)[names])
+
+    values, base, margin, kind = _shap_values(model, transformed, background)
     error = float(np.max(np.abs(base + values.sum(axis=1) - margin)))
     additivity = {
         "passed": bool(error <= cfg.shap.additivity_tolerance),
@@ -89,17 +112,7 @@ def explain_model(
     log = logger.info if additivity["passed"] else logger.error
     log("SHAP additivity (%s, %d rows): max error %.2e", kind, len(sample), error)
 
-    per_feature = pd.DataFrame(values, columns=columns).T.groupby(owners).sum().T
-    importance = (
-        per_feature.abs()
-        .mean()
-        .rename("mean_abs_shap")
-        .reindex(names)
-        .sort_values(ascending=False)
-        .rename_axis("feature")
-        .reset_index()
-    )
-    importance["share"] = importance["mean_abs_shap"] / importance["mean_abs_shap"].sum()
+    importance = _importance(values, columns, owners, names)
     display = pd.DataFrame(transformed, columns=columns)
     for column, owner in zip(columns, owners, strict=True):
         if column.startswith("numeric__"):

@@ -51,6 +51,52 @@ def score_champion(
     return {**result, "metrics": metrics}
 
 
+def _minimum_checks(
+    test_metrics: dict[str, float], minimums: dict[str, float]
+) -> list[dict[str, Any]]:
+    """One check per absolute minimum of ``evaluation.gate.minimums`` (NaN fails)."""
+    checks = []
+    for metric, minimum in sorted(minimums.items()):
+        if metric not in test_metrics:
+            raise EvaluationConfigError(
+                f"evaluation.gate.minimums names {metric!r}, which is not a test metric; "
+                f"available: {sorted(test_metrics)}"
+            )
+        value = float(test_metrics[metric])
+        checks.append(
+            {
+                "name": f"minimum:{metric}",
+                "passed": bool(value >= minimum),  # NaN fails
+                "detail": f"{metric} {value:.4f} {'>=' if value >= minimum else '<'} {minimum}",
+            }
+        )
+    return checks
+
+
+def _champion_check(
+    champion_scores: dict[str, Any], challenger_value: float, gate: Any
+) -> tuple[dict[str, Any], float | None]:
+    """The comparison with the champion on the same test split, and the champion's value."""
+    version = champion_scores.get("version")
+    if version is None:
+        return {"name": "champion", "passed": True, "detail": "no champion yet: first model"}, None
+    if "metrics" not in champion_scores:
+        detail = (
+            f"champion v{version} cannot score the current test split "
+            f"({champion_scores.get('error')}); the minimums decide"
+        )
+        return {"name": "champion", "passed": True, "detail": detail}, None
+    champion_value = float(champion_scores["metrics"][gate.metric])
+    floor = champion_value - gate.max_degradation
+    detail = (
+        f"{gate.metric} {challenger_value:.4f} vs champion v{version} "
+        f"{champion_value:.4f} (allowed down to {floor:.4f})"
+    )
+    return {"name": "champion", "passed": bool(challenger_value >= floor), "detail": detail}, (
+        champion_value
+    )
+
+
 def decide_promotion(
     test_metrics: dict[str, float],
     champion_scores: dict[str, Any],
@@ -69,21 +115,7 @@ def decide_promotion(
         "champion_version"}``; ``reason`` names every failed check with its values.
     """
     gate = setup.evaluation.gate
-    checks: list[dict[str, Any]] = []
-    for metric, minimum in sorted(gate.minimums.items()):
-        if metric not in test_metrics:
-            raise EvaluationConfigError(
-                f"evaluation.gate.minimums names {metric!r}, which is not a test metric; "
-                f"available: {sorted(test_metrics)}"
-            )
-        value = float(test_metrics[metric])
-        checks.append(
-            {
-                "name": f"minimum:{metric}",
-                "passed": bool(value >= minimum),  # NaN fails
-                "detail": f"{metric} {value:.4f} {'>=' if value >= minimum else '<'} {minimum}",
-            }
-        )
+    checks = _minimum_checks(test_metrics, gate.minimums)
     if gate.require_behaviour_checks:
         failed = [c["name"] for c in behaviour_report["checks"] if not c["passed"]]
         checks.append(
@@ -104,34 +136,9 @@ def decide_promotion(
         }
     )
     challenger_value = float(test_metrics[gate.metric])
-    champion_value = None
-    champion_version = None
-    if champion_scores.get("version") is None:
-        checks.append(
-            {"name": "champion", "passed": True, "detail": "no champion yet: first model"}
-        )
-    elif "metrics" not in champion_scores:
-        champion_version = champion_scores["version"]
-        checks.append(
-            {
-                "name": "champion",
-                "passed": True,
-                "detail": f"champion v{champion_version} cannot score the current test split "
-                f"({champion_scores.get('error')}); the minimums decide",
-            }
-        )
-    else:
-        champion_version = champion_scores["version"]
-        champion_value = float(champion_scores["metrics"][gate.metric])
-        floor = champion_value - gate.max_degradation
-        checks.append(
-            {
-                "name": "champion",
-                "passed": bool(challenger_value >= floor),
-                "detail": f"{gate.metric} {challenger_value:.4f} vs champion v{champion_version} "
-                f"{champion_value:.4f} (allowed down to {floor:.4f})",
-            }
-        )
+    champion_check, champion_value = _champion_check(champion_scores, challenger_value, gate)
+    checks.append(champion_check)
+    champion_version = champion_scores.get("version")
     promote = all(c["passed"] for c in checks)
     failed = [c["detail"] for c in checks if not c["passed"]]
     reason = (
