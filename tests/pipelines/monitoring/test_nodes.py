@@ -17,7 +17,6 @@ from churn_mlops.pipelines.monitoring.diagnosis import (
     check_data_quality,
     check_freshness,
     diagnose,
-    render_diagnosis_report,
 )
 from churn_mlops.pipelines.monitoring.nodes import (
     assemble_monitoring_rows,
@@ -29,6 +28,7 @@ from churn_mlops.pipelines.monitoring.nodes import (
     validate_monitoring_parameters,
 )
 from churn_mlops.pipelines.monitoring.params import MonitoringConfigError
+from churn_mlops.pipelines.monitoring.report import render_diagnosis_report
 from tests.pipelines.monitoring.conftest import with_window
 from tests.pipelines.monitoring.support import (
     base_parameters,

@@ -9,7 +9,6 @@ from churn_mlops.pipelines.monitoring.diagnosis import (
     check_data_quality,
     check_freshness,
     diagnose,
-    render_diagnosis_report,
 )
 from churn_mlops.pipelines.monitoring.nodes import (
     assemble_monitoring_rows,
@@ -20,6 +19,7 @@ from churn_mlops.pipelines.monitoring.nodes import (
     decide_retraining,
     validate_monitoring_parameters,
 )
+from churn_mlops.pipelines.monitoring.report import render_diagnosis_report
 
 
 def _window_and_measures() -> Pipeline:
