@@ -7,7 +7,7 @@ import copy
 import numpy as np
 import pytest
 
-from churn_mlops.contracts.errors import ReferenceProfileError
+from churn_mlops.contracts.errors import ProfileContractError
 from churn_mlops.contracts.profile import (
     CategoricalReference,
     NumericReference,
@@ -76,7 +76,7 @@ def test_the_writer_and_the_parser_agree():
     ],
 )
 def test_other_layouts_are_refused(layout, message):
-    with pytest.raises(ReferenceProfileError, match="expected") as err:
+    with pytest.raises(ProfileContractError, match="expected") as err:
         parse_reference_profile(layout)
     assert message in str(err.value)
 
@@ -105,7 +105,7 @@ def _entry(**changes):
     ],
 )
 def test_a_bad_entry_is_named(entry, message):
-    with pytest.raises(ReferenceProfileError, match="'bad'") as err:
+    with pytest.raises(ProfileContractError, match="'bad'") as err:
         parse_reference_profile({"features": {"bad": entry}})
     assert message in str(err.value)
 
@@ -113,5 +113,5 @@ def test_a_bad_entry_is_named(entry, message):
 def test_a_categorical_score_is_refused():
     raw = profile_to_dict(_profile())
     raw["score"] = {"kind": "categorical", "frequencies": {"a": 1.0}}
-    with pytest.raises(ReferenceProfileError, match="'score' is categorical"):
+    with pytest.raises(ProfileContractError, match="'score' is categorical"):
         parse_reference_profile(raw)

@@ -13,7 +13,7 @@ from churn_mlops.contracts.profile import (
     parse_reference_profile,
     profile_to_dict,
 )
-from churn_mlops.monitoring.errors import ReferenceProfileError
+from churn_mlops.monitoring.errors import ProfileContractError
 from churn_mlops.monitoring.profile import build_reference_profile
 
 
@@ -73,7 +73,7 @@ def test_count_feature_gets_no_empty_bins(frame):
 
 
 def test_builder_rejects_missing_and_all_null_columns(frame):
-    with pytest.raises(ReferenceProfileError, match="'nope' is not a column"):
+    with pytest.raises(ProfileContractError, match="'nope' is not a column"):
         build_reference_profile(frame, {"nope": "numeric"}, n_bins=5)
-    with pytest.raises(ReferenceProfileError, match="'fee': it has no finite value"):
+    with pytest.raises(ProfileContractError, match="'fee': it has no finite value"):
         build_reference_profile(frame.assign(fee=np.nan), {"fee": "numeric"}, n_bins=5)

@@ -13,7 +13,7 @@ This package depends on pydantic and numpy only, so every other package can impo
 
 from __future__ import annotations
 
-from churn_mlops.contracts.errors import ContractError, ReferenceProfileError
+from churn_mlops.contracts.errors import ContractError, ProfileContractError
 from churn_mlops.contracts.features import FeatureSpec, parse_feature_list
 from churn_mlops.contracts.metadata import ModelMetadata
 from churn_mlops.contracts.profile import (
@@ -31,7 +31,7 @@ __all__ = [
     "ModelMetadata",
     "NumericReference",
     "ReferenceProfile",
-    "ReferenceProfileError",
+    "ProfileContractError",
     "parse_feature_list",
     "parse_reference_profile",
     "profile_to_dict",

@@ -9,7 +9,7 @@ class ContractError(ValueError):
     """A document or parameter breaks one of the shared contracts."""
 
 
-class ReferenceProfileError(ContractError):
+class ProfileContractError(ContractError):
     """``reference_profile.json`` (or the data to profile) breaks the profile contract."""
 
 

@@ -27,7 +27,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from churn_mlops.contracts.errors import ReferenceProfileError
+from churn_mlops.contracts.errors import ProfileContractError
 
 NUMERIC: Literal["numeric"] = "numeric"
 CATEGORICAL: Literal["categorical"] = "categorical"
@@ -121,7 +121,7 @@ def profile_to_dict(profile: ReferenceProfile) -> dict[str, Any]:
 def _number(entry: Mapping[str, Any], key: str, where: str, default: float | None = None) -> float:
     value = entry.get(key, default)
     if value is None or isinstance(value, bool) or not isinstance(value, int | float):
-        raise ReferenceProfileError(
+        raise ProfileContractError(
             f"Reference profile entry '{where}' key '{key}' is {value!r}; expected a number."
         )
     return float(value)
@@ -132,7 +132,7 @@ def _count(entry: Mapping[str, Any], where: str) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ReferenceProfileError(
+        raise ProfileContractError(
             f"Reference profile entry '{where}' key 'count' is {value!r}; expected a "
             "non-negative integer."
         )
@@ -143,16 +143,16 @@ def _shares(name: str, values: Any) -> FloatArray:
     try:
         shares = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError) as exc:
-        raise ReferenceProfileError(
+        raise ProfileContractError(
             f"Reference profile entry '{name}' has frequencies {values!r}; expected numbers."
         ) from exc
     if shares.ndim != 1 or shares.size == 0:
-        raise ReferenceProfileError(
+        raise ProfileContractError(
             f"Reference profile entry '{name}' has frequencies {values!r}; expected a non-empty "
             "list."
         )
     if np.any(shares < 0) or not math.isclose(float(shares.sum()), 1.0, abs_tol=1e-6):
-        raise ReferenceProfileError(
+        raise ProfileContractError(
             f"Reference profile entry '{name}' has frequencies summing to {shares.sum():.6f} "
             "(or negative); expected non-negative shares summing to 1."
         )
@@ -164,23 +164,23 @@ def _parse_numeric(name: str, entry: Mapping[str, Any]) -> NumericReference:
     frequencies = _shares(name, entry.get("frequencies"))
     k = frequencies.size
     if not isinstance(edges, list) or len(edges) != k + 1:
-        raise ReferenceProfileError(
+        raise ProfileContractError(
             f"Reference profile entry '{name}' has bin_edges {edges!r} for {k} frequencies; "
             f"expected a list of {k + 1} edges [min, cut points..., max]."
         )
     try:
         all_edges = np.asarray(edges, dtype=np.float64)
     except (TypeError, ValueError) as exc:
-        raise ReferenceProfileError(
+        raise ProfileContractError(
             f"Reference profile entry '{name}' has bin_edges {edges!r}; expected numbers."
         ) from exc
     if not np.all(np.isfinite(all_edges)) or np.any(np.diff(all_edges[1:-1]) <= 0):
-        raise ReferenceProfileError(
+        raise ProfileContractError(
             f"Reference profile entry '{name}' has bin_edges {edges!r}; expected finite edges "
             "with strictly increasing cut points."
         )
     if np.any(np.diff(all_edges) < 0):
-        raise ReferenceProfileError(
+        raise ProfileContractError(
             f"Reference profile entry '{name}' has bin_edges {edges!r}; expected increasing."
         )
     return NumericReference(
@@ -199,7 +199,7 @@ def _parse_numeric(name: str, entry: Mapping[str, Any]) -> NumericReference:
 def _parse_categorical(name: str, entry: Mapping[str, Any]) -> CategoricalReference:
     freqs = entry.get("frequencies")
     if not isinstance(freqs, Mapping) or not freqs:
-        raise ReferenceProfileError(
+        raise ProfileContractError(
             f"Reference profile entry '{name}' has frequencies {freqs!r}; expected a non-empty "
             "{category: share} object."
         )
@@ -215,7 +215,7 @@ def _parse_categorical(name: str, entry: Mapping[str, Any]) -> CategoricalRefere
 
 def _parse_entry(name: str, entry: Any) -> ColumnReference:
     if not isinstance(entry, Mapping):
-        raise ReferenceProfileError(
+        raise ProfileContractError(
             f"Reference profile entry '{name}' is {type(entry).__name__}; expected an object."
         )
     kind = entry.get("kind")
@@ -223,7 +223,7 @@ def _parse_entry(name: str, entry: Any) -> ColumnReference:
         return _parse_numeric(name, entry)
     if kind == CATEGORICAL:
         return _parse_categorical(name, entry)
-    raise ReferenceProfileError(
+    raise ProfileContractError(
         f"Reference profile entry '{name}' has kind {kind!r}; expected '{NUMERIC}' or "
         f"'{CATEGORICAL}'."
     )
@@ -239,16 +239,16 @@ def parse_reference_profile(raw: Any) -> ReferenceProfile:
         The typed profile.
 
     Raises:
-        ReferenceProfileError: The document breaks the layout; the message names the entry and
+        ProfileContractError: The document breaks the layout; the message names the entry and
             the key.
     """
     if not isinstance(raw, Mapping):
-        raise ReferenceProfileError(
+        raise ProfileContractError(
             f"The reference profile is a {type(raw).__name__}; expected a JSON object."
         )
     body = raw.get(FEATURES_KEY)
     if not isinstance(body, Mapping) or not body:
-        raise ReferenceProfileError(
+        raise ProfileContractError(
             f"The reference profile's '{FEATURES_KEY}' is {type(body).__name__}; expected an "
             f"object with one entry per model feature ({{name: entry}}), as written by "
             "profile_to_dict."
@@ -259,7 +259,7 @@ def parse_reference_profile(raw: Any) -> ReferenceProfile:
     if score_raw is not None:
         parsed = _parse_entry(SCORE_KEY, score_raw)
         if not isinstance(parsed, NumericReference):
-            raise ReferenceProfileError(
+            raise ProfileContractError(
                 "Reference profile entry 'score' is categorical; expected a numeric profile."
             )
         score = parsed

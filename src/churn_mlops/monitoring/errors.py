@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from churn_mlops.contracts.errors import ReferenceProfileError
+from churn_mlops.contracts.errors import ProfileContractError
 
 __all__ = [
     "DriftInputError",
     "MonitoringError",
     "MonitoringWindowError",
-    "ReferenceProfileError",
+    "ProfileContractError",
 ]
 
 

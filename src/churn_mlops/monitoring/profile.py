@@ -16,7 +16,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from churn_mlops.contracts.errors import ReferenceProfileError
+from churn_mlops.contracts.errors import ProfileContractError
 from churn_mlops.contracts.profile import (
     CATEGORICAL,
     NUMERIC,
@@ -58,7 +58,7 @@ def _numeric_reference(name: str, values: np.ndarray, n_bins: int) -> NumericRef
     null_share = float(np.mean(~np.isfinite(values))) if values.size else 0.0
     finite = np.sort(values[np.isfinite(values)])
     if finite.size == 0:
-        raise ReferenceProfileError(
+        raise ProfileContractError(
             f"Cannot profile numeric feature '{name}': it has no finite value in the "
             f"{values.size} reference rows; expected at least one."
         )
@@ -83,7 +83,7 @@ def _categorical_reference(name: str, series: pd.Series) -> CategoricalReference
     counts = series.dropna().astype(str).value_counts()
     total = int(counts.sum())
     if total == 0:
-        raise ReferenceProfileError(
+        raise ProfileContractError(
             f"Cannot profile categorical feature '{name}': all {len(series)} reference rows are "
             "null; expected at least one category."
         )
@@ -114,12 +114,12 @@ def build_reference_profile(
         The profile; ``profile_to_dict`` turns it into the JSON contract.
 
     Raises:
-        ReferenceProfileError: a feature is missing, of an unknown kind, or entirely null.
+        ProfileContractError: a feature is missing, of an unknown kind, or entirely null.
     """
     features: dict[str, ColumnReference] = {}
     for name, kind in kinds.items():
         if name not in frame.columns:
-            raise ReferenceProfileError(
+            raise ProfileContractError(
                 f"Feature '{name}' is not a column of the reference frame; columns are "
                 f"{sorted(map(str, frame.columns))}."
             )
@@ -128,7 +128,7 @@ def build_reference_profile(
         elif kind == CATEGORICAL:
             features[name] = _categorical_reference(name, frame[name])
         else:
-            raise ReferenceProfileError(
+            raise ProfileContractError(
                 f"Feature '{name}' has kind '{kind}'; expected '{NUMERIC}' or '{CATEGORICAL}'."
             )
     score = None

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from churn_mlops.contracts.artifacts import BUNDLE_MODEL_FILE, REFERENCE_PROFILE_FILE
 from churn_mlops.contracts.artifacts import METADATA_FILE as _METADATA_NAME
-from churn_mlops.contracts.errors import ReferenceProfileError, format_validation_error
+from churn_mlops.contracts.errors import ProfileContractError, format_validation_error
 from churn_mlops.contracts.metadata import ModelMetadata
 from churn_mlops.contracts.profile import ReferenceProfile, parse_reference_profile
 from churn_mlops.serving.errors import BundleError
@@ -65,7 +65,7 @@ def read_reference_profile(bundle_dir: Path) -> ReferenceProfile:
     path = bundle_dir / PROFILE_FILE
     try:
         return parse_reference_profile(_read_json(path))
-    except ReferenceProfileError as exc:
+    except ProfileContractError as exc:
         raise BundleError(f"{path}: {exc}") from exc
 
 

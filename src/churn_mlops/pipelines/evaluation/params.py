@@ -109,7 +109,7 @@ class BehaviourParams(_Strict):
     tolerance: float = Field(default=1e-9, ge=0)
 
 
-class ReferenceProfileParams(_Strict):
+class ProfileParams(_Strict):
     """Reference profile for drift: ``n_bins`` quantile bins per numeric feature and the score."""
 
     n_bins: int = Field(default=10, ge=2)
@@ -151,7 +151,7 @@ class EvaluationParams(_Strict):
     segments: SegmentParams = SegmentParams()
     shap: ShapParams = ShapParams()
     behaviour: BehaviourParams = BehaviourParams()
-    reference_profile: ReferenceProfileParams = ReferenceProfileParams()
+    reference_profile: ProfileParams = ProfileParams()
     gate: GateParams = GateParams()
     registry: RegistryParams = RegistryParams()
 
