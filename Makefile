@@ -70,7 +70,7 @@ export: install
 
 ## Monitor -> decide -> retrain -> gate -> export (docs/monitoring.md). CT_ARGS=--dry-run etc.
 continuous-training: install
-	$(BIN)/python -m churn_mlops.monitoring.continuous_training $(CT_ARGS)
+	$(BIN)/python -m churn_mlops.orchestration.continuous_training $(CT_ARGS)
 
 ## The Kubernetes tree for one image: IMAGE=<name>@sha256:<digest> MODEL_VERSION=<n> OUT=<dir>.
 k8s-manifests: install

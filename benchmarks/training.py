@@ -1,6 +1,6 @@
 """Benchmark: ``kedro run`` on the default data, and what Kedro + MLflow cost over plain Python.
 
-Five measurements, each in its own subprocess (wall time, CPU time of the process tree and
+Four measurements, each in its own subprocess (wall time, CPU time of the process tree and
 peak resident memory from ``getrusage``; interpreter start-up and imports included):
 
 - ``full``: ``kedro run`` — the default pipeline, simulation → data_processing →
@@ -18,15 +18,12 @@ peak resident memory from ``getrusage``; interpreter start-up and imports includ
   registry uses (``training.model_logging.serialization_format``: skops by default).
 - ``plain-pickle``: the same script with pickle (joblib) model files, for comparison: skops's
   import costs about 0.5 s here (it lists every scikit-learn estimator and SciPy ufunc).
-- ``plain-gc``: the plain script with the garbage-collector threshold the project's
-  ``GarbageCollectionHooks`` use (``YOUNG_GENERATION_THRESHOLD``), so that the part of the gain
-  any Python program could have is not counted as the framework's.
 
 Before the measured plain runs, one unmeasured run gives each plain "registry" its first
 champion, as the full kedro run gave MLflow's.
 
 It prints the figures and the ratios ``kedro / plain`` (the goal: the framework, Kedro and
-MLflow, costs under 25 %), ``kedro / plain-pickle`` and ``kedro / plain-gc``: of the medians,
+MLflow, costs under 25 %) and ``kedro / plain-pickle``: of the medians,
 of the best runs, and round by round (each round runs them back to back, so its ratio is the
 least exposed to a shared machine's swings in load).
 
@@ -191,12 +188,8 @@ class _ModelFolder:
         return version
 
 
-def _plain(project: Path, model_format: str, gc_threshold: int | None = None) -> None:
+def _plain(project: Path, model_format: str) -> None:
     """Training and evaluation without Kedro or MLflow: node functions + plain file I/O."""
-    if gc_threshold is not None:  # the plain-gc variant: the project's collector setting
-        import gc
-
-        gc.set_threshold(gc_threshold, *gc.get_threshold()[1:])
     import joblib
     import pandas as pd
 
@@ -293,7 +286,7 @@ def main() -> None:
         _measure_child(sys.argv[3:])
         return
     if len(sys.argv) > 1 and sys.argv[1] == "_plain":
-        _plain(Path(sys.argv[2]), sys.argv[3], int(sys.argv[4]) if len(sys.argv) > 4 else None)
+        _plain(Path(sys.argv[2]), sys.argv[3])
         return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -348,12 +341,9 @@ def _run(work: Path, *, repeat: int, skip_full: bool) -> None:
             "full kedro run (5 pipelines)",
             measure([kedro, "run"], project, kedro_env(work / "full.db")),
         )
-    from churn_mlops.hooks import YOUNG_GENERATION_THRESHOLD
-
     plain_variants = {
         "plain": ["registry"],
         "plain-pickle": ["pickle"],
-        "plain-gc": ["registry", str(YOUNG_GENERATION_THRESHOLD)],
     }
     for model_format in ("registry", "pickle"):
         if not (project / "plain_output" / f"models-{model_format}" / "champion.json").exists():
@@ -391,7 +381,7 @@ def _run(work: Path, *, repeat: int, skip_full: bool) -> None:
     for name in runs:
         report(f"median of {repeat}: {name}", median[name])
     k = median["kedro"]
-    goals = {"plain": " (goal: under x1.25)", "plain-pickle": "", "plain-gc": ""}
+    goals = {"plain": " (goal: under x1.25)", "plain-pickle": ""}
     for variant, goal in goals.items():
         p = median[variant]
         best = min(f["wall_s"] for f in runs["kedro"]) / min(f["wall_s"] for f in runs[variant])

@@ -50,7 +50,7 @@ def small_model() -> tuple[Any, Any]:
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import Pipeline
 
-    from churn_mlops.pipelines.feature_engineering.config import parse_feature_list
+    from churn_mlops.contracts.features import parse_feature_list
     from churn_mlops.pipelines.training.nodes import build_preprocessor
     from tests.pipelines.training.synthetic import feature_list, make_model_input_table
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from churn_mlops.monitoring.continuous_training import (
+from churn_mlops.orchestration.continuous_training import (
     LOCK_FILE,
     continuous_training,
     run_continuous_training,

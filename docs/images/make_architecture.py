@@ -122,7 +122,7 @@ MONITORING = stage(
 CT = stage(
     XS[0], BOTTOM, "continuous training", "ops",
     "refresh data → monitoring", "→ if retrain: training +", "evaluation (gate) → export",
-    "(CronJob in deploy/k8s)",
+    "(orchestration/, a CronJob)",
 )
 # fmt: on
 CATALOG = store((XS[0] + XS[1]) / 2, "Kedro catalog", "data/01_raw … 08_reporting  (Parquet)", 5.4)
@@ -326,7 +326,8 @@ def draw(out: Path) -> Path:
         WIDTH - 0.25,
         0.12,
         "blue: data pipelines · green: model pipelines and registry · orange: operation · "
-        "grey: stores",
+        "grey: stores · every stage reads the feature list, metadata and reference profile "
+        "from churn_mlops.contracts",
         fontsize=9,
         ha="right",
         va="bottom",

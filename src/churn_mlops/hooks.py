@@ -1,15 +1,11 @@
-"""Project hooks: the Spark session of `--env spark`, garbage collection, and run lineage.
+"""Project hooks: the Spark session of `--env spark` and run lineage.
 
 - :class:`SparkHooks` starts the SparkSession described by ``conf/spark/spark.yml``.
 - :class:`LineageHooks` records input fingerprints, code commit and packages on the MLflow run.
-- :class:`GarbageCollectionHooks` keeps CPython's cycle collector off the long-lived heap that
-  Kedro, its plugins, MLflow and the libraries of the pipelines leave behind at start-up.
 """
 
 from __future__ import annotations
 
-import atexit
-import gc
 import logging
 from collections.abc import Mapping
 from pathlib import Path
@@ -108,100 +104,6 @@ class SparkHooks:
             session.sparkContext.master,
             session.version,
         )
-
-
-def _freeze_heap_at_exit() -> None:
-    """Skip the interpreter's last full collection: the operating system frees the memory anyway."""
-    gc.freeze()
-
-
-#: Allocation threshold of the collector's youngest generation while Kedro starts and runs.
-#: CPython's default, 700, suits small heaps: a ``kedro run`` of the training pipelines ran ~800
-#: collections while starting (6 of them full) and ~830 during the run, 1.0-1.2 s in all; with
-#: 100,000 from the settings import on, ~200 (nearly all before it) and 4, 0.33 s in all
-#: (benchmarks/README.md, "Training"). Only objects in reference cycles wait for a collection
-#: (the rest are freed at once), so at most this many extra container objects stay allocated.
-YOUNG_GENERATION_THRESHOLD = 100_000
-
-_thresholds_before: tuple[int, ...] | None = None
-
-
-def relax_garbage_collection() -> None:
-    """Raise the youngest generation's threshold to :data:`YOUNG_GENERATION_THRESHOLD`.
-
-    Called when ``settings.py`` is imported (before the CLI plugins load MLflow) and again before
-    each run; :func:`restore_garbage_collection` puts the previous thresholds back. Idempotent.
-    """
-    global _thresholds_before  # noqa: PLW0603 - one process-wide setting, like gc's own
-    current = gc.get_threshold()
-    if _thresholds_before is None:
-        _thresholds_before = current
-    if current[0] < YOUNG_GENERATION_THRESHOLD:
-        gc.set_threshold(YOUNG_GENERATION_THRESHOLD, *current[1:])
-
-
-def restore_garbage_collection() -> None:
-    """Put back the thresholds :func:`relax_garbage_collection` found (no-op if it never ran)."""
-    global _thresholds_before  # noqa: PLW0603
-    if _thresholds_before is not None:
-        gc.set_threshold(*_thresholds_before)
-        _thresholds_before = None
-
-
-class GarbageCollectionHooks:
-    """Keep Python's cycle collector from rescanning objects that live as long as the process.
-
-    By the time a pipeline starts, Kedro, kedro-mlflow, MLflow (SQLAlchemy, pydantic, its GenAI
-    modules), scikit-learn, XGBoost, SHAP and matplotlib hold about 600,000 container
-    objects — modules, classes, functions, config — that are never garbage. CPython's collector
-    rescans all of them at every full collection, and once more when the interpreter exits: on
-    the default data that is about 2 s of a 20 s training run (measured with ``gc.callbacks``;
-    see benchmarks/README.md, "Training").
-
-    ``after_context_created`` and ``before_pipeline_run`` move everything alive at that moment to
-    the collector's permanent generation (:func:`gc.freeze`, made for exactly this); objects
-    created afterwards are collected as usual. Until the run ends the youngest generation's
-    threshold is :data:`YOUNG_GENERATION_THRESHOLD` (``settings.py`` raises it first, before the
-    plugins load), so start-up and the run trigger a few collections instead of hundreds.
-    ``after_pipeline_run`` and ``on_pipeline_error`` undo both, so a notebook that runs the
-    session again still collects what earlier work left in reference cycles, as often as
-    before. At exit the heap is frozen once more, which skips the interpreter's final full
-    collection; Python never promises ``__del__`` for objects alive at exit, and every dataset
-    closes its files itself.
-    """
-
-    def __init__(self) -> None:
-        self._exit_registered = False
-
-    def _freeze(self) -> None:
-        relax_garbage_collection()
-        gc.freeze()
-        if not self._exit_registered:
-            atexit.register(_freeze_heap_at_exit)
-            self._exit_registered = True
-        logger.debug("garbage collector: %d long-lived objects frozen", gc.get_freeze_count())
-
-    @hook_impl
-    def after_context_created(self) -> None:
-        """Freeze what start-up built: plugins, MLflow, settings, the config loader."""
-        self._freeze()
-
-    @hook_impl
-    def before_pipeline_run(self) -> None:
-        """Freeze what came since: the catalog, the pipelines and the libraries they import."""
-        self._freeze()
-
-    @hook_impl
-    def after_pipeline_run(self) -> None:
-        """Hand the frozen objects back to the collector, at its previous thresholds."""
-        gc.unfreeze()
-        restore_garbage_collection()
-
-    @hook_impl
-    def on_pipeline_error(self) -> None:
-        """Same as after a successful run."""
-        gc.unfreeze()
-        restore_garbage_collection()
 
 
 #: Catalog tables whose content fingerprint each tracked run records (names before any ``@``).

@@ -2,32 +2,16 @@
 
 from __future__ import annotations
 
-# Imported first on purpose, before the kedro-mlflow CLI plugin loads MLflow (Kedro imports this
-# module while it bootstraps the project, ahead of the plugins). skops, which saves and loads the
-# registry's models, builds its table of trusted SciPy ufuncs by looking each one up in every
-# loaded module, in import order; with SciPy imported after MLflow's ~2,500 modules that took
-# 1.0-1.4 s per `kedro run`, with SciPy near the front about 0.3 s
-# (benchmarks/README.md, "Training").
-import scipy.special  # noqa: F401, I001
 from omegaconf.resolvers import oc
 
 from churn_mlops.config_loader import ChurnConfigLoader
-from churn_mlops.hooks import (
-    GarbageCollectionHooks,
-    LineageHooks,
-    SparkHooks,
-    relax_garbage_collection,
-)
+from churn_mlops.hooks import LineageHooks, SparkHooks
 from churn_mlops.tracking_store import ProjectStoreHooks
 from churn_mlops.warning_filters import ignore_known_warnings, quiet_artifact_downloads
 
 # Kedro imports the settings before its plugins load MLflow, so the filters cover every command.
 ignore_known_warnings()
 quiet_artifact_downloads()
-
-# Fewer garbage collections while the CLI plugins load MLflow and the pipelines import their
-# libraries; GarbageCollectionHooks restores the thresholds when the run ends.
-relax_garbage_collection()
 
 # Parameters of an environment are deep-merged into conf/base and resolved afterwards
 # (config_loader.py), so an environment lists only the keys it changes.
@@ -47,4 +31,4 @@ CONFIG_LOADER_ARGS = {
 # Starts the SparkSession in environments that have a spark.yml (conf/spark); a no-op elsewhere.
 # ProjectStoreHooks: `${project_path:}` in mlflow.yml, a copied store moved home, run names.
 # LineageHooks records input fingerprints, commit and packages on each tracked run.
-HOOKS = (ProjectStoreHooks(), SparkHooks(), GarbageCollectionHooks(), LineageHooks())
+HOOKS = (ProjectStoreHooks(), SparkHooks(), LineageHooks())

@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 
 import mlflow
-import numpy as np
 import pytest
 from kedro.io import DatasetError
 from mlflow import MlflowClient
 
-from churn_mlops.datasets import MlflowChampionModelDataset, MlflowModelRegistrationDataset
+from churn_mlops.datasets import MlflowModelRegistrationDataset
 from churn_mlops.registry import RUN_ID_TOKEN, VERSION_TOKEN, ChampionRegistry
 
 
@@ -79,12 +78,6 @@ def test_first_promoted_model_becomes_champion_with_its_files(
     for name in ("reference_profile.json", "model_card.md", "MLmodel", "input_example.json"):
         assert (__import__("pathlib").Path(folder) / name).exists(), name
 
-    champion = MlflowChampionModelDataset(model_name=model_name).load()
-    assert champion["version"] == "1" and champion["run_id"] == outcome["run_id"]
-    np.testing.assert_allclose(
-        champion["model"].predict_proba(rows)[:, 1], model.predict_proba(rows)[:, 1]
-    )
-
 
 def test_refused_model_is_registered_as_challenger_and_champion_stays(
     registration, model_name, small_model
@@ -113,15 +106,6 @@ def test_promotion_decided_against_a_stale_champion_is_refused(
     outcome = _register(registration, _payload(model, rows, promote=True, champion=None))
     assert outcome["outcome"] == "refused" and "while this run was evaluating" in outcome["reason"]
     assert ChampionRegistry(model_name).champion_version() == "1"
-
-
-def test_no_champion_loads_as_none(model_name):
-    assert MlflowChampionModelDataset(model_name=model_name).load() is None
-
-
-def test_champion_dataset_is_read_only(model_name):
-    with pytest.raises(DatasetError, match="read-only"):
-        MlflowChampionModelDataset(model_name=model_name).save({"model": None})
 
 
 def test_incomplete_payload_is_rejected_before_anything_is_written(registration, model_name):

@@ -192,8 +192,8 @@ def check_python(cmd: list[str], tmp_path: Path) -> None:
             timeout=60,
         )
         assert proc.returncode == 0, proc.stderr
-    elif cmd[1] == "-m" and cmd[2] == "churn_mlops.monitoring.continuous_training":
-        from churn_mlops.monitoring.continuous_training import continuous_training
+    elif cmd[1] == "-m" and cmd[2] == "churn_mlops.orchestration.continuous_training":
+        from churn_mlops.orchestration.continuous_training import continuous_training
 
         options = {opt for param in continuous_training.params for opt in param.opts}
         for token in cmd[3:]:

@@ -586,9 +586,9 @@ def test_continuous_training_cronjob(objects) -> None:
     assert cron["spec"]["concurrencyPolicy"] == "Forbid"
     (container,) = pod_spec(cron)["containers"]
     command = container["command"]
-    assert command[:3] == ["python", "-m", "churn_mlops.monitoring.continuous_training"]
+    assert command[:3] == ["python", "-m", "churn_mlops.orchestration.continuous_training"]
     # Every option given exists on the real command line interface.
-    from churn_mlops.monitoring.continuous_training import continuous_training
+    from churn_mlops.orchestration.continuous_training import continuous_training
 
     options = {opt for param in continuous_training.params for opt in param.opts}
     given = [arg for arg in command[3:] if arg.startswith("-")]

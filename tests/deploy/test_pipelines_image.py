@@ -132,7 +132,7 @@ def test_copy_project_of_the_checkout_has_what_the_jobs_need(tmp_path: Path) -> 
     for name in (
         "pyproject.toml",
         "README.md",
-        "src/churn_mlops/monitoring/continuous_training.py",
+        "src/churn_mlops/orchestration/continuous_training.py",
         "conf/base/catalog_export.yml",
         "conf/logging.yml",
         "deploy/k8s/base/kustomization.yaml",  # the export renders k8s/ from it
@@ -345,7 +345,7 @@ def test_image_runs_as_10001_with_kedro_and_the_project_on_path(
         " python -c 'import churn_mlops; print(\"package=\" + churn_mlops.__file__)';"
         " python -c 'from churn_mlops.provenance import git_revision as g;"
         ' print("commit=" + g())\';'
-        " python -m churn_mlops.monitoring.continuous_training --help"
+        " python -m churn_mlops.orchestration.continuous_training --help"
     )
     proc = _docker(
         "run",
@@ -425,7 +425,7 @@ def test_continuous_training_runs_in_the_image_and_writes_only_to_volumes_and_tm
         image,
         "python",
         "-m",
-        "churn_mlops.monitoring.continuous_training",
+        "churn_mlops.orchestration.continuous_training",
         "--dry-run",
     ).stdout.strip()
     try:

@@ -85,7 +85,7 @@ See [the architecture](architecture.md#pipelines) and [below](#title),
 kedro run --pipelines data_processing,feature_engineering --env spark
 kedro models promote 3 --force --reason "ok"
 make run && make test
-KEDRO_ENV=x python -m churn_mlops.monitoring.continuous_training --dry-run \\
+KEDRO_ENV=x python -m churn_mlops.orchestration.continuous_training --dry-run \\
     --params monitoring.window.months=2
 python benchmarks/features.py
 ```
@@ -113,7 +113,7 @@ Run `kedro run --pipeline monitoring`; settings are in `conf/base/parameters_tra
             "--params key 'simulation.scenario.nmae'",
         ),
         (
-            "```bash\npython -m churn_mlops.monitoring.continuous_training --dryrun\n```",
+            "```bash\npython -m churn_mlops.orchestration.continuous_training --dryrun\n```",
             "has no option --dryrun",
         ),
         ("```bash\npython -m churn_mlops.no_such_module\n```", "does not import"),

@@ -8,25 +8,27 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from churn_mlops.serving.bundle import BundleError, parse_reference_profile, read_reference_profile
+from churn_mlops.contracts.profile import parse_reference_profile
+from churn_mlops.contracts.statistics import (
+    PSI_EPSILON,
+    bin_numeric,
+    population_stability_index,
+)
+from churn_mlops.monitoring import drift as monitoring
+from churn_mlops.serving.bundle import BundleError, read_reference_profile
 from churn_mlops.serving.demo import (
     FEATURES,
     build_reference_profile,
     make_synthetic_features,
 )
-from churn_mlops.serving.drift import (
-    PSI_EPSILON,
-    SlidingWindowDrift,
-    bin_numeric,
-    population_stability_index,
-)
+from churn_mlops.serving.drift import SlidingWindowDrift
 
 
 @pytest.fixture(scope="module")
 def reference():
     features, _ = make_synthetic_features(4000, seed=21)
     raw = build_reference_profile(features, np.linspace(0, 1, len(features)))
-    return features, parse_reference_profile(raw, Path("reference_profile.json")), raw
+    return features, parse_reference_profile(raw), raw
 
 
 def rows_of(frame) -> list[dict]:
@@ -108,39 +110,31 @@ def test_psi_matches_the_monitoring_pipeline(reference) -> None:
     )
     config = monitoring.DriftConfig(**params["monitoring"]["drift"])
     _, profile, raw = reference
-    monitored = profile_module.parse_reference_profile(raw)  # the demo profile reads there too
     current, _ = make_synthetic_features(800, seed=8)
     current = current.assign(monthly_fee=current["monthly_fee"] * 1.5)
     current.loc[current.index[::10], "age"] = np.nan
     drift = SlidingWindowDrift(profile, FEATURES, window=800, min_samples=1)
     drift.observe(rows_of(current))
     ours = drift.psi()
-    table = monitoring.drift_against_profile(monitored, pd.DataFrame(current), config)
+    table = monitoring.drift_against_profile(profile, pd.DataFrame(current), config)
     theirs = dict(zip(table["feature"], table["psi"], strict=True))
     assert ours["monthly_fee"] > 0.2  # a real shift, not two zeros agreeing
     for name in FEATURES:
         assert ours[name] == pytest.approx(theirs[name], rel=1e-9, abs=1e-12), name
 
 
-def test_profile_layouts_and_errors(tmp_path: Path, reference) -> None:
+def test_bundle_profile_errors_name_the_file(tmp_path: Path, reference) -> None:
+    """The bundle reader uses the one contract parser and says which file broke it."""
     _, _, raw = reference
-    listed = {
-        "features": [{"name": k, **v} for k, v in raw["features"].items()],
-        "score": raw["score"],
-    }
-    flat = {**raw["features"], "score": raw["score"]}
-    inner_only = json.loads(json.dumps(raw))
-    age = inner_only["features"]["age"]
-    age["bin_edges"] = age["bin_edges"][1:-1]
-    for layout in (listed, flat, inner_only):
-        parsed = parse_reference_profile(layout, tmp_path / "p.json")
-        assert (
-            parsed.features["age"].bin_edges
-            == parse_reference_profile(raw, tmp_path / "p.json").features["age"].bin_edges
-        )
+    listed = {"features": [{"name": k, **v} for k, v in raw["features"].items()]}
+    (tmp_path / "reference_profile.json").write_text(json.dumps(listed), encoding="utf-8")
+    with pytest.raises(BundleError, match="reference_profile.json: .*'features' is list"):
+        read_reference_profile(tmp_path)
     broken = json.loads(json.dumps(raw))
     broken["features"]["age"]["frequencies"] = [1.0]
-    with pytest.raises(BundleError, match="'age' has .* bin_edges"):
-        parse_reference_profile(broken, tmp_path / "p.json")
+    (tmp_path / "reference_profile.json").write_text(json.dumps(broken), encoding="utf-8")
+    with pytest.raises(BundleError, match="entry 'age' has bin_edges"):
+        read_reference_profile(tmp_path)
+    (tmp_path / "reference_profile.json").unlink()
     with pytest.raises(BundleError, match="reference_profile.json is missing"):
         read_reference_profile(tmp_path)

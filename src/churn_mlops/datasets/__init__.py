@@ -1,20 +1,20 @@
-"""Project datasets for the parts of MLflow that kedro-mlflow does not cover.
+"""Every custom Kedro dataset of the project (see docs/architecture.md, "Datasets").
 
-``MlflowCandidateRunsDataset`` logs one nested run per training candidate;
-``MlflowChampionModelDataset`` and ``MlflowModelRegistrationDataset`` read and write the model
-registry (champion/challenger aliases and the promotion gate). See docs/experiment_tracking.md.
+``MlflowChampionDataset`` reads the version behind an alias with its files;
+``MlflowModelRegistrationDataset`` registers a model and carries out the gate decision;
+``MlflowCandidateRunsDataset`` logs one nested run per training candidate; the monitoring
+datasets (``datasets.monitoring``) read logs, optional inputs, recent runs and the clock. See
+docs/experiment_tracking.md.
 """
 
 from __future__ import annotations
 
+from churn_mlops.datasets.champion import MlflowChampionDataset
 from churn_mlops.datasets.mlflow_candidates import MlflowCandidateRunsDataset
-from churn_mlops.datasets.model_registry import (
-    MlflowChampionModelDataset,
-    MlflowModelRegistrationDataset,
-)
+from churn_mlops.datasets.model_registry import MlflowModelRegistrationDataset
 
 __all__ = [
     "MlflowCandidateRunsDataset",
-    "MlflowChampionModelDataset",
+    "MlflowChampionDataset",
     "MlflowModelRegistrationDataset",
 ]

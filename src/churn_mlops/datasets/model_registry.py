@@ -1,10 +1,9 @@
-"""Datasets that read and write the MLflow model registry for the evaluation pipeline.
+"""The dataset that writes the MLflow model registry for the evaluation pipeline.
 
-* :class:`MlflowChampionModelDataset` loads the current champion (or ``None``), so the gate
-  can score it on the same test split as the challenger.
-* :class:`MlflowModelRegistrationDataset` logs the trained model with its evaluation files,
-  registers a new version, tags it, points ``challenger`` at it and applies the gate decision
-  computed by a node.
+:class:`MlflowModelRegistrationDataset` logs the trained model with its evaluation files,
+registers a new version, tags it, points ``challenger`` at it and applies the gate decision
+computed by a node. The champion is read back by
+:class:`churn_mlops.datasets.champion.MlflowChampionDataset`.
 
 Registry calls are I/O, so they live here and nodes stay pure: the decision is computed by
 ``decide_promotion``; this dataset only carries it out.
@@ -21,6 +20,7 @@ from typing import Any
 
 from kedro.io import AbstractDataset, DatasetError
 
+from churn_mlops.contracts.artifacts import METADATA_FILE, MODEL_CARD_FILE, REFERENCE_PROFILE_FILE
 from churn_mlops.datasets._model_logging import log_sklearn_model
 from churn_mlops.fingerprint import PACKAGE_LOCK_TAG, installed_packages, packages_fingerprint
 from churn_mlops.provenance import git_revision
@@ -28,52 +28,8 @@ from churn_mlops.registry import RUN_ID_TOKEN, VERSION_TOKEN, ChampionRegistry
 
 logger = logging.getLogger(__name__)
 
-#: Names of the evaluation files inside the logged model and the run artifacts.
-METADATA_FILE = "model_metadata.json"
-MODEL_CARD_FILE = "model_card.md"
-REFERENCE_PROFILE_FILE = "reference_profile.json"
-
 #: MLflow tag values are capped; longer values are cut with a marker.
 _MAX_TAG_LENGTH = 5000
-
-
-class MlflowChampionModelDataset(AbstractDataset[None, dict[str, Any] | None]):
-    """Read-only: the version behind an alias of a registered model, loaded with its flavor.
-
-    Args:
-        model_name: Registered model name.
-        alias: The alias to load (``champion`` by default).
-        metadata: Kedro-viz and other free-form metadata.
-
-    Returns on load:
-        ``{"version", "run_id", "model"}`` or ``None`` when the model or alias does not exist
-        yet (the first run has no champion).
-    """
-
-    def __init__(
-        self, *, model_name: str, alias: str = "champion", metadata: dict[str, Any] | None = None
-    ) -> None:
-        self._model_name = model_name
-        self._alias = alias
-        self.metadata = metadata
-
-    def _load(self) -> dict[str, Any] | None:
-        import mlflow.sklearn  # noqa: PLC0415 - `import mlflow` costs seconds
-
-        registry = ChampionRegistry(self._model_name, champion_alias=self._alias)
-        version = registry.champion_version()
-        if version is None:
-            logger.info("Registered model %r has no %r yet", self._model_name, self._alias)
-            return None
-        details = registry.client.get_model_version(self._model_name, version)
-        model = mlflow.sklearn.load_model(f"models:/{self._model_name}@{self._alias}")
-        return {"version": version, "run_id": details.run_id, "model": model}
-
-    def _save(self, data: None) -> None:
-        raise DatasetError(f"{type(self).__name__} is read-only (alias {self._alias!r})")
-
-    def _describe(self) -> dict[str, Any]:
-        return {"model_name": self._model_name, "alias": self._alias}
 
 
 class MlflowModelRegistrationDataset(AbstractDataset[dict[str, Any], dict[str, Any]]):

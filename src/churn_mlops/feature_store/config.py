@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from churn_mlops.pipelines.feature_engineering.config import FeatureSpec, parse_feature_list
+from churn_mlops.contracts.features import FeatureSpec, parse_feature_list
 
 
 class FeatureStoreConfig(BaseModel):

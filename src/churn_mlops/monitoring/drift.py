@@ -1,22 +1,16 @@
 """Vectorised drift statistics (PSI, KL, Wasserstein, KS, chi²) with per-statistic thresholds.
 
-Two ways to compare a current window with the training distribution:
-
-* ``drift_against_profile``: against the reference profile (what the model bundle ships).
-  PSI and KL are computed on the profile's quantile bins. KS and Wasserstein are computed on the
-  same bin grid from the cumulative shares at the bin edges: the KS statistic is then the
-  largest CDF gap at an edge (a lower bound of the exact statistic, exact for count features
-  whose values sit on the edges) with a one-sample p-value (the reference is taken as the
-  population: Kolmogorov distribution with ``n = current rows``), and the Wasserstein distance
-  integrates the CDF gap between edges by the trapezoid rule (the outer edges are the training
-  min/max, widened to the current min/max so that out-of-range mass counts). chi² is the
-  goodness-of-fit test of the current category counts against the reference shares.
-* ``drift_two_sample``: against a raw reference sample, exactly. Each numeric column is sorted
-  once per side; one stable merge of the two sorted arrays gives the exact two-sample KS statistic
-  and the exact 1-Wasserstein distance (``∫|F_ref − F_cur|``); integer-valued columns with a
-  small range skip sorting and use ``bincount``. The KS p-value is scipy's asymptotic one
-  (``kstwo.sf(D, round(n·m/(n+m)))``, what ``scipy.stats.ks_2samp`` uses above 10 000 rows;
-  see ``ks_p_value`` for the far tail).
+``drift_against_profile`` compares a current window with the training distribution kept in the
+reference profile (what the registry and the model bundle ship; the monitoring pipeline's
+``compute_drift`` node runs it). PSI and KL are computed on the profile's quantile bins
+(:mod:`churn_mlops.contracts.statistics`, shared with the serving app's live PSI). KS and
+Wasserstein are computed on the same bin grid from the cumulative shares at the bin edges: the
+KS statistic is then the largest CDF gap at an edge (a lower bound of the exact statistic, exact
+for count features whose values sit on the edges) with a one-sample p-value (the reference is
+taken as the population: Kolmogorov distribution with ``n = current rows``), and the Wasserstein
+distance integrates the CDF gap between edges by the trapezoid rule (the outer edges are the
+training min/max, widened to the current min/max so that out-of-range mass counts). chi² is the
+goodness-of-fit test of the current category counts against the reference shares.
 
 Wasserstein is reported divided by the reference standard deviation (floored at 0.001), so its
 threshold is in units of "reference standard deviations", as in evidently.
@@ -35,16 +29,16 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 from scipy import special, stats
 
-from churn_mlops.monitoring.errors import DriftInputError
-from churn_mlops.monitoring.profile import (
+from churn_mlops.contracts.profile import (
     CATEGORICAL,
     NUMERIC,
     CategoricalReference,
     NumericReference,
     ReferenceProfile,
-    numeric_values,
-    quantile_cut_points,
 )
+from churn_mlops.contracts.statistics import psi_and_kl
+from churn_mlops.monitoring.errors import DriftInputError
+from churn_mlops.monitoring.profile import numeric_values
 
 logger = logging.getLogger(__name__)
 
@@ -127,10 +121,8 @@ class DriftConfig(BaseModel):
 
     statistics: DriftStatistics
     epsilon: float = Field(gt=0, lt=0.01, description="share given to empty bins in PSI/KL")
-    n_bins: int = Field(ge=2, le=1000, description="quantile bins when profiling a raw sample")
     feature_vote_share: float = Field(gt=0, le=1)
     dataset_drift_share: float = Field(gt=0, le=1)
-    max_discrete_span: int = Field(ge=1, description="integer range that takes the bincount path")
     workers: int = Field(ge=1, le=64, description="threads over columns (numpy releases the GIL)")
     trend_features: list[str] = Field(
         default_factory=list,
@@ -140,17 +132,6 @@ class DriftConfig(BaseModel):
 
 
 # --------------------------------------------------------------------------- shared pieces
-
-
-def _psi_kl(ref_share: np.ndarray, cur_share: np.ndarray, epsilon: float) -> tuple[float, float]:
-    """PSI and KL(ref ‖ cur) of two share vectors, empty bins given ``epsilon``."""
-    p = np.where(ref_share > 0, ref_share, epsilon)
-    q = np.where(cur_share > 0, cur_share, epsilon)
-    log_ratio = np.log(p / q)
-    psi = float(np.sum((p - q) * log_ratio))
-    p_n, q_n = p / p.sum(), q / q.sum()
-    kl = float(np.sum(p_n * np.log(p_n / q_n)))
-    return psi, kl
 
 
 def _chi2(ref_share: np.ndarray, cur_counts: np.ndarray) -> tuple[float, float, float]:
@@ -196,77 +177,7 @@ def _null_share(values: np.ndarray, valid: np.ndarray) -> float:
     return float(1.0 - valid.mean()) if values.size else math.nan
 
 
-# --------------------------------------------------------------------------- two-sample (exact)
-
-
-def _is_small_integer_range(a: np.ndarray, b: np.ndarray, max_span: int) -> tuple[bool, int, int]:
-    lo = min(float(a.min()), float(b.min()))
-    hi = max(float(a.max()), float(b.max()))
-    if hi - lo > max_span:
-        return False, 0, 0
-    if not (np.array_equal(a, np.floor(a)) and np.array_equal(b, np.floor(b))):
-        return False, 0, 0
-    return True, int(lo), int(hi)
-
-
-def _numeric_two_sample(
-    feature: str, ref_raw: np.ndarray, cur_raw: np.ndarray, config: DriftConfig
-) -> dict[str, Any]:
-    row = _empty_row(feature, NUMERIC)
-    ref_valid, cur_valid = np.isfinite(ref_raw), np.isfinite(cur_raw)
-    a, b = ref_raw[ref_valid], cur_raw[cur_valid]
-    n, m = a.size, b.size
-    row.update(
-        n_reference=n,
-        n_current=m,
-        null_share_reference=_null_share(ref_raw, ref_valid),
-        null_share_current=_null_share(cur_raw, cur_valid),
-    )
-    if n == 0 or m == 0:
-        return row
-    positions = (np.arange(1, config.n_bins, dtype=np.int64) * n) // config.n_bins
-    small_int, lo, hi = _is_small_integer_range(a, b, config.max_discrete_span)
-    if small_int:
-        # Count features: CDFs straight from bincount, no sort. Between consecutive integers
-        # the CDFs are flat, so W = Σ |F_a(k) − F_b(k)| over the integer grid.
-        cum_a = np.cumsum(np.bincount((a - lo).astype(np.int64), minlength=hi - lo + 1))
-        cum_b = np.cumsum(np.bincount((b - lo).astype(np.int64), minlength=hi - lo + 1))
-        gap = cum_a / n - cum_b / m
-        ks = float(np.abs(gap).max())
-        wass = float(np.abs(gap[:-1]).sum())
-        std = float(a.std())
-        cuts = np.unique(lo + np.searchsorted(cum_a, positions, side="right")).astype(np.float64)
-        cuts = cuts[cuts > a.min()]
-        idx = cuts.astype(np.int64) - lo - 1
-        below_a = np.where(idx >= 0, cum_a[np.clip(idx, 0, None)], 0)
-        below_b = np.where(idx >= 0, cum_b[np.clip(idx, 0, None)], 0)
-    else:
-        sa, sb = np.sort(a), np.sort(b)
-        both = np.concatenate([sa, sb])
-        # Two sorted runs: the stable sort (timsort) only merges them, in linear time.
-        order = np.argsort(both, kind="stable")
-        merged = both[order]
-        count_a = np.cumsum(order < n)
-        gap = count_a * (1.0 / n + 1.0 / m) - np.arange(1, n + m + 1) / m
-        steps = np.diff(merged)
-        ends = steps > 0  # evaluate each CDF at the last of a run of equal values
-        ks = float(np.abs(gap[:-1][ends]).max()) if ends.any() else 0.0
-        wass = float(np.abs(gap[:-1]) @ steps)
-        std = float(a.std())
-        cuts = quantile_cut_points(sa, config.n_bins)
-        below_a = np.searchsorted(sa, cuts, side="left")
-        below_b = np.searchsorted(sb, cuts, side="left")
-    ref_counts = np.diff(np.concatenate([[0], below_a, [n]]))
-    cur_counts = np.diff(np.concatenate([[0], below_b, [m]]))
-    psi, kl = _psi_kl(ref_counts / n, cur_counts / m, config.epsilon)
-    row.update(
-        psi=psi,
-        kl=kl,
-        wasserstein=wass / max(std, WASSERSTEIN_MIN_NORM),
-        ks_statistic=ks,
-        ks_p_value=ks_p_value(ks, round(n * m / (n + m))),
-    )
-    return row
+# --------------------------------------------------------------------------- inputs
 
 
 def _category_counts(series: pd.Series) -> tuple[np.ndarray, pd.Index, int]:
@@ -275,32 +186,6 @@ def _category_counts(series: pd.Series) -> tuple[np.ndarray, pd.Index, int]:
     valid = codes >= 0
     counts = np.bincount(codes[valid], minlength=len(uniques))
     return counts, pd.Index(uniques).astype(str), int((~valid).sum())
-
-
-def _categorical_two_sample(
-    feature: str, ref: pd.Series, cur: pd.Series, config: DriftConfig
-) -> dict[str, Any]:
-    row = _empty_row(feature, CATEGORICAL)
-    ref_counts, ref_cats, ref_nulls = _category_counts(ref)
-    cur_counts, cur_cats, cur_nulls = _category_counts(cur)
-    n, m = int(ref_counts.sum()), int(cur_counts.sum())
-    row.update(
-        n_reference=n,
-        n_current=m,
-        null_share_reference=ref_nulls / len(ref) if len(ref) else math.nan,
-        null_share_current=cur_nulls / len(cur) if len(cur) else math.nan,
-    )
-    if n == 0 or m == 0:
-        return row
-    categories = ref_cats.append(cur_cats).unique()
-    ref_all = np.zeros(len(categories))
-    cur_all = np.zeros(len(categories))
-    np.add.at(ref_all, categories.get_indexer(ref_cats), ref_counts)
-    np.add.at(cur_all, categories.get_indexer(cur_cats), cur_counts)
-    psi, kl = _psi_kl(ref_all / n, cur_all / m, config.epsilon)
-    chi2, p_value, effect = _chi2(ref_all / n, cur_all)
-    row.update(psi=psi, kl=kl, chi2_statistic=chi2, chi2_p_value=p_value, chi2_effect=effect)
-    return row
 
 
 def _check_columns(frame: pd.DataFrame, features: Mapping[str, str], which: str) -> None:
@@ -324,41 +209,6 @@ def _run_columns(jobs: list[Callable[[], dict[str, Any]]], workers: int) -> pd.D
     else:
         rows = [job() for job in jobs]
     return pd.DataFrame(rows, columns=RESULT_COLUMNS)
-
-
-def drift_two_sample(
-    reference: pd.DataFrame,
-    current: pd.DataFrame,
-    kinds: Mapping[str, str],
-    config: DriftConfig,
-) -> pd.DataFrame:
-    """Exact two-sample drift statistics of every feature, thresholded.
-
-    Args:
-        reference: the reference sample (training rows).
-        current: the current window.
-        kinds: feature name to ``"numeric"`` or ``"categorical"``.
-        config: thresholds and verdict rules.
-
-    Returns:
-        One row per feature: the statistics, a ``<statistic>_drift`` flag per statistic, the
-        number of ``votes`` among ``n_statistics`` and the feature verdict ``drifted``.
-
-    Raises:
-        DriftInputError: a feature column is missing or its kind is unknown.
-    """
-    _check_columns(reference, kinds, "reference")
-    _check_columns(current, kinds, "current")
-    jobs: list[Callable[[], dict[str, Any]]] = []
-    for name, kind in kinds.items():
-        if kind == NUMERIC:
-            ref_values, cur_values = numeric_values(reference[name]), numeric_values(current[name])
-            jobs.append(
-                lambda n=name, r=ref_values, c=cur_values: _numeric_two_sample(n, r, c, config)
-            )
-        else:
-            jobs.append(lambda n=name: _categorical_two_sample(n, reference[n], current[n], config))
-    return apply_thresholds(_run_columns(jobs, config.workers), config)
 
 
 # --------------------------------------------------------------------------- against a profile
@@ -389,7 +239,7 @@ def _numeric_vs_profile(
     edges = ref.inner_edges
     cur_counts = np.bincount(np.searchsorted(edges, b, side="right"), minlength=edges.size + 1)
     cur_share = cur_counts / m
-    psi, kl = _psi_kl(ref.frequencies, cur_share, config.epsilon)
+    psi, kl = psi_and_kl(ref.frequencies, cur_share, epsilon=config.epsilon)
     # CDF gap ("share below the edge") at every edge. Inside the training range a bin's gap is
     # the one at its right edge: exact for count features, whose values sit on the edges.
     # Outside it, the gap closes linearly to 0 at the current min/max, so that out-of-range
@@ -433,7 +283,7 @@ def _categorical_vs_profile(
     ref_share = np.array([ref.frequencies.get(c, 0.0) for c in categories])
     cur_all = np.zeros(len(categories))
     np.add.at(cur_all, categories.get_indexer(cur_cats), cur_counts)
-    psi, kl = _psi_kl(ref_share, cur_all / m, config.epsilon)
+    psi, kl = psi_and_kl(ref_share, cur_all / m, epsilon=config.epsilon)
     chi2, p_value, effect = _chi2(ref_share, cur_all)
     row.update(psi=psi, kl=kl, chi2_statistic=chi2, chi2_p_value=p_value, chi2_effect=effect)
     return row
@@ -455,7 +305,8 @@ def drift_against_profile(
         features: the features to compare (default: every profiled feature).
 
     Returns:
-        The same table as ``drift_two_sample``.
+        One row per feature: the statistics, a flag per statistic, the votes and the verdict
+        (``RESULT_COLUMNS``).
 
     Raises:
         DriftInputError: a feature is missing from the profile or from ``current``.

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from churn_mlops.contracts.errors import ProfileContractError
+
+__all__ = [
+    "DriftInputError",
+    "MonitoringError",
+    "MonitoringWindowError",
+    "ProfileContractError",
+]
+
 
 class MonitoringError(Exception):
     """Base class of every monitoring error."""
-
-
-class ReferenceProfileError(MonitoringError):
-    """The reference profile is missing a feature or holds a value that breaks its contract."""
 
 
 class DriftInputError(MonitoringError):

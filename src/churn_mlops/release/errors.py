@@ -2,6 +2,19 @@
 
 from __future__ import annotations
 
+# One ParityError for the served model and the exported bundle (the parity gate raises it).
+from churn_mlops.contracts.errors import ParityError
+
+__all__ = [
+    "BundleContractError",
+    "ExportConfigError",
+    "ExportError",
+    "GoldenSampleError",
+    "ParityError",
+    "RequirementsError",
+    "WheelhouseError",
+]
+
 
 class ExportError(Exception):
     """Base class of every error the export raises on purpose."""
@@ -25,7 +38,3 @@ class RequirementsError(ExportError, RuntimeError):
 
 class WheelhouseError(ExportError, RuntimeError):
     """A wheel could not be fetched or built (the message carries pip's own explanation)."""
-
-
-class ParityError(ExportError, RuntimeError):
-    """The bundle's app, installed alone, does not answer like the evaluation pipeline."""

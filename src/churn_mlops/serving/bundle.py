@@ -20,179 +20,25 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import ValidationError
 
+from churn_mlops.contracts.artifacts import BUNDLE_MANIFEST_FILE, REFERENCE_PROFILE_FILE
+from churn_mlops.contracts.artifacts import METADATA_FILE as _METADATA_NAME
+from churn_mlops.contracts.errors import ProfileContractError, format_validation_error
+from churn_mlops.contracts.metadata import ModelMetadata
+from churn_mlops.contracts.profile import ReferenceProfile, parse_reference_profile
 from churn_mlops.serving.errors import BundleError
 from churn_mlops.serving.runtime import BOOSTER_FILE, EXPLAINER_FILE, ONNX_MODEL_FILE
 
 MODEL_FILE = ONNX_MODEL_FILE
-METADATA_FILE = Path("model_metadata.json")
-PROFILE_FILE = Path("reference_profile.json")
-MANIFEST_FILE = Path("manifest.json")
+METADATA_FILE = Path(_METADATA_NAME)
+PROFILE_FILE = Path(REFERENCE_PROFILE_FILE)
+MANIFEST_FILE = Path(BUNDLE_MANIFEST_FILE)
 SERVED_FILES = (ONNX_MODEL_FILE, EXPLAINER_FILE, METADATA_FILE, PROFILE_FILE)
 """Files the app reads from every bundle (plus :data:`BOOSTER_FILE` when the bundle has one)."""
-
-
-class FeatureSpec(BaseModel):
-    """One model input as the metadata describes it."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-    name: str = Field(min_length=1)
-    kind: Literal["numeric", "categorical"]
-    min: float | None = None
-    max: float | None = None
-    categories: tuple[str, ...] | None = None
-    description: str = ""
-    nullable: bool = False
-
-    @model_validator(mode="after")
-    def _check_kind_fields(self) -> FeatureSpec:
-        if self.kind == "categorical" and not self.categories:
-            raise ValueError(f"categorical feature {self.name!r} needs a non-empty 'categories'")
-        if self.min is not None and self.max is not None and self.min > self.max:
-            raise ValueError(f"feature {self.name!r} has min {self.min} > max {self.max}")
-        return self
-
-
-class ModelMetadata(BaseModel):
-    """``model_metadata.json``: identity, decision threshold, metrics and feature schema."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True, protected_namespaces=())
-
-    model_name: str = Field(min_length=1)
-    model_version: str = Field(min_length=1)
-    run_id: str | None = None
-    threshold: float = Field(ge=0.0, le=1.0)
-    metrics: dict[str, float | None] = Field(default_factory=dict)
-    features: tuple[FeatureSpec, ...] = Field(min_length=1)
-
-    @field_validator("model_version", mode="before")
-    @classmethod
-    def _version_as_text(cls, value: Any) -> Any:
-        # The registry hands out integers; the contract writes them as strings.
-        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
-
-    @model_validator(mode="after")
-    def _unique_names(self) -> ModelMetadata:
-        names = [f.name for f in self.features]
-        duplicated = sorted({n for n in names if names.count(n) > 1})
-        if duplicated:
-            raise ValueError(f"feature names must be unique, repeated: {duplicated}")
-        return self
-
-    @property
-    def feature_names(self) -> tuple[str, ...]:
-        """Feature names in metadata order."""
-        return tuple(f.name for f in self.features)
-
-
-@dataclass(frozen=True)
-class NumericProfile:
-    """Reference distribution of a numeric feature (bins with open-ended first and last bin)."""
-
-    bin_edges: tuple[float, ...]
-    frequencies: tuple[float, ...]
-    null_share: float = 0.0
-
-
-@dataclass(frozen=True)
-class CategoricalProfile:
-    """Reference share of every category of a categorical feature."""
-
-    frequencies: dict[str, float]
-
-
-@dataclass(frozen=True)
-class ReferenceProfile:
-    """``reference_profile.json`` reduced to what live drift needs."""
-
-    features: dict[str, NumericProfile | CategoricalProfile]
-    score: NumericProfile | None
-    raw: dict[str, Any]
-    entries: dict[str, Any]  # the raw per-feature objects (mean, std, min, max, ...)
-
-
-def _parse_feature_profile(
-    name: str, entry: Any, path: Path
-) -> NumericProfile | CategoricalProfile:
-    if not isinstance(entry, dict):
-        raise BundleError(f"{path}: entry {name!r} must be an object, got {type(entry).__name__}")
-    frequencies = entry.get("frequencies")
-    kind = entry.get("kind") or ("categorical" if isinstance(frequencies, dict) else "numeric")
-    if kind == "numeric":
-        edges = entry.get("bin_edges")
-        if not isinstance(edges, list) or not isinstance(frequencies, list) or not frequencies:
-            raise BundleError(f"{path}: {name!r} needs lists 'bin_edges' and 'frequencies'")
-        # Edges come as k+1 boundaries (first/last open-ended, may be null) or k-1 cut points.
-        if len(frequencies) == len(edges) - 1:
-            cut_points = edges[1:-1]
-        elif len(frequencies) == len(edges) + 1:
-            cut_points = edges
-        else:
-            raise BundleError(
-                f"{path}: {name!r} has {len(edges)} bin_edges and {len(frequencies)} frequencies;"
-                " expected len(frequencies) == len(bin_edges) - 1"
-            )
-        try:
-            cuts = tuple(float(e) for e in cut_points)
-            freqs = tuple(float(f) for f in frequencies)
-        except (TypeError, ValueError) as exc:
-            raise BundleError(f"{path}: {name!r} bin_edges/frequencies must be numbers") from exc
-        if any(not math.isfinite(c) for c in cuts) or list(cuts) != sorted(cuts):
-            raise BundleError(f"{path}: {name!r} inner bin_edges must be finite and increasing")
-        null_share = float(entry.get("null_share") or 0.0)
-        return NumericProfile(bin_edges=cuts, frequencies=freqs, null_share=null_share)
-    if kind == "categorical" and isinstance(frequencies, dict):
-        try:
-            shares = {str(k): float(v) for k, v in frequencies.items()}
-            return CategoricalProfile(frequencies=shares)
-        except (TypeError, ValueError) as exc:
-            raise BundleError(f"{path}: {name!r} category frequencies must be numbers") from exc
-    raise BundleError(
-        f"{path}: {name!r} is neither numeric ('bin_edges' and a 'frequencies' list) nor"
-        " categorical (a 'frequencies' object)"
-    )
-
-
-def parse_reference_profile(raw: dict[str, Any], path: Path) -> ReferenceProfile:
-    """Turn the JSON of a reference profile into :class:`ReferenceProfile`.
-
-    Accepts the layouts the monitoring pipeline reads too: per-feature entries under a
-    ``"features"`` object, as a ``"features"`` list of ``{"name": ...}`` objects, or at the top
-    level next to ``"score"``; numeric entries carry ``bin_edges`` and a ``frequencies`` list,
-    categorical ones a ``frequencies`` object (``kind`` may say which).
-
-    Raises:
-        BundleError: an entry is malformed; the message names the file and the feature.
-    """
-    if not isinstance(raw, dict):
-        raise BundleError(f"{path}: expected a JSON object, got {type(raw).__name__}")
-    body = raw.get("features")
-    if isinstance(body, list):
-        entries: dict[str, Any] = {}
-        for i, item in enumerate(body):
-            if not isinstance(item, dict) or "name" not in item:
-                raise BundleError(f"{path}: features[{i}] must be an object with a 'name'")
-            entries[str(item["name"])] = item
-    elif isinstance(body, dict):
-        entries = body
-    else:
-        entries = {k: v for k, v in raw.items() if k != "score" and isinstance(v, dict)}
-    features = {
-        str(name): _parse_feature_profile(str(name), entry, path) for name, entry in entries.items()
-    }
-    score_entry = raw.get("score")
-    score = None
-    if isinstance(score_entry, dict) and "bin_edges" in score_entry:
-        parsed = _parse_feature_profile("score", score_entry, path)
-        score = parsed if isinstance(parsed, NumericProfile) else None
-    return ReferenceProfile(features=features, score=score, raw=raw, entries=entries)
 
 
 def _read_json(path: Path) -> Any:
@@ -216,10 +62,7 @@ def read_metadata(bundle_dir: Path) -> ModelMetadata:
     try:
         return ModelMetadata.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}"
-            for err in exc.errors(include_input=False, include_url=False)
-        )
+        problems = format_validation_error(exc)
         raise BundleError(f"{path} breaks the metadata contract: {problems}") from exc
 
 
@@ -230,7 +73,10 @@ def read_reference_profile(bundle_dir: Path) -> ReferenceProfile:
         BundleError: the file is missing, not JSON or malformed.
     """
     path = bundle_dir / PROFILE_FILE
-    return parse_reference_profile(_read_json(path), path)
+    try:
+        return parse_reference_profile(_read_json(path))
+    except ProfileContractError as exc:
+        raise BundleError(f"{path}: {exc}") from exc
 
 
 def sha256_file(path: Path) -> str:

@@ -28,7 +28,6 @@ from churn_mlops.serving.bundle import (
     PROFILE_FILE,
     checksums,
 )
-from churn_mlops.serving.drift import bin_numeric
 
 logger = logging.getLogger(__name__)
 
@@ -234,41 +233,13 @@ def build_metadata(
     }
 
 
-def _numeric_profile(values: np.ndarray, n_bins: int) -> dict[str, Any]:
-    values = np.asarray(values, dtype=np.float64)
-    present = values[~np.isnan(values)]
-    edges = np.unique(np.quantile(present, np.linspace(0.0, 1.0, n_bins + 1)))
-    if len(edges) < 2:
-        edges = np.array([edges[0], edges[0]])
-    counts = np.bincount(bin_numeric(present, edges[1:-1]), minlength=len(edges) - 1)
-    return {
-        "bin_edges": edges.tolist(),
-        "frequencies": (counts[: len(edges) - 1] / max(len(present), 1)).tolist(),
-        "mean": float(present.mean()),
-        "std": float(present.std()),
-        "min": float(present.min()),
-        "max": float(present.max()),
-        "null_share": float(1.0 - len(present) / max(len(values), 1)),
-    }
+def build_reference_profile(features: Any, scores: np.ndarray, *, n_bins: int = 10) -> dict:
+    """``reference_profile.json`` content, written by the monitoring profile builder."""
+    from churn_mlops.contracts.profile import profile_to_dict
+    from churn_mlops.monitoring.profile import build_reference_profile as profile_frame
 
-
-def build_reference_profile(
-    features: Any, scores: np.ndarray, *, n_bins: int = 10
-) -> dict[str, Any]:
-    """``reference_profile.json`` content: quantile bins (numeric) and category shares."""
-    profile: dict[str, Any] = {"features": {}}
-    for name in FEATURES:
-        column = features[name]
-        if name in CATEGORIES:
-            shares = column.astype(str).value_counts(normalize=True)
-            profile["features"][name] = {
-                "kind": "categorical",
-                "frequencies": {str(k): float(v) for k, v in shares.items()},
-            }
-        else:
-            profile["features"][name] = {"kind": "numeric", **_numeric_profile(column, n_bins)}
-    profile["score"] = {"kind": "numeric", **_numeric_profile(scores, n_bins)}
-    return profile
+    kinds = {name: "categorical" if name in CATEGORIES else "numeric" for name in FEATURES}
+    return profile_to_dict(profile_frame(features, kinds, n_bins=n_bins, scores=scores))
 
 
 def demo_pipeline_path(bundle_dir: Path) -> Path:

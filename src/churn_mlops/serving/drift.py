@@ -1,7 +1,8 @@
 """Population stability index (PSI) of live traffic against the reference profile.
 
-The statistic is the monitoring pipeline's (``churn_mlops.monitoring.drift``), so a dashboard
-and a drift report agree on the same window:
+The statistic and the binning are the monitoring pipeline's
+(:mod:`churn_mlops.contracts.statistics`), so a dashboard and a drift report agree on the same
+window:
 
 - numeric: the profile's inner cut points ``c_1 < ... < c_{k-1}`` put a value ``x`` in bin
   ``searchsorted(cuts, x, side="right")`` (bins ``[c_i, c_{i+1})``, first and last bins
@@ -9,7 +10,7 @@ and a drift report agree on the same window:
 - categorical: one bucket per reference category and one per category never seen in
   training (up to :data:`MAX_UNSEEN_CATEGORIES`, then one shared overflow bucket), nulls left
   out;
-- ``PSI = sum((p - q) * ln(p / q))`` with empty buckets given :data:`PSI_EPSILON`.
+- ``PSI = sum((p - q) * ln(p / q))`` with empty buckets given ``PSI_EPSILON``.
 
 The serving app keeps the last ``window`` rows it scored. The request path only appends the
 rows to a queue; binning happens in bulk when Prometheus scrapes, so drift costs the request
@@ -25,56 +26,21 @@ from typing import Any
 
 import numpy as np
 
-from churn_mlops.serving.bundle import CategoricalProfile, NumericProfile, ReferenceProfile
-
-PSI_EPSILON = 1e-4
-"""Share given to an empty bucket (the monitoring pipeline's default ``epsilon``)."""
+from churn_mlops.contracts.profile import CategoricalReference, NumericReference, ReferenceProfile
+from churn_mlops.contracts.statistics import bin_numeric, population_stability_index
 
 MAX_UNSEEN_CATEGORIES = 32
 """Categories outside the profile that get a bucket of their own; the rest share one."""
 
 
-def bin_numeric(values: np.ndarray, cut_points: Sequence[float] | np.ndarray) -> np.ndarray:
-    """Bin index of every value; NaN goes to the extra bucket ``len(cut_points) + 1``.
-
-    Args:
-        values: Float array of raw feature values.
-        cut_points: Interior bin edges, sorted (first and last bins are open-ended).
-
-    Returns:
-        Integer bucket per value in ``0 .. len(cut_points) + 1``.
-    """
-    values = np.asarray(values, dtype=np.float64)
-    idx = np.searchsorted(np.asarray(cut_points, dtype=np.float64), values, side="right")
-    idx[np.isnan(values)] = len(cut_points) + 1
-    return idx
-
-
-def population_stability_index(
-    expected: np.ndarray, actual: np.ndarray, *, epsilon: float = PSI_EPSILON
-) -> float:
-    """PSI = sum((p - q) * ln(p / q)) over buckets; an empty bucket counts as ``epsilon``.
-
-    Args:
-        expected: Reference share per bucket.
-        actual: Live share per bucket.
-        epsilon: Share given to empty buckets.
-    """
-    p = np.asarray(expected, dtype=np.float64)
-    q = np.asarray(actual, dtype=np.float64)
-    p = np.where(p > 0, p, epsilon)
-    q = np.where(q > 0, q, epsilon)
-    return float(np.sum((p - q) * np.log(p / q)))
-
-
 class _Encoder:
     """Maps one feature's raw values to bucket numbers; the last bucket holds missing values."""
 
-    def __init__(self, name: str, profile: NumericProfile | CategoricalProfile) -> None:
+    def __init__(self, name: str, profile: NumericReference | CategoricalReference) -> None:
         self.name = name
-        if isinstance(profile, NumericProfile):
+        if isinstance(profile, NumericReference):
             self.numeric = True
-            self.cuts = np.asarray(profile.bin_edges, dtype=np.float64)
+            self.cuts = np.asarray(profile.inner_edges, dtype=np.float64)
             self.expected = np.asarray(profile.frequencies, dtype=np.float64)
         else:
             self.numeric = False

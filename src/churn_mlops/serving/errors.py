@@ -2,6 +2,17 @@
 
 from __future__ import annotations
 
+from churn_mlops.contracts.errors import ParityError
+
+__all__ = [
+    "BundleError",
+    "ParityError",
+    "ReloadInProgressError",
+    "ServingError",
+    "SettingsError",
+    "UnsupportedPipelineError",
+]
+
 
 class ServingError(Exception):
     """Base class of every serving error."""
@@ -13,10 +24,6 @@ class BundleError(ServingError):
 
 class UnsupportedPipelineError(ServingError):
     """The fitted Pipeline holds a step the serving runtime cannot run."""
-
-
-class ParityError(ServingError):
-    """A served model disagrees with the registered Pipeline beyond the parity tolerance."""
 
 
 class SettingsError(ServingError):

@@ -23,14 +23,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from churn_mlops.serving.bundle import (
-    ModelMetadata,
-    NumericProfile,
-    ReferenceProfile,
-    read_metadata,
-    read_reference_profile,
-    verify_manifest,
-)
+from churn_mlops.contracts.metadata import ModelMetadata
+from churn_mlops.contracts.profile import CategoricalReference, NumericReference, ReferenceProfile
+from churn_mlops.serving.bundle import read_metadata, read_reference_profile, verify_manifest
 from churn_mlops.serving.drift import SlidingWindowDrift
 from churn_mlops.serving.errors import BundleError, ReloadInProgressError, ReloadRootError
 from churn_mlops.serving.runtime import OnnxPredictor
@@ -88,9 +83,10 @@ class LoadedModel:
 
 
 def _numeric_range(name: str, spec: Any, profile: ReferenceProfile) -> tuple[float, float]:
-    raw = profile.entries.get(name, {})
-    low = spec.min if spec.min is not None else raw.get("min")
-    high = spec.max if spec.max is not None else raw.get("max")
+    ref = profile.features.get(name)
+    numeric = ref if isinstance(ref, NumericReference) else None
+    low = spec.min if spec.min is not None else (numeric.min if numeric else None)
+    high = spec.max if spec.max is not None else (numeric.max if numeric else None)
     low = float(low) if low is not None else 0.0
     high = float(high) if high is not None else max(low, 0.0) + 1000.0
     return low, max(low, high)
@@ -144,6 +140,22 @@ def warmup_rows(
     return rows
 
 
+def _profile_means(profile: ReferenceProfile) -> dict[str, float]:
+    return {
+        name: float(ref.mean)
+        for name, ref in profile.features.items()
+        if isinstance(ref, NumericReference) and np.isfinite(ref.mean)
+    }
+
+
+def _category_shares(profile: ReferenceProfile) -> dict[str, dict[str, float]]:
+    return {
+        name: dict(p.frequencies)
+        for name, p in profile.features.items()
+        if isinstance(p, CategoricalReference)
+    }
+
+
 def load_model(bundle_dir: Path, settings: ServingSettings) -> LoadedModel:
     """Verify, read and warm a bundle.
 
@@ -156,7 +168,7 @@ def load_model(bundle_dir: Path, settings: ServingSettings) -> LoadedModel:
     metadata = read_metadata(bundle_dir)
     profile = read_reference_profile(bundle_dir)
     for name, entry in profile.features.items():
-        kind = "numeric" if isinstance(entry, NumericProfile) else "categorical"
+        kind = entry.kind
         spec = next((s for s in metadata.features if s.name == name), None)
         if spec is not None and spec.kind != kind:
             raise BundleError(

@@ -26,13 +26,18 @@ import numpy as np
 import numpy.typing as npt
 
 from churn_mlops.serving.errors import BundleError
+from churn_mlops.contracts.artifacts import (
+    BUNDLE_BOOSTER_FILE,
+    BUNDLE_EXPLAINER_FILE,
+    BUNDLE_MODEL_FILE,
+)
 
 Row = Mapping[str, Any]
 FloatArray = npt.NDArray[np.float64]
 
-ONNX_MODEL_FILE = Path("model") / "model.onnx"
-BOOSTER_FILE = Path("model") / "booster.ubj"
-EXPLAINER_FILE = Path("model") / "explainer.json"
+ONNX_MODEL_FILE = Path(BUNDLE_MODEL_FILE)
+BOOSTER_FILE = Path(BUNDLE_BOOSTER_FILE)
+EXPLAINER_FILE = Path(BUNDLE_EXPLAINER_FILE)
 PROBABILITY_OUTPUT = "probability"
 FEATURES_OUTPUT = "features"
 NUMERIC_INPUT = "numeric"

@@ -24,7 +24,8 @@ from pydantic import (
     create_model,
 )
 
-from churn_mlops.serving.bundle import FeatureSpec, ModelMetadata
+from churn_mlops.contracts.features import FeatureSpec
+from churn_mlops.contracts.metadata import ModelMetadata
 
 MAX_TEXT_LENGTH = 128
 """Longest accepted string value (categories, customer and request ids)."""

@@ -12,8 +12,8 @@ from sklearn.compose import ColumnTransformer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
+from churn_mlops.contracts.profile import parse_reference_profile
 from churn_mlops.model_metrics import ranking_metrics
-from churn_mlops.monitoring.profile import parse_reference_profile
 from churn_mlops.pipelines.evaluation import nodes
 from churn_mlops.pipelines.evaluation.errors import EvaluationConfigError
 from churn_mlops.pipelines.training import nodes as training_nodes

@@ -9,7 +9,7 @@ import pytest
 from kedro.io import DataCatalog, MemoryDataset
 from kedro.runner import SequentialRunner
 
-from churn_mlops.datasets import MlflowChampionModelDataset, MlflowModelRegistrationDataset
+from churn_mlops.datasets import MlflowChampionDataset, MlflowModelRegistrationDataset
 from churn_mlops.pipelines.evaluation import create_pipeline
 from churn_mlops.pipelines.training import nodes as training_nodes
 from churn_mlops.registry import ChampionRegistry
@@ -67,7 +67,9 @@ def _catalog(model, splits, features, params, eval_params, name, tmp_path) -> Da
             "params:feature_engineering.features": MemoryDataset(features),
             "params:evaluation": MemoryDataset({**eval_params, "registry": registry}),
             "params:training": MemoryDataset(params),
-            "champion_model": MlflowChampionModelDataset(model_name=name),
+            "champion_model": MlflowChampionDataset(
+                model_name=name, required_files=[], if_missing="none"
+            ),
             "registered_model": MlflowModelRegistrationDataset(
                 model_name=name,
                 metadata_filepath=str(tmp_path / "model_metadata.json"),

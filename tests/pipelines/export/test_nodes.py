@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import copy
 from typing import Any
 
@@ -76,7 +78,7 @@ def champion(model: Pipeline) -> dict[str, Any]:
         "version": "3",
         "run_id": "abc123",
         "model_uri": "models:/churn_model/3",
-        "created_at": "2026-01-01T00:00:00+00:00",
+        "registered_at": datetime(2026, 1, 1, tzinfo=timezone.utc),
         "aliases": ["champion"],
         "tags": {"data_fingerprint": "f" * 64, "git_commit": "deadbeef"},
         "model": model,

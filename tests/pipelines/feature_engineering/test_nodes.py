@@ -9,10 +9,8 @@ import pandas as pd
 import pytest
 from ibis.config import Config
 
-from churn_mlops.pipelines.feature_engineering.config import (
-    FeatureEngineeringConfig,
-    parse_feature_list,
-)
+from churn_mlops.contracts.features import parse_feature_list
+from churn_mlops.pipelines.feature_engineering.config import FeatureEngineeringConfig
 from churn_mlops.pipelines.feature_engineering.nodes import (
     FeatureInputError,
     FeatureListError,

@@ -25,8 +25,9 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
+from churn_mlops.contracts.profile import profile_to_dict
 from churn_mlops.model_metrics import ranking_metrics
-from churn_mlops.monitoring.profile import build_reference_profile, profile_to_dict
+from churn_mlops.monitoring.profile import build_reference_profile
 from churn_mlops.pipelines.monitoring.pipeline import create_pipeline
 from tests.conftest import PROJECT_ROOT, make_project_copy
 
@@ -173,7 +174,7 @@ def train_champion(
         "version": "1",
         "run_id": "test-run",
         "model": model,
-        "metadata": metadata,
+        "model_metadata": metadata,
         "reference_profile": profile_to_dict(profile),
         "registered_at": datetime(2024, 1, 1, tzinfo=timezone.utc),
     }

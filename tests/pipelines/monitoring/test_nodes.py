@@ -17,7 +17,6 @@ from churn_mlops.pipelines.monitoring.diagnosis import (
     check_data_quality,
     check_freshness,
     diagnose,
-    render_diagnosis_report,
 )
 from churn_mlops.pipelines.monitoring.nodes import (
     assemble_monitoring_rows,
@@ -29,6 +28,7 @@ from churn_mlops.pipelines.monitoring.nodes import (
     validate_monitoring_parameters,
 )
 from churn_mlops.pipelines.monitoring.params import MonitoringConfigError
+from churn_mlops.pipelines.monitoring.report import render_diagnosis_report
 from tests.pipelines.monitoring.conftest import with_window
 from tests.pipelines.monitoring.support import (
     base_parameters,
@@ -85,7 +85,7 @@ def test_window_from_feature_table_scores_latest_month(synthetic_champion, refer
         "2023-10",
         "2023-11",
     }
-    names = [f["name"] for f in synthetic_champion["metadata"]["features"]]
+    names = [f["name"] for f in synthetic_champion["model_metadata"]["features"]]
     expected = synthetic_champion["model"].predict_proba(
         table.loc[pd.to_datetime(table["snapshot_date"]) == "2023-12-01", names]
     )[:, 1]
@@ -130,7 +130,7 @@ def test_window_end_month_and_errors(synthetic_champion, reference_table):
 
 def prediction_log(table: pd.DataFrame, start: str, champion: dict[str, Any]) -> pd.DataFrame:
     """Turn feature rows into prediction-log records one hour apart from ``start``."""
-    names = [f["name"] for f in champion["metadata"]["features"]]
+    names = [f["name"] for f in champion["model_metadata"]["features"]]
     scores = champion["model"].predict_proba(table[names])[:, 1]
     records = pd.DataFrame(
         {
@@ -236,14 +236,14 @@ def test_performance_per_month_and_business_value(synthetic_champion, reference_
     december = rows.loc[rows["period"] == "2023-12"]
     row = table.set_index("period").loc["2023-12"]
     assert row["roc_auc"] == pytest.approx(roc_auc_score(december["label"], december["score"]))
-    threshold = synthetic_champion["metadata"]["threshold"]
+    threshold = synthetic_champion["model_metadata"]["threshold"]
     flagged = december["score"] >= threshold
     gain = business["offer_success_rate"] * business["retained_customer_value"]
     net = gain * december.loc[flagged, "label"].sum() - business["offer_cost"] * flagged.sum()
     assert row["net_value"] == pytest.approx(net)
     assert summary["window_net_value"] == pytest.approx(net)
     assert summary["evaluable"] and not summary["performance_drop"]
-    assert summary["reference"] == synthetic_champion["metadata"]["metrics"]["roc_auc"]
+    assert summary["reference"] == synthetic_champion["model_metadata"]["metrics"]["roc_auc"]
 
 
 def test_concept_drift_drops_performance(synthetic_champion, reference_table):

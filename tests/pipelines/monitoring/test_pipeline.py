@@ -78,7 +78,7 @@ def test_full_run_on_a_prediction_log_with_delayed_labels(synthetic_champion, re
 
     table = with_window(reference_table, age_shift=12)
     rng = np.random.default_rng(5)
-    names = [f["name"] for f in synthetic_champion["metadata"]["features"]]
+    names = [f["name"] for f in synthetic_champion["model_metadata"]["features"]]
     stamps = pd.to_datetime(table["snapshot_date"]).dt.tz_localize("UTC") + pd.to_timedelta(
         rng.uniform(0, 27, len(table)), unit="D"
     )

@@ -194,7 +194,7 @@ def training_config(**overrides: Any):
 
 def feature_specs():
     """Validated feature list (``FeatureSpec`` objects) of :func:`feature_list`."""
-    from churn_mlops.pipelines.feature_engineering.config import parse_feature_list
+    from churn_mlops.contracts.features import parse_feature_list
 
     return parse_feature_list(feature_list())
 

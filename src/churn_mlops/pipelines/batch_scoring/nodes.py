@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from churn_mlops.feature_store.config import FeatureStoreConfig
 from churn_mlops.feature_store.repository import FeatureRepository
-from churn_mlops.pipelines.evaluation.nodes import _column_owners
+from churn_mlops.pipelines.evaluation.common import column_owners
 from churn_mlops.serving.prediction_log import utc_now_iso
 
 logger = logging.getLogger(__name__)
@@ -130,7 +130,7 @@ def _contributions(
             f"no SHAP explainer for estimator {type(model).__name__}; expected a tree model "
             "(get_booster) or a linear model (coef_)"
         )
-    owners = _column_owners(preprocess)
+    owners = column_owners(preprocess)
     names = list(dict.fromkeys(owners))
     index = {name: i for i, name in enumerate(names)}
     grouped = np.zeros((len(features), len(names)))

@@ -7,13 +7,8 @@ from kedro.pipeline import Node, Pipeline
 from churn_mlops.pipelines.data_processing import nodes
 
 
-def create_pipeline(**kwargs) -> Pipeline:
-    """Raw tables → prepared → validated (report, then the hard-rule gate) → primary + quarantine.
-
-    Every cleaning node takes ``validation_passed`` as an input, so Kedro cannot run one, and
-    so cannot save any primary table, before `enforce_hard_rules` has passed; the validation
-    report is saved before the gate raises, so a failing run still leaves its full report.
-    """
+def _prepare_and_validate() -> Pipeline:
+    """Parse the parameters, prepare the raw tables and validate them."""
     return Pipeline(
         [
             Node(
@@ -60,6 +55,14 @@ def create_pipeline(**kwargs) -> Pipeline:
                 outputs="validation_passed",
                 name="enforce_hard_rules",
             ),
+        ]
+    )
+
+
+def _clean() -> Pipeline:
+    """Clean the validated tables and build the quarantine."""
+    return Pipeline(
+        [
             Node(
                 nodes.clean_customers,
                 inputs=["customers_prepared", "validation_passed", "data_processing_config"],
@@ -101,3 +104,13 @@ def create_pipeline(**kwargs) -> Pipeline:
             ),
         ]
     )
+
+
+def create_pipeline(**kwargs) -> Pipeline:
+    """Raw tables → prepared → validated (report, then the hard-rule gate) → primary + quarantine.
+
+    Every cleaning node takes ``validation_passed`` as an input, so Kedro cannot run one, and
+    so cannot save any primary table, before `enforce_hard_rules` has passed; the validation
+    report is saved before the gate raises, so a failing run still leaves its full report.
+    """
+    return _prepare_and_validate() + _clean()

@@ -6,8 +6,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from churn_mlops.contracts.errors import format_validation_error
+from churn_mlops.contracts.features import FeatureSpec
 from churn_mlops.pipelines.evaluation.errors import EvaluationConfigError
-from churn_mlops.pipelines.feature_engineering.config import FeatureSpec
 from churn_mlops.pipelines.training.params import TrainingParams
 
 
@@ -109,7 +110,7 @@ class BehaviourParams(_Strict):
     tolerance: float = Field(default=1e-9, ge=0)
 
 
-class ReferenceProfileParams(_Strict):
+class ProfileParams(_Strict):
     """Reference profile for drift: ``n_bins`` quantile bins per numeric feature and the score."""
 
     n_bins: int = Field(default=10, ge=2)
@@ -151,7 +152,7 @@ class EvaluationParams(_Strict):
     segments: SegmentParams = SegmentParams()
     shap: ShapParams = ShapParams()
     behaviour: BehaviourParams = BehaviourParams()
-    reference_profile: ReferenceProfileParams = ReferenceProfileParams()
+    reference_profile: ProfileParams = ProfileParams()
     gate: GateParams = GateParams()
     registry: RegistryParams = RegistryParams()
 
@@ -180,8 +181,5 @@ def parse_evaluation_params(raw: dict[str, Any]) -> EvaluationParams:
     try:
         return EvaluationParams.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"evaluation.{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
-            for error in exc.errors()
-        )
+        problems = format_validation_error(exc, prefix="evaluation")
         raise EvaluationConfigError(f"invalid evaluation parameters: {problems}") from exc

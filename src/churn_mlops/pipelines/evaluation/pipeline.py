@@ -9,9 +9,8 @@ from churn_mlops.pipelines.evaluation import nodes
 SETUP = "evaluation_setup"
 
 
-def create_pipeline(**kwargs: object) -> Pipeline:
-    """Validate parameters, score the splits, measure, explain, check behaviour, decide the
-    gate and register the model."""
+def _scores_and_metrics() -> Pipeline:
+    """Validate the parameters, score the splits, pick the threshold and measure the test split."""
     return Pipeline(
         [
             Node(
@@ -78,6 +77,14 @@ def create_pipeline(**kwargs: object) -> Pipeline:
                 outputs="segment_metrics",
                 name="compute_segment_metrics",
             ),
+        ]
+    )
+
+
+def _explanations_and_checks() -> Pipeline:
+    """SHAP explanations, behaviour checks and the reference profile."""
+    return Pipeline(
+        [
             Node(
                 nodes.explain_model,
                 inputs=["trained_model", "test_split", SETUP],
@@ -108,6 +115,14 @@ def create_pipeline(**kwargs: object) -> Pipeline:
                 outputs="reference_profile",
                 name="build_reference_profile",
             ),
+        ]
+    )
+
+
+def _gate_and_registration() -> Pipeline:
+    """Score the champion, decide the gate, and package what the registry keeps."""
+    return Pipeline(
+        [
             Node(
                 nodes.score_champion,
                 inputs=["champion_model", "test_split", SETUP],
@@ -175,3 +190,9 @@ def create_pipeline(**kwargs: object) -> Pipeline:
             ),
         ]
     )
+
+
+def create_pipeline(**kwargs: object) -> Pipeline:
+    """Validate parameters, score the splits, measure, explain, check behaviour, decide the
+    gate and register the model."""
+    return _scores_and_metrics() + _explanations_and_checks() + _gate_and_registration()

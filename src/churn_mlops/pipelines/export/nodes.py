@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from churn_mlops.contracts.artifacts import METADATA_FILE, MODEL_CARD_FILE, REFERENCE_PROFILE_FILE
 from churn_mlops.pipelines.export.params import parse_export_params
 from churn_mlops.pipelines.training.params import parse_training_params
 from churn_mlops.release.dockerfile import render_dockerfile
@@ -276,9 +277,9 @@ def assemble_serving_bundle(
         "model": champion_release["model"],
         "model_version": version,
         "texts": {
-            "model_metadata.json": _json_text(champion_release["model_metadata"]),
-            "reference_profile.json": _json_text(champion_release["reference_profile"]),
-            "model_card.md": champion_release["model_card"],
+            METADATA_FILE: _json_text(champion_release["model_metadata"]),
+            REFERENCE_PROFILE_FILE: _json_text(champion_release["reference_profile"]),
+            MODEL_CARD_FILE: champion_release["model_card"],
             "Dockerfile": dockerfile,
         },
         "golden_sample": golden_sample,
@@ -295,7 +296,7 @@ def assemble_serving_bundle(
                 "aliases": champion_release.get("aliases", []),
                 "run_id": champion_release["run_id"],
                 "model_uri": champion_release["model_uri"],
-                "registered_at": champion_release.get("created_at"),
+                "registered_at": _iso_time(champion_release.get("registered_at")),
                 "threshold": champion_release["model_metadata"]["threshold"],
                 "metrics": champion_release["model_metadata"].get("metrics", {}),
                 "features": names,
@@ -317,3 +318,8 @@ def assemble_serving_bundle(
             },
         },
     }
+
+
+def _iso_time(value: Any) -> str | None:
+    """The registration time as ISO text (seconds) for the manifest; text is passed through."""
+    return value.isoformat(timespec="seconds") if hasattr(value, "isoformat") else value

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from churn_mlops.contracts.errors import format_validation_error
 from churn_mlops.release.errors import ExportConfigError
 
 
@@ -140,8 +141,5 @@ def parse_export_params(raw: dict[str, Any]) -> ExportParams:
     try:
         return ExportParams.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"export.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
-            for err in exc.errors(include_input=False, include_url=False)
-        )
+        problems = format_validation_error(exc, prefix="export")
         raise ExportConfigError(f"invalid export parameters: {problems}") from exc

@@ -1,18 +1,19 @@
-"""Validated form of ``feature_engineering`` parameters, including the feature list contract.
+"""Validated form of ``feature_engineering`` parameters.
 
-Training, serving and monitoring read the feature list through :func:`parse_feature_list`, so
-the names, kinds, categories and bounds declared in
+The feature list itself follows the shared contract (:mod:`churn_mlops.contracts.features`),
+so the names, kinds, categories and bounds declared in
 ``conf/base/parameters_feature_engineering.yml`` are the single source of truth.
 """
 
 from __future__ import annotations
 
 import math
-from collections import Counter
 from datetime import date
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from churn_mlops.contracts.features import FeatureSpec, reject_duplicates
 
 #: Columns of ``model_input_table`` that are not model features, in output order.
 KEY_COLUMNS: tuple[str, ...] = ("customer_id", "snapshot_date")
@@ -109,46 +110,6 @@ class RecencyConfig(_Strict):
     cap_days: int = Field(default=90, ge=1)
 
 
-class FeatureSpec(_Strict):
-    """One model feature: the contract that training, serving and monitoring rely on.
-
-    Attributes:
-        name: Column name in ``model_input_table``.
-        kind: ``numeric`` or ``categorical``.
-        description: One line for humans (model card, API docs).
-        categories: Allowed values of a categorical feature.
-        min: Optional lower bound of a numeric feature.
-        max: Optional upper bound of a numeric feature.
-    """
-
-    name: str = Field(min_length=1)
-    kind: Literal["numeric", "categorical"]
-    description: str = Field(min_length=1)
-    categories: list[str] | None = None
-    min: float | None = None
-    max: float | None = None
-
-    @model_validator(mode="after")
-    def _kind_specific_fields(self) -> FeatureSpec:
-        if self.kind == "categorical":
-            if not self.categories:
-                raise ValueError(f"categorical feature {self.name!r} needs a list of categories")
-            if len(set(self.categories)) != len(self.categories):
-                raise ValueError(
-                    f"categorical feature {self.name!r} lists a category twice: {self.categories}"
-                )
-            if self.min is not None or self.max is not None:
-                raise ValueError(f"categorical feature {self.name!r} cannot have min/max")
-        else:
-            if self.categories is not None:
-                raise ValueError(f"numeric feature {self.name!r} cannot have categories")
-            if self.min is not None and self.max is not None and self.min > self.max:
-                raise ValueError(
-                    f"numeric feature {self.name!r}: min ({self.min}) is above max ({self.max})"
-                )
-        return self
-
-
 class FeatureEngineeringConfig(_Strict):
     """All ``feature_engineering`` parameters, validated once when the pipeline starts."""
 
@@ -170,9 +131,9 @@ class FeatureEngineeringConfig(_Strict):
     @model_validator(mode="after")
     def _names_are_consistent(self) -> FeatureEngineeringConfig:
         aggregate_names = [agg.name for agg in self.window_aggregates]
-        _reject_duplicates("window_aggregates", aggregate_names)
-        _reject_duplicates("features", [spec.name for spec in self.features])
-        _reject_duplicates("customer_attributes", self.customer_attributes)
+        reject_duplicates("window_aggregates", aggregate_names)
+        reject_duplicates("features", [spec.name for spec in self.features])
+        reject_duplicates("customer_attributes", self.customer_attributes)
         counts = {agg.name for agg in self.window_aggregates if agg.function == "count"}
         for role in ("short", "long"):
             ref = getattr(self.usage_trend, role)
@@ -220,27 +181,3 @@ class FeatureEngineeringConfig(_Strict):
     def feature_names(self) -> list[str]:
         """Feature names in contract order."""
         return [spec.name for spec in self.features]
-
-
-def _reject_duplicates(where: str, names: list[str]) -> None:
-    duplicated = sorted(name for name, count in Counter(names).items() if count > 1)
-    if duplicated:
-        raise ValueError(f"{where} lists {duplicated} more than once")
-
-
-def parse_feature_list(features: list[dict[str, Any]]) -> list[FeatureSpec]:
-    """Validate the raw ``feature_engineering.features`` parameter list.
-
-    Args:
-        features: The list as it appears in the parameters.
-
-    Returns:
-        One validated :class:`FeatureSpec` per feature, in contract order.
-    """
-
-    class _FeatureList(_Strict):
-        features: list[FeatureSpec] = Field(min_length=1)
-
-    parsed = _FeatureList.model_validate({"features": features}).features
-    _reject_duplicates("features", [spec.name for spec in parsed])
-    return parsed

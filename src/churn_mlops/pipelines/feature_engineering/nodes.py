@@ -390,6 +390,19 @@ def _recency_column(config: FeatureEngineeringConfig) -> str:
     return f"last_{config.recency.event_type}_time"
 
 
+def _usage_trend(columns: dict[str, ir.Value], config: FeatureEngineeringConfig) -> ir.Value:
+    """Per-day rate of the short window over that of the long window (0 when it is empty)."""
+    by_name = {agg.name: agg for agg in config.window_aggregates}
+    short, long = by_name[config.usage_trend.short], by_name[config.usage_trend.long]
+    # (short / short_days) / (long / long_days), written as one division of exact products so
+    # that "every session in the short window" gives exactly long_days / short_days (3.0), not
+    # 3.0000000000000004, which the serving schema's declared maximum would refuse.
+    numerator = columns[short.name].cast("float64") * long.window_days
+    denominator = columns[long.name].cast("float64") * short.window_days
+    # NULLIF rather than a guarded division: Spark in ANSI mode fails on division by zero.
+    return (numerator / denominator.nullif(0.0)).fill_null(0.0)
+
+
 def assemble_model_input(
     snapshot_spine: ir.Table,
     customers: ir.Table,
@@ -466,15 +479,7 @@ def _event_features(
     for agg in config.window_aggregates:
         value = table[agg.name].fill_null(0)
         columns[agg.name] = value.cast("int64" if agg.function == "count" else "float64")
-    by_name = {agg.name: agg for agg in config.window_aggregates}
-    short, long = by_name[config.usage_trend.short], by_name[config.usage_trend.long]
-    # (short / short_days) / (long / long_days), written as one division of exact products so
-    # that "every session in the short window" gives exactly long_days / short_days (3.0), not
-    # 3.0000000000000004, which the serving schema's declared maximum would refuse.
-    numerator = columns[short.name].cast("float64") * long.window_days
-    denominator = columns[long.name].cast("float64") * short.window_days
-    # NULLIF rather than a guarded division: Spark in ANSI mode fails on division by zero.
-    columns[USAGE_TREND_FEATURE] = (numerator / denominator.nullif(0.0)).fill_null(0.0)
+    columns[USAGE_TREND_FEATURE] = _usage_trend(columns, config)
     cap = config.recency.cap_days
     last_seen = table[_recency_column(config)]
     columns[RECENCY_FEATURE] = (

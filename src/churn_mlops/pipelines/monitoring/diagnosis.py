@@ -13,8 +13,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from churn_mlops.monitoring.profile import NumericReference, parse_reference_profile
-from churn_mlops.pipelines.monitoring.nodes import IN_WINDOW, champion_features
+from churn_mlops.contracts.features import FeatureSpec
+from churn_mlops.contracts.profile import NumericReference, parse_reference_profile
+from churn_mlops.pipelines.monitoring.common import IN_WINDOW, champion_features
 from churn_mlops.pipelines.monitoring.params import MonitoringParams
 
 logger = logging.getLogger(__name__)
@@ -99,6 +100,96 @@ def _quarantine_findings(
     return out
 
 
+def _numeric_quality(
+    spec: FeatureSpec, numbers: np.ndarray, ref: Any, n: int, dq: Any
+) -> dict[str, Any]:
+    """Out-of-range share against the contract, training range and scale ratio of a column."""
+    low = numbers < spec.min if spec.min is not None else np.zeros(numbers.size, bool)
+    high = numbers > spec.max if spec.max is not None else np.zeros(numbers.size, bool)
+    bad = low | high
+    record: dict[str, Any] = {
+        "out_of_range_share": float(bad.sum() / n) if n else math.nan,
+        "out_of_range_examples": sorted({float(v) for v in numbers[bad][:5]}),
+        "allowed_range": [spec.min, spec.max],
+    }
+    if isinstance(ref, NumericReference) and numbers.size:
+        ratio = _scale_ratio(ref, numbers)
+        record["scale_ratio"] = ratio
+        record["training_range"] = [ref.min, ref.max]
+        record["beyond_training_range_share"] = float(
+            ((numbers < ref.min) | (numbers > ref.max)).mean()
+        )
+        if math.isfinite(ratio) and (
+            ratio >= dq.unit_change_min_ratio or ratio <= 1 / dq.unit_change_min_ratio
+        ):
+            power = 10 ** round(math.log10(ratio))
+            record["scale_change"] = (
+                f"`{spec.name}` changed scale: its quantiles are x{ratio:.3g} the "
+                f"training ones (nearest power of ten: x{power:g}; mean "
+                f"{numbers.mean():.4g} vs {ref.mean:.4g} in training) — a unit change "
+                "such as amounts in cents instead of currency units"
+            )
+    return record
+
+
+def _feature_quality(
+    spec: FeatureSpec, values: pd.Series, ref: Any, n: int, dq: Any
+) -> dict[str, Any]:
+    """One feature's quality record (``scale_change`` holds a unit-change sentence, if any)."""
+    null_share = float(values.isna().mean()) if n else math.nan
+    record: dict[str, Any] = {
+        "feature": spec.name,
+        "kind": spec.kind,
+        "null_share": null_share,
+        "reference_null_share": ref.null_share if ref is not None else 0.0,
+    }
+    present = values.dropna()
+    if spec.kind == "numeric":
+        numbers = pd.to_numeric(present, errors="coerce").to_numpy(dtype=float)
+        record.update(_numeric_quality(spec, numbers, ref, n, dq))
+    else:
+        text = present.astype(str)
+        allowed = set(spec.categories or [])
+        unknown = text[~text.isin(allowed)].value_counts()
+        seen = set(ref.frequencies) if ref is not None and ref.kind == "categorical" else set()
+        unseen = sorted(set(text.unique()) - seen - set(unknown.index))
+        record["out_of_range_share"] = float(unknown.sum() / n) if n else math.nan
+        record["unknown_categories"] = {str(k): int(v) for k, v in unknown.head(10).items()}
+        record["categories_new_since_training"] = unseen
+    return record
+
+
+def _feature_issues(spec: FeatureSpec, record: dict[str, Any], n: int, dq: Any) -> list[str]:
+    """Sentences for a null share or an out-of-range share above the data-quality limits."""
+    issues = []
+    null_share, ref_null = record["null_share"], record["reference_null_share"]
+    if n and null_share - ref_null > dq.max_null_share_increase:
+        issues.append(
+            f"`{spec.name}` is null in {null_share:.1%} of the window's rows "
+            f"(training: {ref_null:.1%})"
+        )
+    if n and record["out_of_range_share"] > dq.max_out_of_range_share:
+        what = (
+            f"outside [{spec.min}, {spec.max}] (e.g. {record['out_of_range_examples']})"
+            if spec.kind == "numeric"
+            else f"not an allowed category ({record['unknown_categories']})"
+        )
+        issues.append(f"`{spec.name}`: {record['out_of_range_share']:.1%} of rows {what}")
+    return issues
+
+
+def _log_schema_changes(window_info: dict[str, Any], missing: list[str]) -> list[str]:
+    """Type and schema changes seen in the prediction log."""
+    changes = [
+        f"`{name}`: {count} logged value(s) are not numbers (type change upstream?)"
+        for name, count in (window_info.get("unparsable_values") or {}).items()
+        if count
+    ]
+    if missing:
+        changes.append(f"feature(s) {missing} are missing from the prediction log (schema)")
+    return changes
+
+
 def check_data_quality(
     monitoring_rows: pd.DataFrame,
     champion: dict[str, Any],
@@ -128,64 +219,10 @@ def check_data_quality(
     feature_changes: list[str] = []
     for spec in champion_features(champion):
         values = window[spec.name] if spec.name in window else pd.Series(dtype=float)
-        ref = profile.features.get(spec.name)
-        null_share = float(values.isna().mean()) if n else math.nan
-        ref_null = ref.null_share if ref is not None else 0.0
-        record: dict[str, Any] = {
-            "feature": spec.name,
-            "kind": spec.kind,
-            "null_share": null_share,
-            "reference_null_share": ref_null,
-        }
-        present = values.dropna()
-        if spec.kind == "numeric":
-            numbers = pd.to_numeric(present, errors="coerce").to_numpy(dtype=float)
-            low = numbers < spec.min if spec.min is not None else np.zeros(numbers.size, bool)
-            high = numbers > spec.max if spec.max is not None else np.zeros(numbers.size, bool)
-            bad = low | high
-            record["out_of_range_share"] = float(bad.sum() / n) if n else math.nan
-            record["out_of_range_examples"] = sorted({float(v) for v in numbers[bad][:5]})
-            record["allowed_range"] = [spec.min, spec.max]
-            if isinstance(ref, NumericReference) and numbers.size:
-                ratio = _scale_ratio(ref, numbers)
-                record["scale_ratio"] = ratio
-                record["training_range"] = [ref.min, ref.max]
-                record["beyond_training_range_share"] = float(
-                    ((numbers < ref.min) | (numbers > ref.max)).mean()
-                )
-                if math.isfinite(ratio) and (
-                    ratio >= dq.unit_change_min_ratio or ratio <= 1 / dq.unit_change_min_ratio
-                ):
-                    power = 10 ** round(math.log10(ratio))
-                    feature_changes.append(
-                        f"`{spec.name}` changed scale: its quantiles are x{ratio:.3g} the "
-                        f"training ones (nearest power of ten: x{power:g}; mean "
-                        f"{numbers.mean():.4g} vs {ref.mean:.4g} in training) — a unit change "
-                        "such as amounts in cents instead of currency units"
-                    )
-        else:
-            text = present.astype(str)
-            allowed = set(spec.categories or [])
-            unknown = text[~text.isin(allowed)].value_counts()
-            seen = set(ref.frequencies) if ref is not None and ref.kind == "categorical" else set()
-            unseen = sorted(set(text.unique()) - seen - set(unknown.index))
-            record["out_of_range_share"] = float(unknown.sum() / n) if n else math.nan
-            record["unknown_categories"] = {str(k): int(v) for k, v in unknown.head(10).items()}
-            record["categories_new_since_training"] = unseen
-        if n and null_share - ref_null > dq.max_null_share_increase:
-            quality_issues.append(
-                f"`{spec.name}` is null in {null_share:.1%} of the window's rows "
-                f"(training: {ref_null:.1%})"
-            )
-        if n and record["out_of_range_share"] > dq.max_out_of_range_share:
-            what = (
-                f"outside [{spec.min}, {spec.max}] (e.g. {record['out_of_range_examples']})"
-                if spec.kind == "numeric"
-                else f"not an allowed category ({record['unknown_categories']})"
-            )
-            quality_issues.append(
-                f"`{spec.name}`: {record['out_of_range_share']:.1%} of rows {what}"
-            )
+        record = _feature_quality(spec, values, profile.features.get(spec.name), n, dq)
+        if "scale_change" in record:
+            feature_changes.append(record.pop("scale_change"))
+        quality_issues.extend(_feature_issues(spec, record, n, dq))
         records.append(record)
 
     quarantine = _quarantine_findings(validation_report, config)
@@ -199,14 +236,8 @@ def check_data_quality(
     parse_errors = int(window_info.get("log_parse_errors", 0))
     if parse_errors:
         quality_issues.append(f"{parse_errors} prediction-log line(s) could not be parsed")
-    for name, count in (window_info.get("unparsable_values") or {}).items():
-        if count:
-            feature_changes.append(
-                f"`{name}`: {count} logged value(s) are not numbers (type change upstream?)"
-            )
     missing = list(window_info.get("missing_features") or [])
-    if missing:
-        feature_changes.append(f"feature(s) {missing} are missing from the prediction log (schema)")
+    feature_changes.extend(_log_schema_changes(window_info, missing))
     logger.info(
         "Data quality: %d issue(s), %d feature change(s)", len(quality_issues), len(feature_changes)
     )
@@ -323,6 +354,56 @@ def _drift_evidence(drift_table: pd.DataFrame, limit: int = 8) -> list[str]:
     return evidence
 
 
+def _performance_line(perf: dict[str, Any], config: MonitoringParams) -> str:
+    """The window's metric against the promotion metric, in one sentence."""
+    if perf["drop"] is None:
+        return (
+            f"insufficient data: {perf['metric']} not evaluable in the window "
+            f"({perf['window_labelled']} labelled rows, {perf['window_positives']} churners)"
+        )
+    return (
+        f"{perf['metric']} {perf['current']:.4f} in the window vs {perf['reference']:.4f} at "
+        f"promotion (drop {perf['drop']:.4f} = {perf['drop_z']:.1f} standard errors; limits "
+        f"{config.performance.max_drop} and {config.performance.min_z} SE)"
+    )
+
+
+def _concept_drift(
+    perf: dict[str, Any],
+    perf_line: str,
+    performance_table: pd.DataFrame,
+    drifted: list[str],
+    config: MonitoringParams,
+) -> dict[str, Any]:
+    """Concept drift applies when performance fell while few inputs drifted; monthly trend."""
+    trend = []
+    if len(performance_table) and perf["metric"] in performance_table:
+        for row in performance_table.itertuples(index=False):
+            value = getattr(row, perf["metric"], math.nan)
+            if row.labelled:
+                trend.append(
+                    f"{row.period}: {perf['metric']} {value:.4f} on {row.labelled} labelled rows "
+                    f"({row.positives} churners), net value/customer "
+                    f"{row.net_value_per_customer:.2f}"
+                )
+    concept = bool(
+        perf["performance_drop"] and len(drifted) <= config.concept_drift.max_drifted_features
+    )
+    return {
+        "applies": concept,
+        "summary": (
+            f"performance fell while only {len(drifted)} input feature(s) drifted"
+            if concept
+            else "insufficient data: performance not evaluable"
+            if perf["drop"] is None
+            else "performance held"
+            if not perf["performance_drop"]
+            else f"performance fell but {len(drifted)} inputs drifted: data drift explains it"
+        ),
+        "evidence": [perf_line, *trend],
+    }
+
+
 def diagnose(
     drift_table: pd.DataFrame,
     drift_summary: dict[str, Any],
@@ -365,41 +446,8 @@ def diagnose(
         ),
         "evidence": drift_evidence or ["no feature's statistics reached their thresholds"],
     }
-    trend = []
-    if len(performance_table) and perf["metric"] in performance_table:
-        for row in performance_table.itertuples(index=False):
-            value = getattr(row, perf["metric"], math.nan)
-            if row.labelled:
-                trend.append(
-                    f"{row.period}: {perf['metric']} {value:.4f} on {row.labelled} labelled rows "
-                    f"({row.positives} churners), net value/customer "
-                    f"{row.net_value_per_customer:.2f}"
-                )
-    concept = bool(
-        perf["performance_drop"] and len(drifted) <= config.concept_drift.max_drifted_features
-    )
-    perf_line = (
-        f"{perf['metric']} {perf['current']:.4f} in the window vs {perf['reference']:.4f} at "
-        f"promotion (drop {perf['drop']:.4f} = {perf['drop_z']:.1f} standard errors; limits "
-        f"{config.performance.max_drop} and {config.performance.min_z} SE)"
-        if perf["drop"] is not None
-        else f"insufficient data: {perf['metric']} not evaluable in the window "
-        f"({perf['window_labelled']} labelled "
-        f"rows, {perf['window_positives']} churners)"
-    )
-    findings["concept_drift"] = {
-        "applies": concept,
-        "summary": (
-            f"performance fell while only {len(drifted)} input feature(s) drifted"
-            if concept
-            else "insufficient data: performance not evaluable"
-            if perf["drop"] is None
-            else "performance held"
-            if not perf["performance_drop"]
-            else f"performance fell but {len(drifted)} inputs drifted: data drift explains it"
-        ),
-        "evidence": [perf_line, *trend],
-    }
+    perf_line = _performance_line(perf, config)
+    findings["concept_drift"] = _concept_drift(perf, perf_line, performance_table, drifted, config)
     quality = data_quality["quality_issues"]
     findings["data_quality"] = {
         "applies": bool(quality),
@@ -438,122 +486,3 @@ def diagnose(
 
 
 # --------------------------------------------------------------------------- report
-
-
-def _fmt(value: Any, digits: int = 4) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "–"
-        if math.isinf(value):
-            return "inf"
-        return f"{value:.{digits}g}"
-    return str(value)
-
-
-def _table(frame: pd.DataFrame, columns: list[str]) -> list[str]:
-    present = [c for c in columns if c in frame.columns]
-    lines = ["| " + " | ".join(present) + " |", "|" + "---|" * len(present)]
-    for row in frame[present].itertuples(index=False):
-        lines.append("| " + " | ".join(_fmt(v) for v in row) + " |")
-    return lines
-
-
-def render_diagnosis_report(
-    diagnosis: dict[str, Any],
-    retrain_decision: dict[str, Any],
-    drift_table: pd.DataFrame,
-    performance_table: pd.DataFrame,
-    data_quality: dict[str, Any],
-    window_info: dict[str, Any],
-) -> str:
-    """The diagnosis as Markdown: verdicts first, then the evidence tables."""
-    champion = retrain_decision["champion"]
-    lines = [
-        f"# Monitoring diagnosis — {champion['model_name']} v{champion['version']}",
-        "",
-        f"Window: {window_info['start']} .. {window_info['end']} from `{window_info['source']}` "
-        f"({window_info['rows']} rows, {window_info['labelled_share']:.0%} labelled; "
-        f"{window_info['history_rows']} history rows). "
-        f"Decided at {retrain_decision['decided_at']}.",
-        "",
-        f"**{diagnosis['headline']}**",
-        "",
-        f"**Retraining: {'YES' if retrain_decision['retrain'] else 'no'}** — "
-        + "; ".join(retrain_decision["reasons"]),
-        "",
-        "## Checks",
-        "",
-    ]
-    for name in FINDINGS:
-        finding = diagnosis["findings"][name]
-        mark = "APPLIES" if finding["applies"] else "ok"
-        lines += [f"### {name.replace('_', ' ')}: {mark}", "", finding["summary"], ""]
-        lines += [f"- {e}" for e in finding["evidence"]]
-        if finding["applies"]:
-            lines += ["", f"What to do: {finding['action']}"]
-        lines.append("")
-    lines += ["## Retraining triggers", ""]
-    for name, trig in retrain_decision["triggers"].items():
-        lines.append(f"- {name}: {'FIRED' if trig['fired'] else 'quiet'} — {trig['reason']}")
-    if retrain_decision["blocked_by"]:
-        lines.append(f"- blocked by: {', '.join(retrain_decision['blocked_by'])}")
-    lines += ["", "## Drift per feature (against the champion's reference profile)", ""]
-    lines += _table(
-        drift_table,
-        [
-            "feature",
-            "kind",
-            "psi",
-            "kl",
-            "wasserstein",
-            "ks_statistic",
-            "ks_p_value",
-            "chi2_p_value",
-            "null_share_current",
-            "votes",
-            "drifted",
-        ],
-    )
-    lines += ["", "## Performance per month (delayed labels)", ""]
-    if len(performance_table):
-        lines += _table(
-            performance_table,
-            [
-                "period",
-                "in_window",
-                "rows",
-                "labelled",
-                "positives",
-                "roc_auc",
-                "pr_auc",
-                "precision",
-                "recall",
-                "net_value_per_customer",
-            ],
-        )
-    else:
-        lines.append("No labelled rows yet.")
-    lines += ["", "## Data quality per feature", ""]
-    quality = pd.DataFrame(data_quality["features"])
-    if len(quality):
-        lines += _table(
-            quality,
-            [
-                "feature",
-                "null_share",
-                "reference_null_share",
-                "out_of_range_share",
-                "scale_ratio",
-                "beyond_training_range_share",
-            ],
-        )
-    if data_quality["quarantine"]:
-        lines += ["", "Validation report (data_processing):", ""]
-        lines += _table(
-            pd.DataFrame(data_quality["quarantine"]),
-            ["table", "column", "rule", "severity", "count", "share"],
-        )
-    lines.append("")
-    return "\n".join(lines)

@@ -1,7 +1,8 @@
-"""Nodes of the ``monitoring`` pipeline: the current window, drift, delayed-label performance,
-the retraining decision, MLflow metrics and the evidently report.
+"""Nodes of the ``monitoring`` pipeline: drift, delayed-label performance, the retraining
+decision, MLflow metrics and the evidently report.
 
-The data-quality, freshness and diagnosis nodes are in ``diagnosis.py``. Every node is a pure
+The current window is assembled in ``window.py``; the data-quality, freshness and diagnosis
+nodes are in ``diagnosis.py``. Every node is a pure
 function of its inputs; the champion, the logs and the clock come in through catalog datasets.
 """
 
@@ -18,26 +19,36 @@ import numpy as np
 import pandas as pd
 from scipy.stats import rankdata
 
+from churn_mlops.contracts.profile import parse_reference_profile
 from churn_mlops.model_metrics import as_tracking_metrics, ranking_metrics, threshold_metrics
 from churn_mlops.monitoring.drift import drift_against_profile, score_drift, summarise_drift
-from churn_mlops.monitoring.errors import MonitoringWindowError
-from churn_mlops.monitoring.profile import parse_reference_profile
 from churn_mlops.pipelines.evaluation.params import BusinessParams
-from churn_mlops.pipelines.feature_engineering.config import FeatureSpec, parse_feature_list
+from churn_mlops.pipelines.monitoring.common import (
+    IN_WINDOW,
+    LABEL,
+    PERIOD,
+    SCORE,
+    champion_features,
+)
 from churn_mlops.pipelines.monitoring.params import MonitoringParams, parse_monitoring_params
+from churn_mlops.pipelines.monitoring.window import assemble_monitoring_rows
+
+__all__ = [
+    "IN_WINDOW",
+    "LABEL",
+    "PERIOD",
+    "SCORE",
+    "assemble_monitoring_rows",
+    "build_evidently_report",
+    "build_monitoring_metrics",
+    "champion_features",
+    "compute_drift",
+    "compute_performance",
+    "decide_retraining",
+    "validate_monitoring_parameters",
+]
 
 logger = logging.getLogger(__name__)
-
-SCORE = "score"
-LABEL = "label"
-TIMESTAMP = "timestamp"
-PERIOD = "period"
-IN_WINDOW = "in_window"
-VERSION = "model_version"
-CUSTOMER = "customer_id"
-REQUEST = "request_id"
-FEATURE_PREFIX = "features."
-
 
 def validate_monitoring_parameters(monitoring: dict[str, Any]) -> MonitoringParams:
     """Validate the ``monitoring`` parameters once, where they enter the pipeline.
@@ -46,250 +57,6 @@ def validate_monitoring_parameters(monitoring: dict[str, Any]) -> MonitoringPara
         MonitoringConfigError: a key is unknown, missing or out of range.
     """
     return parse_monitoring_params(monitoring)
-
-
-_SPEC_KEYS = ("name", "kind", "description", "categories", "min", "max")
-
-
-def champion_features(champion: dict[str, Any]) -> list[FeatureSpec]:
-    """The champion's feature contract (``model_metadata.json`` ``features``).
-
-    Only the contract keys are read; extra keys the metadata may carry (observed ranges,
-    say) are ignored.
-    """
-    entries = [
-        {"description": "-", **{k: f[k] for k in _SPEC_KEYS if k in f}}
-        for f in champion["metadata"]["features"]
-    ]
-    return parse_feature_list(entries)
-
-
-def _month(ts: pd.Series) -> pd.Series:
-    return ts.dt.strftime("%Y-%m")
-
-
-# --------------------------------------------------------------------------- current window
-
-
-def _window_from_feature_table(
-    table: pd.DataFrame, champion: dict[str, Any], config: MonitoringParams
-) -> tuple[pd.DataFrame, dict[str, Any]]:
-    specs = champion_features(champion)
-    names = [s.name for s in specs]
-    missing = [c for c in ("snapshot_date", "churned", CUSTOMER, *names) if c not in table.columns]
-    if missing:
-        raise MonitoringWindowError(
-            f"model_input_table lacks column(s) {missing} needed to monitor "
-            f"{champion['model_name']} v{champion['version']}; columns are {sorted(table.columns)}."
-        )
-    snapshots = pd.to_datetime(table["snapshot_date"])
-    months = snapshots.dt.to_period("M")
-    available = sorted(months.unique())
-    if not available:
-        raise MonitoringWindowError("model_input_table is empty; expected scored snapshot months.")
-    window_cfg = config.window
-    last = pd.Period(window_cfg.end_month, "M") if window_cfg.end_month else available[-1]
-    if last not in available:
-        raise MonitoringWindowError(
-            f"monitoring.window.end_month = {window_cfg.end_month} is not a snapshot month of "
-            f"model_input_table; available months are {[str(m) for m in available]}."
-        )
-    first = last - (window_cfg.months - 1)
-    history_start = first - window_cfg.history_months
-    keep = (months >= history_start) & (months <= last)
-    rows = table.loc[keep]
-    scores = champion["model"].predict_proba(rows[names])[:, 1]
-    frame = pd.DataFrame(
-        {
-            CUSTOMER: rows[CUSTOMER].to_numpy(),
-            TIMESTAMP: snapshots[keep].dt.tz_localize(None).to_numpy(),
-            PERIOD: months[keep].astype(str).to_numpy(),
-            IN_WINDOW: (months[keep] >= first).to_numpy(),
-            VERSION: str(champion["version"]),
-            SCORE: scores,
-            LABEL: pd.array(rows["churned"].to_numpy(), dtype="Int64"),
-        }
-    )
-    frame = pd.concat([frame, rows[names].reset_index(drop=True)], axis=1)
-    start = first.to_timestamp()
-    end = (last + 1).to_timestamp()
-    info = {
-        "source": "model_input_table",
-        "start": start.isoformat(),
-        "end": end.isoformat(),
-        "as_of": end.isoformat(),
-        "latest_record": snapshots.max().isoformat(),
-        "available_periods": [str(m) for m in available],
-        "window_periods": [str(m) for m in available if first <= m <= last],
-    }
-    return frame, info
-
-
-def _label_from_feedback_and_churn(
-    log: pd.DataFrame,
-    feedback: pd.DataFrame | None,
-    churn_records: pd.DataFrame | None,
-    as_of: pd.Timestamp,
-    horizon_days: int,
-) -> pd.Series:
-    """Delayed labels: feedback by request id, then by customer id, then churn records."""
-    label = pd.Series(pd.NA, index=log.index, dtype="Int64")
-    if feedback is not None and len(feedback):
-        fb = feedback.dropna(subset=["label"]).sort_values(TIMESTAMP)
-        if REQUEST in fb.columns and fb[REQUEST].notna().any():
-            by_request = fb.dropna(subset=[REQUEST]).drop_duplicates(REQUEST, keep="last")
-            mapped = log[REQUEST].map(by_request.set_index(REQUEST)["label"])
-            label = label.fillna(mapped.astype("Int64"))
-        if CUSTOMER in fb.columns and fb[CUSTOMER].notna().any():
-            by_customer = fb.dropna(subset=[CUSTOMER]).drop_duplicates(CUSTOMER, keep="last")
-            mapped = log[CUSTOMER].map(by_customer.set_index(CUSTOMER)["label"])
-            label = label.fillna(mapped.astype("Int64"))
-    if churn_records is not None and len(churn_records) and log[CUSTOMER].notna().any():
-        churn_at = log[CUSTOMER].map(
-            churn_records.drop_duplicates(CUSTOMER).set_index(CUSTOMER)["churn_date"]
-        )
-        churn_at = pd.to_datetime(churn_at).dt.tz_localize("UTC")
-        horizon = pd.Timedelta(days=horizon_days)
-        # A churn recorded after as_of is not known yet at as_of (replays stay honest).
-        churned = (
-            (churn_at >= log[TIMESTAMP].dt.floor("D"))
-            & (churn_at < log[TIMESTAMP] + horizon)
-            & (churn_at <= as_of)
-        )
-        matured = log[TIMESTAMP] + horizon <= as_of
-        known = log[CUSTOMER].notna() & (churned | matured)
-        from_records = pd.Series(pd.NA, index=log.index, dtype="Int64")
-        from_records[known] = churned[known].astype(int)
-        label = label.fillna(from_records)
-    return label
-
-
-def _window_from_prediction_log(
-    log: pd.DataFrame,
-    feedback: pd.DataFrame | None,
-    churn_records: pd.DataFrame | None,
-    champion: dict[str, Any],
-    config: MonitoringParams,
-) -> tuple[pd.DataFrame, dict[str, Any]]:
-    specs = champion_features(champion)
-    parse_errors = int(log["parse_error"].notna().sum()) if "parse_error" in log else 0
-    records = log.loc[log["parse_error"].isna()] if "parse_error" in log else log
-    records = records.dropna(subset=[TIMESTAMP])
-    if records.empty:
-        raise MonitoringWindowError(
-            "The prediction log holds no readable prediction record "
-            f"({parse_errors} unreadable line(s)); expected JSON lines from the serving app in "
-            "PREDICTION_LOG_DIR, or set monitoring.window.source: model_input_table."
-        )
-    window_cfg = config.window
-    as_of = (
-        pd.Timestamp(window_cfg.as_of).tz_convert("UTC")
-        if window_cfg.as_of and pd.Timestamp(window_cfg.as_of).tzinfo
-        else pd.Timestamp(window_cfg.as_of, tz="UTC")
-        if window_cfg.as_of
-        else records[TIMESTAMP].max()
-    )
-    start = as_of - pd.Timedelta(days=window_cfg.days)
-    history_start = start.tz_localize(None).to_period("M") - window_cfg.history_months
-    history_start_ts = history_start.to_timestamp().tz_localize("UTC")
-    keep = (records[TIMESTAMP] > history_start_ts) & (records[TIMESTAMP] <= as_of)
-    rows = records.loc[keep].reset_index(drop=True)
-    frame = pd.DataFrame(
-        {
-            REQUEST: rows.get(REQUEST),
-            CUSTOMER: pd.to_numeric(rows.get(CUSTOMER), errors="coerce"),
-            TIMESTAMP: rows[TIMESTAMP],
-            PERIOD: _month(rows[TIMESTAMP].dt.tz_localize(None)),
-            IN_WINDOW: (rows[TIMESTAMP] > start).to_numpy(),
-            VERSION: rows[VERSION].astype(str),
-            SCORE: pd.to_numeric(rows[SCORE], errors="coerce"),
-        }
-    )
-    frame[LABEL] = _label_from_feedback_and_churn(
-        frame, feedback, churn_records, as_of, config.performance.label_horizon_days
-    )
-    missing_features = []
-    for spec in specs:
-        column = f"{FEATURE_PREFIX}{spec.name}"
-        if column not in rows.columns:
-            missing_features.append(spec.name)
-            frame[spec.name] = np.nan
-        elif spec.kind == "numeric":
-            frame[spec.name] = pd.to_numeric(rows[column], errors="coerce")
-        else:
-            frame[spec.name] = rows[column]
-    info = {
-        "source": "prediction_log",
-        "start": start.isoformat(),
-        "end": as_of.isoformat(),
-        "as_of": as_of.isoformat(),
-        "latest_record": records[TIMESTAMP].max().isoformat(),
-        "log_parse_errors": parse_errors,
-        "missing_features": missing_features,
-        "available_periods": sorted(frame[PERIOD].unique().tolist()),
-        "window_periods": sorted(frame.loc[frame[IN_WINDOW], PERIOD].unique().tolist()),
-        "unparsable_values": {
-            spec.name: int(
-                (rows[f"{FEATURE_PREFIX}{spec.name}"].notna() & frame[spec.name].isna()).sum()
-            )
-            for spec in specs
-            if spec.kind == "numeric" and f"{FEATURE_PREFIX}{spec.name}" in rows.columns
-        },
-    }
-    return frame, info
-
-
-def assemble_monitoring_rows(
-    champion: dict[str, Any],
-    model_input_table: pd.DataFrame | None,
-    prediction_log: pd.DataFrame,
-    feedback_log: pd.DataFrame,
-    churn_records: pd.DataFrame | None,
-    config: MonitoringParams,
-) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """The current window and the history months before it, scored, with delayed labels.
-
-    ``model_input_table``: the latest ``window.months`` snapshot months (or up to
-    ``window.end_month``) scored by the champion, labels from the table's ``churned``.
-    ``prediction_log``: the served predictions of the last ``window.days`` days, labels from
-    feedback (by request id, then customer id) and churn records (churned within
-    ``label_horizon_days`` after the prediction; 0 once that horizon has passed).
-
-    Returns:
-        One row per scored customer/request with the features, ``score``, ``label`` (nullable),
-        ``timestamp``, ``period`` (``YYYY-MM``), ``in_window`` and ``model_version``; and a
-        description of the window (source, bounds, periods, unreadable records).
-
-    Raises:
-        MonitoringWindowError: the chosen source has no usable rows or lacks a column.
-    """
-    if config.window.source == "model_input_table":
-        if model_input_table is None:
-            raise MonitoringWindowError(
-                "monitoring.window.source is 'model_input_table' but "
-                "data/05_model_input/model_input_table.parquet does not exist; run the "
-                "feature_engineering pipeline first or use source 'prediction_log'."
-            )
-        frame, info = _window_from_feature_table(model_input_table, champion, config)
-    else:
-        frame, info = _window_from_prediction_log(
-            prediction_log, feedback_log, churn_records, champion, config
-        )
-    info["rows"] = int(frame[IN_WINDOW].sum())
-    info["history_rows"] = int((~frame[IN_WINDOW]).sum())
-    info["labelled_share"] = float(frame.loc[frame[IN_WINDOW], LABEL].notna().mean() or 0.0)
-    info["model_versions"] = {
-        str(k): int(v) for k, v in frame.loc[frame[IN_WINDOW], VERSION].value_counts().items()
-    }
-    logger.info(
-        "Monitoring window %s .. %s from %s: %d rows (+%d history rows)",
-        info["start"],
-        info["end"],
-        info["source"],
-        info["rows"],
-        info["history_rows"],
-    )
-    return frame, info
 
 
 # --------------------------------------------------------------------------- drift
@@ -362,6 +129,63 @@ def _bootstrap_se(y: np.ndarray, s: np.ndarray, metric: str, samples: int, seed:
     return float(np.std(values, ddof=1))
 
 
+def _net_value(y: np.ndarray, s: np.ndarray, threshold: float, biz: BusinessParams) -> float:
+    """Expected net value of the offers the threshold sends (as in the evaluation pipeline)."""
+    flagged = s >= threshold
+    gain = biz.offer_success_rate * biz.retained_customer_value
+    return float(gain * y[flagged].sum() - biz.offer_cost * flagged.sum())
+
+
+def _month_performance(
+    period: Any, group: pd.DataFrame, threshold: float, biz: BusinessParams, perf: Any
+) -> dict[str, Any]:
+    """One calendar month's row of the performance table."""
+    labelled = group.loc[group[LABEL].notna()]
+    y = labelled[LABEL].to_numpy(dtype=int)
+    s = labelled[SCORE].to_numpy(dtype=float)
+    row: dict[str, Any] = {
+        PERIOD: period,
+        "in_window": bool(group[IN_WINDOW].any()),
+        "rows": len(group),
+        "labelled": len(labelled),
+        "positives": int(y.sum()),
+        "mean_score": float(group[SCORE].mean()),
+    }
+    row["evaluable"] = bool(
+        len(labelled) >= perf.min_labelled and row["positives"] >= perf.min_positives
+    )
+    if len(labelled):
+        net = _net_value(y, s, threshold, biz)
+        row.update(ranking_metrics(y, s))
+        row.update(threshold_metrics(y, s, threshold))
+        row.update(net_value=net, net_value_per_customer=net / len(labelled))
+    return row
+
+
+def _window_performance(
+    window_rows: pd.DataFrame,
+    reference: Any,
+    threshold: float,
+    biz: BusinessParams,
+    perf: Any,
+) -> dict[str, Any]:
+    """The window's metric, net value and (when evaluable) its drop against the reference."""
+    y = window_rows[LABEL].to_numpy(dtype=int)
+    s = window_rows[SCORE].to_numpy(dtype=float)
+    net = _net_value(y, s, threshold, biz)
+    out: dict[str, Any] = {"window_net_value": net, "window_net_value_per_customer": net / len(y)}
+    evaluable = len(y) >= perf.min_labelled and int(y.sum()) >= perf.min_positives
+    current = ranking_metrics(y, s)[perf.metric]
+    out.update(current=current, evaluable=bool(evaluable and math.isfinite(current)))
+    if reference is not None and out["evaluable"]:
+        se = _bootstrap_se(y, s, perf.metric, perf.bootstrap_samples, perf.seed)
+        drop = float(reference) - current
+        z = drop / se if se > 0 else math.inf
+        out.update(drop=drop, standard_error=se, drop_z=z)
+        out["performance_drop"] = bool(drop > perf.max_drop and z >= perf.min_z)
+    return out
+
+
 def compute_performance(
     monitoring_rows: pd.DataFrame,
     champion: dict[str, Any],
@@ -381,33 +205,13 @@ def compute_performance(
     """
     biz = BusinessParams.model_validate(business)
     perf = config.performance
-    threshold = float(champion["metadata"].get("threshold", 0.5))
-    gain = biz.offer_success_rate * biz.retained_customer_value
-    records = []
-    for period, group in monitoring_rows.groupby(PERIOD, sort=True):
-        labelled = group.loc[group[LABEL].notna()]
-        y = labelled[LABEL].to_numpy(dtype=int)
-        s = labelled[SCORE].to_numpy(dtype=float)
-        row: dict[str, Any] = {
-            PERIOD: period,
-            "in_window": bool(group[IN_WINDOW].any()),
-            "rows": len(group),
-            "labelled": len(labelled),
-            "positives": int(y.sum()),
-            "mean_score": float(group[SCORE].mean()),
-        }
-        row["evaluable"] = bool(
-            len(labelled) >= perf.min_labelled and row["positives"] >= perf.min_positives
-        )
-        if len(labelled):
-            flagged = s >= threshold
-            net = float(gain * y[flagged].sum() - biz.offer_cost * flagged.sum())
-            row.update(ranking_metrics(y, s))
-            row.update(threshold_metrics(y, s, threshold))
-            row.update(net_value=net, net_value_per_customer=net / len(labelled))
-        records.append(row)
+    threshold = float(champion["model_metadata"].get("threshold", 0.5))
+    records = [
+        _month_performance(period, group, threshold, biz, perf)
+        for period, group in monitoring_rows.groupby(PERIOD, sort=True)
+    ]
     table = pd.DataFrame.from_records(records)
-    reference = champion["metadata"].get("metrics", {}).get(perf.metric)
+    reference = champion["model_metadata"].get("metrics", {}).get(perf.metric)
     window_rows = monitoring_rows.loc[monitoring_rows[IN_WINDOW] & monitoring_rows[LABEL].notna()]
     summary: dict[str, Any] = {
         "metric": perf.metric,
@@ -421,22 +225,7 @@ def compute_performance(
         "performance_drop": False,
     }
     if len(window_rows):
-        y = window_rows[LABEL].to_numpy(dtype=int)
-        s = window_rows[SCORE].to_numpy(dtype=float)
-        flagged = s >= threshold
-        summary["window_net_value"] = float(
-            gain * y[flagged].sum() - biz.offer_cost * flagged.sum()
-        )
-        summary["window_net_value_per_customer"] = summary["window_net_value"] / len(y)
-        evaluable = len(y) >= perf.min_labelled and int(y.sum()) >= perf.min_positives
-        current = ranking_metrics(y, s)[perf.metric]
-        summary.update(current=current, evaluable=bool(evaluable and math.isfinite(current)))
-        if reference is not None and summary["evaluable"]:
-            se = _bootstrap_se(y, s, perf.metric, perf.bootstrap_samples, perf.seed)
-            drop = float(reference) - current
-            z = drop / se if se > 0 else math.inf
-            summary.update(drop=drop, standard_error=se, drop_z=z)
-            summary["performance_drop"] = bool(drop > perf.max_drop and z >= perf.min_z)
+        summary.update(_window_performance(window_rows, reference, threshold, biz, perf))
     logger.info(
         "Performance: %s %s in the window vs %s at promotion (drop %s, evaluable %s)",
         perf.metric,
@@ -460,6 +249,65 @@ def _age_days(champion: dict[str, Any], now: datetime) -> float:
     now_ts = pd.Timestamp(now)
     now_ts = now_ts.tz_localize("UTC") if now_ts.tzinfo is None else now_ts
     return max((now_ts - registered) / timedelta(days=1), 0.0)
+
+
+def _triggers(
+    drift_summary: dict[str, Any],
+    perf: dict[str, Any],
+    champion: dict[str, Any],
+    age: float,
+    config: MonitoringParams,
+) -> dict[str, dict[str, Any]]:
+    """Each retraining trigger (schedule, drift, performance) with ``fired`` and ``reason``."""
+    rt = config.retraining
+    drifted = drift_summary["drifted_features"]
+    triggers: dict[str, dict[str, Any]] = {}
+    fired = rt.schedule.enabled and age > rt.schedule.max_model_age_days
+    triggers["schedule"] = {
+        "fired": bool(fired),
+        "reason": f"champion v{champion['version']} is {age:.0f} days old "
+        f"(limit {rt.schedule.max_model_age_days})",
+    }
+    drift_reasons = []
+    if len(drifted) >= rt.drift.min_drifted_features:
+        drift_reasons.append(f"{len(drifted)} feature(s) drifted: {', '.join(drifted)}")
+    if rt.drift.on_dataset_drift and drift_summary["dataset_drift"]:
+        drift_reasons.append(f"dataset drift (share {drift_summary['drift_share']:.2f})")
+    if rt.drift.on_score_drift and drift_summary["score_drift"]:
+        drift_reasons.append(f"score drift (PSI {drift_summary['score_psi']:.3f})")
+    triggers["drift"] = {
+        "fired": bool(rt.drift.enabled and drift_summary["enough_rows"] and drift_reasons),
+        "reason": (
+            "; ".join(drift_reasons) or "no feature, dataset or score drift"
+            if drift_summary["enough_rows"]
+            else f"insufficient data: {drift_summary['rows']} row(s) in the window"
+        ),
+    }
+    triggers["performance"] = {
+        "fired": bool(rt.performance.enabled and perf["performance_drop"]),
+        "reason": (
+            f"{perf['metric']} {perf['current']:.4f} in the window vs {perf['reference']:.4f} "
+            f"at promotion (drop {perf['drop']:.4f} = {perf['drop_z']:.1f} standard errors; limits "
+            f"{config.performance.max_drop} and {config.performance.min_z} SE)"
+            if perf["drop"] is not None
+            else f"insufficient data: {perf['metric']} not evaluable "
+            f"({perf['window_labelled']} labelled rows, {perf['window_positives']} churners)"
+        ),
+    }
+    return triggers
+
+
+def _trigger_id(
+    champion: dict[str, Any], window_info: dict[str, Any], fired_names: list[str]
+) -> str:
+    # The champion version is left out on purpose: after a retrain (promoted or not) the
+    # same window must not trigger again; the next window (new data) is a new trigger.
+    key = {
+        "model_name": champion["model_name"],
+        "window": [window_info["source"], window_info["start"], window_info["end"]],
+        "triggers": fired_names,
+    }
+    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def decide_retraining(
@@ -486,42 +334,7 @@ def decide_retraining(
     """
     rt = config.retraining
     age = _age_days(champion, clock)
-    drifted = drift_summary["drifted_features"]
-    triggers: dict[str, dict[str, Any]] = {}
-
-    fired = rt.schedule.enabled and age > rt.schedule.max_model_age_days
-    triggers["schedule"] = {
-        "fired": bool(fired),
-        "reason": f"champion v{champion['version']} is {age:.0f} days old "
-        f"(limit {rt.schedule.max_model_age_days})",
-    }
-    drift_reasons = []
-    if len(drifted) >= rt.drift.min_drifted_features:
-        drift_reasons.append(f"{len(drifted)} feature(s) drifted: {', '.join(drifted)}")
-    if rt.drift.on_dataset_drift and drift_summary["dataset_drift"]:
-        drift_reasons.append(f"dataset drift (share {drift_summary['drift_share']:.2f})")
-    if rt.drift.on_score_drift and drift_summary["score_drift"]:
-        drift_reasons.append(f"score drift (PSI {drift_summary['score_psi']:.3f})")
-    triggers["drift"] = {
-        "fired": bool(rt.drift.enabled and drift_summary["enough_rows"] and drift_reasons),
-        "reason": (
-            "; ".join(drift_reasons) or "no feature, dataset or score drift"
-            if drift_summary["enough_rows"]
-            else f"insufficient data: {drift_summary['rows']} row(s) in the window"
-        ),
-    }
-    perf = performance_summary
-    triggers["performance"] = {
-        "fired": bool(rt.performance.enabled and perf["performance_drop"]),
-        "reason": (
-            f"{perf['metric']} {perf['current']:.4f} in the window vs {perf['reference']:.4f} "
-            f"at promotion (drop {perf['drop']:.4f} = {perf['drop_z']:.1f} standard errors; limits "
-            f"{config.performance.max_drop} and {config.performance.min_z} SE)"
-            if perf["drop"] is not None
-            else f"insufficient data: {perf['metric']} not evaluable "
-            f"({perf['window_labelled']} labelled rows, {perf['window_positives']} churners)"
-        ),
-    }
+    triggers = _triggers(drift_summary, performance_summary, champion, age, config)
     findings = diagnosis["findings"]
     blocked_by = [
         name
@@ -532,16 +345,7 @@ def decide_retraining(
     retrain = bool(fired_names) and not blocked_by
     reasons = [f"{name}: {triggers[name]['reason']}" for name in fired_names]
     reasons += [f"blocked by {name}: {findings[name]['summary']}" for name in blocked_by]
-    trigger_id = None
-    if fired_names:
-        # The champion version is left out on purpose: after a retrain (promoted or not) the
-        # same window must not trigger again; the next window (new data) is a new trigger.
-        key = {
-            "model_name": champion["model_name"],
-            "window": [window_info["source"], window_info["start"], window_info["end"]],
-            "triggers": fired_names,
-        }
-        trigger_id = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    trigger_id = _trigger_id(champion, window_info, fired_names) if fired_names else None
     decision = {
         "retrain": retrain,
         "trigger_id": trigger_id,

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from churn_mlops.contracts.errors import format_validation_error
 from churn_mlops.monitoring.drift import DriftConfig
 from churn_mlops.monitoring.errors import MonitoringError
 
@@ -188,11 +189,7 @@ def parse_monitoring_params(raw: dict[str, Any] | MonitoringParams) -> Monitorin
     try:
         return MonitoringParams.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"monitoring.{'.'.join(str(p) for p in err['loc'])} = {err.get('input')!r}: "
-            f"{err['msg']}"
-            for err in exc.errors()
-        )
+        problems = format_validation_error(exc, prefix="monitoring", show_input=True)
         raise MonitoringConfigError(
             f"Invalid monitoring parameters (conf/base/parameters_monitoring.yml): {problems}"
         ) from None

@@ -9,7 +9,6 @@ from churn_mlops.pipelines.monitoring.diagnosis import (
     check_data_quality,
     check_freshness,
     diagnose,
-    render_diagnosis_report,
 )
 from churn_mlops.pipelines.monitoring.nodes import (
     assemble_monitoring_rows,
@@ -20,16 +19,11 @@ from churn_mlops.pipelines.monitoring.nodes import (
     decide_retraining,
     validate_monitoring_parameters,
 )
+from churn_mlops.pipelines.monitoring.report import render_diagnosis_report
 
 
-def create_pipeline(**kwargs: object) -> Pipeline:
-    """Create the ``monitoring`` pipeline.
-
-    Returns:
-        Nodes that assemble the current window (feature table scored by the champion, or the
-        serving prediction log with delayed labels), measure drift and performance, check
-        data quality and freshness, diagnose, decide on retraining and write the reports.
-    """
+def _window_and_measures() -> Pipeline:
+    """Validate the parameters, assemble the window, and measure drift and performance."""
     return pipeline(
         [
             node(
@@ -68,6 +62,14 @@ def create_pipeline(**kwargs: object) -> Pipeline:
                 outputs=["monitoring_performance", "monitoring_performance_summary"],
                 name="compute_performance",
             ),
+        ]
+    )
+
+
+def _checks_and_decision() -> Pipeline:
+    """Check data quality and freshness, diagnose, and decide on retraining."""
+    return pipeline(
+        [
             node(
                 check_data_quality,
                 inputs=[
@@ -120,6 +122,14 @@ def create_pipeline(**kwargs: object) -> Pipeline:
                 outputs="retrain_decision",
                 name="decide_retraining",
             ),
+        ]
+    )
+
+
+def _reports() -> Pipeline:
+    """Write the diagnosis report, the tracked metrics and the evidently report."""
+    return pipeline(
+        [
             node(
                 render_diagnosis_report,
                 inputs=[
@@ -152,3 +162,14 @@ def create_pipeline(**kwargs: object) -> Pipeline:
             ),
         ]
     )
+
+
+def create_pipeline(**kwargs: object) -> Pipeline:
+    """Create the ``monitoring`` pipeline.
+
+    Returns:
+        Nodes that assemble the current window (feature table scored by the champion, or the
+        serving prediction log with delayed labels), measure drift and performance, check
+        data quality and freshness, diagnose, decide on retraining and write the reports.
+    """
+    return _window_and_measures() + _checks_and_decision() + _reports()

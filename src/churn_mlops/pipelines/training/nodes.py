@@ -19,11 +19,16 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from churn_mlops.contracts.features import FeatureSpec, parse_feature_list
 from churn_mlops.fingerprint import fingerprint_table
 from churn_mlops.model_metrics import ranking_metrics
-from churn_mlops.pipelines.feature_engineering.config import FeatureSpec, parse_feature_list
 from churn_mlops.pipelines.training.errors import FeatureContractError, TimeSplitError
 from churn_mlops.pipelines.training.params import TrainingParams, parse_training_params
+from churn_mlops.pipelines.training.search import (
+    midpoint,
+    suggest_hyperparameters,
+    summarise_search,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -111,18 +116,7 @@ def split_by_snapshot_month(
     if strategy == "stratified_random":
         return split_stratified_random(model_input_table, cfg)
     months = model_input_table[cfg.time_column].dt.to_period("M")
-    ordered = sorted(months.unique())
-    needed = cfg.split.min_train_months + cfg.split.validation_months + cfg.split.test_months
-    if len(ordered) < needed:
-        raise TimeSplitError(
-            f"model_input_table.{cfg.time_column} has {len(ordered)} snapshot months "
-            f"({_month_range(ordered)}); the split needs at least {needed} "
-            f"(training.split.min_train_months={cfg.split.min_train_months} + "
-            f"validation_months={cfg.split.validation_months} + "
-            f"test_months={cfg.split.test_months})"
-        )
-    test_start = ordered[-cfg.split.test_months]
-    validation_start = ordered[-(cfg.split.test_months + cfg.split.validation_months)]
+    validation_start, test_start = _split_starts(months, cfg)
     snapshot = model_input_table[cfg.time_column]
     label_end = snapshot + pd.Timedelta(days=cfg.split.purge_days)
 
@@ -136,13 +130,7 @@ def split_by_snapshot_month(
     validation = model_input_table.loc[in_validation & ~purge_validation].reset_index(drop=True)
     test = model_input_table.loc[in_test].reset_index(drop=True)
     for name, frame in (("train", train), ("validation", validation), ("test", test)):
-        if frame.empty or frame[cfg.target].nunique() < 2:
-            raise TimeSplitError(
-                f"the {name} split of model_input_table has {len(frame)} rows and labels "
-                f"{sorted(frame[cfg.target].unique().tolist())}; both classes are needed "
-                f"(check training.split.purge_days={cfg.split.purge_days} and the month counts)"
-            )
-
+        _require_both_classes(name, frame, cfg)
     summary = {
         "strategy": "time",
         "data_fingerprint": fingerprint_table(model_input_table),
@@ -359,19 +347,7 @@ def tune_xgboost(
     metric = cfg.selection_metric
 
     def objective(trial: optuna.Trial) -> float:
-        hyper = {
-            "max_depth": trial.suggest_int("max_depth", space.max_depth.low, space.max_depth.high),
-            **{
-                name: trial.suggest_float(name, rng.low, rng.high, log=rng.log)
-                for name, rng in (
-                    ("learning_rate", space.learning_rate),
-                    ("min_child_weight", space.min_child_weight),
-                    ("subsample", space.subsample),
-                    ("colsample_bytree", space.colsample_bytree),
-                    ("reg_lambda", space.reg_lambda),
-                )
-            },
-        }
+        hyper = suggest_hyperparameters(trial, space)
         started = time.perf_counter()
         model = _xgb_classifier(
             cfg, hyper, weight, constraints, n_estimators=xgb_cfg.max_estimators
@@ -386,43 +362,9 @@ def tune_xgboost(
     study = optuna.create_study(
         direction="maximize", sampler=optuna.samplers.TPESampler(seed=cfg.seed)
     )
-    study.enqueue_trial(_midpoint(space))
+    study.enqueue_trial(midpoint(space))
     study.optimize(objective, n_trials=xgb_cfg.search.n_trials, timeout=xgb_cfg.search.timeout_s)
-    finished = [t for t in study.trials if t.value is not None]
-    best = study.best_trial
-    logger.info(
-        "XGBoost search: %d trials, best validation %s %.4f with %d trees (trial %d)",
-        len(finished),
-        metric,
-        best.value,
-        best.user_attrs["n_estimators"],
-        best.number,
-    )
-    search = {
-        "metric": metric,
-        "best_value": float(best.value),
-        "best_trial": best.number,
-        "best_params": dict(best.params),
-        "best_n_estimators": int(best.user_attrs["n_estimators"]),
-        "scale_pos_weight": weight,
-        "monotone_constraints": list(constraints),
-        "trials": [
-            {
-                "number": t.number,
-                "value": float(t.value),
-                "params": dict(t.params),
-                "n_estimators": int(t.user_attrs["n_estimators"]),
-                "fit_seconds": float(t.user_attrs["fit_seconds"]),
-            }
-            for t in finished
-        ],
-    }
-    running_best = np.maximum.accumulate([t.value for t in finished])
-    history = {
-        f"trial_{metric}": [{"value": float(t.value), "step": i} for i, t in enumerate(finished)],
-        f"best_{metric}": [{"value": float(v), "step": i} for i, v in enumerate(running_best)],
-    }
-    return search, history
+    return summarise_search(study, metric, weight, constraints)
 
 
 def fit_xgboost(
@@ -644,16 +586,29 @@ def _xgb_classifier(
     )
 
 
-def _midpoint(space: Any) -> dict[str, float | int]:
-    point: dict[str, float | int] = {}
-    for name, rng in space:
-        if name == "max_depth":
-            point[name] = (rng.low + rng.high) // 2
-        elif rng.log:
-            point[name] = float(math.sqrt(rng.low * rng.high))
-        else:
-            point[name] = (rng.low + rng.high) / 2
-    return point
+def _split_starts(months: pd.Series, cfg: TrainingParams) -> tuple[pd.Period, pd.Period]:
+    """First month of the validation and of the test split; too few months is an error."""
+    ordered = sorted(months.unique())
+    needed = cfg.split.min_train_months + cfg.split.validation_months + cfg.split.test_months
+    if len(ordered) < needed:
+        raise TimeSplitError(
+            f"model_input_table.{cfg.time_column} has {len(ordered)} snapshot months "
+            f"({_month_range(ordered)}); the split needs at least {needed} "
+            f"(training.split.min_train_months={cfg.split.min_train_months} + "
+            f"validation_months={cfg.split.validation_months} + "
+            f"test_months={cfg.split.test_months})"
+        )
+    test_start = ordered[-cfg.split.test_months]
+    return ordered[-(cfg.split.test_months + cfg.split.validation_months)], test_start
+
+
+def _require_both_classes(name: str, frame: pd.DataFrame, cfg: TrainingParams) -> None:
+    if frame.empty or frame[cfg.target].nunique() < 2:
+        raise TimeSplitError(
+            f"the {name} split of model_input_table has {len(frame)} rows and labels "
+            f"{sorted(frame[cfg.target].unique().tolist())}; both classes are needed "
+            f"(check training.split.purge_days={cfg.split.purge_days} and the month counts)"
+        )
 
 
 def _describe_split(frame: pd.DataFrame, cfg: TrainingParams) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from churn_mlops.contracts.errors import format_validation_error
 from churn_mlops.pipelines.training.errors import TrainingConfigError
 
 #: Metrics that can choose the winning candidate (all "higher is better").
@@ -206,8 +207,5 @@ def parse_training_params(raw: dict[str, Any]) -> TrainingParams:
     try:
         return TrainingParams.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"training.{'.'.join(str(part) for part in error['loc'])}: {error['msg']}"
-            for error in exc.errors()
-        )
+        problems = format_validation_error(exc, prefix="training")
         raise TrainingConfigError(f"invalid training parameters: {problems}") from exc

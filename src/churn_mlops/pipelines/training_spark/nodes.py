@@ -19,7 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 
-from churn_mlops.pipelines.feature_engineering.config import FeatureSpec
+from churn_mlops.contracts.errors import format_validation_error
+from churn_mlops.contracts.features import FeatureSpec
 from churn_mlops.pipelines.training.errors import (
     FeatureContractError,
     TimeSplitError,
@@ -70,10 +71,7 @@ def validate_distributed_parameters(raw: dict[str, Any]) -> DistributedTrainingP
     try:
         return DistributedTrainingParams.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"training_spark.{'.'.join(str(p) for p in error['loc'])}: {error['msg']}"
-            for error in exc.errors()
-        )
+        problems = format_validation_error(exc, prefix="training_spark")
         raise TrainingConfigError(f"invalid training_spark parameters: {problems}") from exc
 
 

@@ -1,6 +1,6 @@
 """Continuous training: monitor, and when the decision says so retrain, gate, promote, export.
 
-One command (``python -m churn_mlops.monitoring.continuous_training``, see docs/monitoring.md)
+One command (``python -m churn_mlops.orchestration.continuous_training``, see docs/monitoring.md)
 runs, each in its own Kedro session:
 
 1. the ``continuous_training.refresh_pipelines`` (by default ``data_processing`` and
@@ -31,6 +31,7 @@ import json
 import logging
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -164,6 +165,182 @@ def _tag(value: Any) -> str:
     return text[:4997] + "..." if len(text) > 5000 else text
 
 
+@dataclass(frozen=True)
+class _Project:
+    """Where and how every Kedro session of one continuous-training call runs."""
+
+    path: Path
+    env: str | None
+    runtime_params: Mapping[str, Any] | None
+
+    def run(self, pipelines: Sequence[str]) -> str | None:
+        return _run_session(self.path, pipelines, self.env, self.runtime_params)
+
+    def load(self, name: str) -> Any:
+        return _load(self.path, self.env, self.runtime_params, name)
+
+    def save(self, name: str, data: Any) -> None:
+        _save(self.path, self.env, self.runtime_params, name, data)
+
+
+@dataclass
+class _CtRecord:
+    """The ``continuous_training`` MLflow run and the outcome it ends with."""
+
+    project: _Project
+    client: Any
+    run_id: str
+    outcome: dict[str, Any]
+
+    def finish(self, action: str, status: str = "FINISHED", **extra: Any) -> dict[str, Any]:
+        """Tag, log and end the CT run, save the outcome dataset, and return the outcome."""
+        self.outcome.update(action=action, **extra)
+        self.client.set_tag(self.run_id, TAG_ACTION, action)
+        for key, value in extra.items():
+            self.client.set_tag(self.run_id, f"ct.{key}", _tag(value))
+        self.client.log_text(
+            self.run_id,
+            json.dumps(self.outcome, indent=2, default=str),
+            "continuous_training.json",
+        )
+        self.client.set_terminated(self.run_id, status)
+        self.project.save(OUTCOME_DATASET, self.outcome)
+        logger.info("Continuous training: %s (%s)", action, self.outcome["reasons"])
+        return self.outcome
+
+    def run_step(self, pipelines: Sequence[str], what: str, **extra: Any) -> str | None:
+        """Run a step as a child of the CT run; a failure ends the CT run as FAILED."""
+        try:
+            run_id = self.project.run(pipelines)
+        except Exception as exc:
+            self.finish("failed", status="FAILED", failed_step="+".join(pipelines), **extra)
+            raise ContinuousTrainingError(
+                f"{what} ({'+'.join(pipelines)}) failed; see MLflow run {self.run_id}: {exc}"
+            ) from exc
+        if run_id:
+            self.client.set_tag(run_id, PARENT_TAG, self.run_id)
+        return run_id
+
+
+def _monitor(project: _Project, settings: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """Refresh the data (when configured) and run monitoring; return both MLflow run ids."""
+    refresh, skipped = _registered(settings.get("refresh_pipelines", []))
+    if skipped:
+        logger.warning("Refresh pipelines not registered, skipped: %s", skipped)
+    refresh_run = None
+    if refresh:
+        logger.info("Continuous training: refreshing data with %s", refresh)
+        refresh_run = project.run(refresh)
+    logger.info("Continuous training: monitoring")
+    return refresh_run, project.run(["monitoring"])
+
+
+def _champion_registry(project: _Project, model_name: str) -> Any:
+    from churn_mlops.registry import ChampionRegistry  # noqa: PLC0415
+
+    registry_cfg = project.load("params:evaluation") or {}
+    aliases = {
+        k: v
+        for k, v in (registry_cfg.get("registry") or {}).items()
+        if k in ("champion_alias", "challenger_alias")
+    }
+    return ChampionRegistry(model_name, **aliases)
+
+
+def _open_ct_run(  # noqa: PLR0913
+    project: _Project,
+    client: Any,
+    experiment_id: str,
+    decision: Mapping[str, Any],
+    child_runs: tuple[str | None, str | None],
+    champion_before: str | None,
+) -> _CtRecord:
+    """Create the CT run tagged with the decision; the refresh and monitoring runs are children."""
+    refresh_run, monitoring_run = child_runs
+    trigger_id = decision.get("trigger_id")
+    tags = {
+        TAG_TRIGGER: trigger_id or "none",
+        "ct.reasons": _tag(decision["reasons"]),
+        "ct.fired_triggers": _tag(decision["fired_triggers"]),
+        "ct.blocked_by": _tag(decision["blocked_by"]),
+        "ct.decision_retrain": str(decision["retrain"]).lower(),
+        "ct.champion_before": str(champion_before),
+        "ct.monitoring_run_id": monitoring_run or "",
+        "ct.window": _tag(decision["window"]),
+    }
+    ct_run = client.create_run(experiment_id, run_name=CT_RUN_NAME, tags=tags).info.run_id
+    for child in (refresh_run, monitoring_run):
+        if child:
+            client.set_tag(child, PARENT_TAG, ct_run)
+    outcome: dict[str, Any] = {
+        "ct_run_id": ct_run,
+        "monitoring_run_id": monitoring_run,
+        "trigger_id": trigger_id,
+        "decision_retrain": bool(decision["retrain"]),
+        "reasons": decision["reasons"],
+        "champion_before": champion_before,
+    }
+    return _CtRecord(project, client, ct_run, outcome)
+
+
+def _tag_challenger(
+    record: _CtRecord, registry: Any, challenger: str, decision: Mapping[str, Any]
+) -> None:
+    """Record on the new version which trigger and CT run produced it."""
+    for key, value in (
+        (TAG_TRIGGER, decision.get("trigger_id") or "forced"),
+        ("ct.reasons", _tag(decision["reasons"])),
+        ("ct.run_id", record.run_id),
+        ("ct.champion_before", str(record.outcome["champion_before"])),
+    ):
+        record.client.set_model_version_tag(registry.model_name, challenger, key, value)
+
+
+def _retrain(
+    record: _CtRecord, settings: Mapping[str, Any], registry: Any, decision: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Retrain (training + evaluation gate), export a promoted model, and finish the CT run."""
+    record.client.set_tag(record.run_id, TAG_ACTION, "retraining")
+    retrain, missing = _registered(settings.get("retrain_pipelines", ["training", "evaluation"]))
+    if missing:
+        logger.warning("Retrain pipelines not registered, skipped: %s", missing)
+    if not retrain:
+        record.finish("failed", status="FAILED", failed_step="no retrain pipeline registered")
+        raise ContinuousTrainingError(
+            f"None of continuous_training.retrain_pipelines {missing} is a registered "
+            f"pipeline; see MLflow run {record.run_id}."
+        )
+    training_run = record.run_step(retrain, "Retraining")
+    produced = [v.version for v in registry.versions() if training_run and v.run_id == training_run]
+    challenger = produced[0] if produced else registry.alias_version(registry.challenger_alias)
+    champion_after = registry.champion_version()
+    before = record.outcome["champion_before"]
+    promoted = champion_after is not None and champion_after == challenger != before
+    if challenger is not None:
+        _tag_challenger(record, registry, challenger, decision)
+    exported: list[str] = []
+    if promoted:
+        export, missing = _registered(settings.get("export_pipelines", []))
+        if missing:
+            logger.warning("Export pipelines not registered yet, skipped: %s", missing)
+        if export:
+            record.run_step(
+                export,
+                f"Export of v{challenger}",
+                challenger_version=challenger,
+                champion_after=champion_after,
+            )
+            exported = export
+    return record.finish(
+        "retrained",
+        training_run_id=training_run,
+        challenger_version=challenger,
+        champion_after=champion_after,
+        outcome="promoted" if promoted else "refused",
+        exported=exported,
+    )
+
+
 def run_continuous_training(
     project_path: Path | str,
     *,
@@ -198,161 +375,45 @@ def run_continuous_training(
     """
     from churn_mlops.run_lock import exclusive_run  # noqa: PLC0415
 
-    lock = Path(project_path).resolve() / LOCK_FILE
-    with exclusive_run(lock, wait_s=lock_wait_s, purpose="continuous-training run"):
-        return _run_unlocked(project_path, env, runtime_params, force=force, dry_run=dry_run)
+    project = _Project(Path(project_path).resolve(), env, runtime_params)
+    with exclusive_run(
+        project.path / LOCK_FILE, wait_s=lock_wait_s, purpose="continuous-training run"
+    ):
+        return _run_unlocked(project, force=force, dry_run=dry_run)
 
 
-def _run_unlocked(  # noqa: PLR0915 - one readable sequence of steps
-    project_path: Path | str,
-    env: str | None,
-    runtime_params: Mapping[str, Any] | None,
-    *,
-    force: bool,
-    dry_run: bool,
-) -> dict[str, Any]:
+def _run_unlocked(project: _Project, *, force: bool, dry_run: bool) -> dict[str, Any]:
     from kedro.framework.startup import bootstrap_project  # noqa: PLC0415
 
-    from churn_mlops.registry import ChampionRegistry  # noqa: PLC0415
-
-    project_path = Path(project_path).resolve()
-    bootstrap_project(project_path)
-    settings = _load(project_path, env, runtime_params, "params:continuous_training") or {}
-    refresh, skipped = _registered(settings.get("refresh_pipelines", []))
-    if skipped:
-        logger.warning("Refresh pipelines not registered, skipped: %s", skipped)
-    if refresh:
-        logger.info("Continuous training: refreshing data with %s", refresh)
-        refresh_run = _run_session(project_path, refresh, env, runtime_params)
-    else:
-        refresh_run = None
-    logger.info("Continuous training: monitoring")
-    monitoring_run = _run_session(project_path, ["monitoring"], env, runtime_params)
-    decision = _load(project_path, env, runtime_params, "retrain_decision")
-    registry_cfg = _load(project_path, env, runtime_params, "params:evaluation") or {}
-    model_name = decision["champion"]["model_name"]
-    registry = ChampionRegistry(
-        model_name,
-        **{
-            k: v
-            for k, v in (registry_cfg.get("registry") or {}).items()
-            if k in ("champion_alias", "challenger_alias")
-        },
-    )
+    env, runtime_params = project.env, project.runtime_params
+    bootstrap_project(project.path)
+    settings = project.load("params:continuous_training") or {}
+    refresh_run, monitoring_run = _monitor(project, settings)
+    decision = project.load("retrain_decision")
+    registry = _champion_registry(project, decision["champion"]["model_name"])
     client = registry.client
     experiment_id = (
         client.get_run(monitoring_run).info.experiment_id
         if monitoring_run
-        else _experiment_id(project_path, env, runtime_params)
+        else _experiment_id(project.path, env, runtime_params)
+    )
+    record = _open_ct_run(
+        project,
+        client,
+        experiment_id,
+        decision,
+        (refresh_run, monitoring_run),
+        registry.champion_version(),
     )
     trigger_id = decision.get("trigger_id")
-    champion_before = registry.champion_version()
-    tags = {
-        TAG_TRIGGER: trigger_id or "none",
-        "ct.reasons": _tag(decision["reasons"]),
-        "ct.fired_triggers": _tag(decision["fired_triggers"]),
-        "ct.blocked_by": _tag(decision["blocked_by"]),
-        "ct.decision_retrain": str(decision["retrain"]).lower(),
-        "ct.champion_before": str(champion_before),
-        "ct.monitoring_run_id": monitoring_run or "",
-        "ct.window": _tag(decision["window"]),
-    }
-    ct_run = client.create_run(experiment_id, run_name=CT_RUN_NAME, tags=tags).info.run_id
-    for child in (refresh_run, monitoring_run):
-        if child:
-            client.set_tag(child, PARENT_TAG, ct_run)
-    outcome: dict[str, Any] = {
-        "ct_run_id": ct_run,
-        "monitoring_run_id": monitoring_run,
-        "trigger_id": trigger_id,
-        "decision_retrain": bool(decision["retrain"]),
-        "reasons": decision["reasons"],
-        "champion_before": champion_before,
-    }
-
-    def finish(action: str, status: str = "FINISHED", **extra: Any) -> dict[str, Any]:
-        outcome.update(action=action, **extra)
-        client.set_tag(ct_run, TAG_ACTION, action)
-        for key, value in extra.items():
-            client.set_tag(ct_run, f"ct.{key}", _tag(value))
-        client.log_text(
-            ct_run, json.dumps(outcome, indent=2, default=str), "continuous_training.json"
-        )
-        client.set_terminated(ct_run, status)
-        _save(project_path, env, runtime_params, OUTCOME_DATASET, outcome)
-        logger.info("Continuous training: %s (%s)", action, outcome["reasons"])
-        return outcome
-
     handled = _already_handled(client, experiment_id, trigger_id) if trigger_id else None
     if dry_run:
-        return finish("dry_run")
+        return record.finish("dry_run")
     if not force and not decision["retrain"]:
-        return finish("no_retrain")
+        return record.finish("no_retrain")
     if not force and handled:
-        return finish("already_handled", handled_by=handled)
-
-    client.set_tag(ct_run, TAG_ACTION, "retraining")
-    retrain, missing = _registered(settings.get("retrain_pipelines", ["training", "evaluation"]))
-    if missing:
-        logger.warning("Retrain pipelines not registered, skipped: %s", missing)
-    if not retrain:
-        finish("failed", status="FAILED", failed_step="no retrain pipeline registered")
-        raise ContinuousTrainingError(
-            f"None of continuous_training.retrain_pipelines {missing} is a registered "
-            f"pipeline; see MLflow run {ct_run}."
-        )
-    try:
-        training_run = _run_session(project_path, retrain, env, runtime_params)
-    except Exception as exc:
-        finish("failed", status="FAILED", failed_step="+".join(retrain))
-        raise ContinuousTrainingError(
-            f"Retraining ({'+'.join(retrain)}) failed; see MLflow run {ct_run}: {exc}"
-        ) from exc
-    if training_run:
-        client.set_tag(training_run, PARENT_TAG, ct_run)
-    produced = [v.version for v in registry.versions() if training_run and v.run_id == training_run]
-    challenger = produced[0] if produced else registry.alias_version(registry.challenger_alias)
-    champion_after = registry.champion_version()
-    promoted = champion_after is not None and champion_after == challenger != champion_before
-    if challenger is not None:
-        for key, value in (
-            (TAG_TRIGGER, trigger_id or "forced"),
-            ("ct.reasons", _tag(decision["reasons"])),
-            ("ct.run_id", ct_run),
-            ("ct.champion_before", str(champion_before)),
-        ):
-            client.set_model_version_tag(model_name, challenger, key, value)
-    exported: list[str] = []
-    if promoted:
-        export, missing = _registered(settings.get("export_pipelines", []))
-        if missing:
-            logger.warning("Export pipelines not registered yet, skipped: %s", missing)
-        if export:
-            try:
-                export_run = _run_session(project_path, export, env, runtime_params)
-            except Exception as exc:
-                finish(
-                    "failed",
-                    status="FAILED",
-                    failed_step="+".join(export),
-                    challenger_version=challenger,
-                    champion_after=champion_after,
-                )
-                raise ContinuousTrainingError(
-                    f"Export ({'+'.join(export)}) of v{challenger} failed; see MLflow run "
-                    f"{ct_run}: {exc}"
-                ) from exc
-            if export_run:
-                client.set_tag(export_run, PARENT_TAG, ct_run)
-            exported = export
-    return finish(
-        "retrained",
-        training_run_id=training_run,
-        challenger_version=challenger,
-        champion_after=champion_after,
-        outcome="promoted" if promoted else "refused",
-        exported=exported,
-    )
+        return record.finish("already_handled", handled_by=handled)
+    return _retrain(record, settings, registry, decision)
 
 
 def _parse_params(text: str | None) -> dict[str, Any]:
@@ -406,7 +467,6 @@ def continuous_training(  # noqa: PLR0913
     except RunLockedError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(json.dumps(outcome, indent=2, default=str))
-
 
 if __name__ == "__main__":
     continuous_training()

@@ -8,16 +8,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import mlflow
-import numpy as np
-import pandas as pd
 import pytest
 from kedro.io import DatasetError
-from sklearn.linear_model import LogisticRegression
 
-from churn_mlops.monitoring.datasets import (
+from churn_mlops.datasets.monitoring import (
     ClockDataset,
     JsonLinesLogDataset,
-    MlflowChampionDataset,
     MlflowRecentRunsDataset,
     OptionalDataset,
 )
@@ -90,31 +86,6 @@ def tracking(tmp_path_factory):
     mlflow.set_experiment("monitoring_datasets")
     yield folder
     mlflow.set_tracking_uri(previous)
-
-
-def test_champion_dataset_loads_model_and_files_of_one_version(tracking, tmp_path):
-    rng = np.random.default_rng(0)
-    x = pd.DataFrame({"a": rng.normal(size=50), "b": rng.normal(size=50)})
-    model = LogisticRegression().fit(x, (x["a"] > 0).astype(int))
-    with mlflow.start_run() as run:
-        # Explicit requirements: no environment inference (it costs tens of seconds).
-        info = mlflow.sklearn.log_model(model, name="model", pip_requirements=["scikit-learn"])
-        (tmp_path / "model_metadata.json").write_text(json.dumps({"threshold": 0.4}))
-        mlflow.log_artifact(str(tmp_path / "model_metadata.json"))
-        (tmp_path / "reference_profile.json").write_text(json.dumps({"features": {}}))
-        mlflow.log_artifact(str(tmp_path / "reference_profile.json"), artifact_path="evaluation")
-    client = mlflow.MlflowClient()
-    version = mlflow.register_model(info.model_uri, "monitored").version
-    dataset = MlflowChampionDataset(model_name="monitored")
-    with pytest.raises(DatasetError, match="'monitored' has no version with alias 'champion'"):
-        dataset.load()
-    client.set_registered_model_alias("monitored", "champion", version)
-    champion = dataset.load()
-    assert champion["version"] == str(version) and champion["run_id"] == run.info.run_id
-    assert champion["metadata"] == {"threshold": 0.4}
-    assert champion["reference_profile"] == {"features": {}}
-    np.testing.assert_allclose(champion["model"].predict_proba(x), model.predict_proba(x))
-    assert (datetime.now(timezone.utc) - champion["registered_at"]).total_seconds() < 600
 
 
 def test_recent_runs_lists_finished_and_failed_newest_first(tracking):

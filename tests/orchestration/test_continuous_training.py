@@ -37,7 +37,7 @@ QUICK = (
 
 def continuous_training(project: Path, *extra: str) -> dict:
     proc = subprocess.run(
-        [sys.executable, "-m", "churn_mlops.monitoring.continuous_training", *extra],
+        [sys.executable, "-m", "churn_mlops.orchestration.continuous_training", *extra],
         cwd=project,
         env=kedro_env(project),
         capture_output=True,
@@ -102,7 +102,7 @@ def test_retrains_once_per_trigger_and_records_why(project_copy, run_kedro):
 
 
 def test_params_are_parsed_like_kedro_run():
-    from churn_mlops.monitoring.continuous_training import _parse_params
+    from churn_mlops.orchestration.continuous_training import _parse_params
 
     assert _parse_params("a.b=1,a.c=x,d=[],e=2024-03-01,f=null") == {
         "a": {"b": 1, "c": "x"},
@@ -116,7 +116,7 @@ def test_params_are_parsed_like_kedro_run():
 
 @pytest.mark.slow
 def test_a_trigger_is_handled_only_by_a_retrain(tmp_path):
-    from churn_mlops.monitoring.continuous_training import (
+    from churn_mlops.orchestration.continuous_training import (
         TAG_ACTION,
         TAG_TRIGGER,
         _already_handled,

@@ -1,8 +1,8 @@
-"""Kedro datasets the monitoring pipeline reads: the champion with its files, logs, MLflow runs.
+"""Kedro datasets the monitoring pipeline reads: logs, optional evidence, MLflow runs, the clock.
 
-* :class:`MlflowChampionDataset` — the version behind the ``champion`` alias: the fitted
-  model, its ``model_metadata.json`` and ``reference_profile.json`` (from the version's run)
-  and when it was registered, all from one registry lookup so they belong together.
+(The champion with its files comes from :class:`churn_mlops.datasets.champion.
+MlflowChampionDataset`, as for the evaluation gate and the export.)
+
 * :class:`JsonLinesLogDataset` — the serving app's prediction or feedback log (rotated
   ``<prefix>-<timestamp>.jsonl`` files, docs/architecture.md) as one flat table; lines that
   do not parse become rows with a ``parse_error`` so that the diagnosis can count them.
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -27,8 +26,6 @@ from kedro.io import AbstractDataset, DatasetError
 
 logger = logging.getLogger(__name__)
 
-METADATA_FILE = "model_metadata.json"
-REFERENCE_PROFILE_FILE = "reference_profile.json"
 EVALUATION_FOLDER = "evaluation"
 LOG_COLUMNS = ["request_id", "timestamp", "model_version", "customer_id", "score", "label"]
 
@@ -36,79 +33,6 @@ LOG_COLUMNS = ["request_id", "timestamp", "model_version", "customer_id", "score
 class _ReadOnly:
     def _save(self, data: Any) -> None:
         raise DatasetError(f"{type(self).__name__} is read-only; the monitoring never writes it")
-
-
-class MlflowChampionDataset(_ReadOnly, AbstractDataset[None, dict[str, Any]]):
-    """The champion version with its model, metadata, reference profile and registration time.
-
-    Args:
-        model_name: Registered model name.
-        alias: Alias to load (``champion``).
-        metadata: Kedro-viz and other free-form metadata.
-
-    Returns on load:
-        ``{"model_name", "version", "run_id", "model", "metadata", "reference_profile",
-        "registered_at"}`` (``registered_at`` as an aware UTC ``datetime``).
-
-    Raises:
-        DatasetError: the model or alias does not exist, or a file is missing from the run.
-    """
-
-    def __init__(
-        self, *, model_name: str, alias: str = "champion", metadata: dict[str, Any] | None = None
-    ) -> None:
-        self._model_name = model_name
-        self._alias = alias
-        self.metadata = metadata
-
-    def _load(self) -> dict[str, Any]:
-        import mlflow  # noqa: PLC0415 - importing mlflow costs seconds
-
-        client = mlflow.MlflowClient()
-        try:
-            details = client.get_model_version_by_alias(self._model_name, self._alias)
-        except mlflow.exceptions.MlflowException as exc:
-            raise DatasetError(
-                f"Registered model {self._model_name!r} has no version with alias "
-                f"{self._alias!r} at {mlflow.get_tracking_uri()}; run `kedro run` first to "
-                "train and promote a champion."
-            ) from exc
-        version = str(details.version)
-        model = mlflow.sklearn.load_model(f"models:/{self._model_name}/{version}")
-        files: dict[str, Any] = {}
-        with tempfile.TemporaryDirectory() as folder:
-            for name in (METADATA_FILE, REFERENCE_PROFILE_FILE):
-                files[name] = self._download(mlflow, details.run_id, version, name, folder)
-        logger.info("Loaded %s v%s (%r) for monitoring", self._model_name, version, self._alias)
-        return {
-            "model_name": self._model_name,
-            "version": version,
-            "run_id": details.run_id,
-            "model": model,
-            "metadata": files[METADATA_FILE],
-            "reference_profile": files[REFERENCE_PROFILE_FILE],
-            "registered_at": datetime.fromtimestamp(
-                details.creation_timestamp / 1000, tz=timezone.utc
-            ),
-        }
-
-    def _download(self, mlflow: Any, run_id: str, version: str, name: str, folder: str) -> Any:
-        """The JSON file ``name`` of the run: at its root, else under ``evaluation/``."""
-        for path in (name, f"{EVALUATION_FOLDER}/{name}"):
-            try:
-                local = mlflow.artifacts.download_artifacts(
-                    run_id=run_id, artifact_path=path, dst_path=folder
-                )
-            except (OSError, mlflow.exceptions.MlflowException):
-                continue
-            return json.loads(Path(local).read_text(encoding="utf-8"))
-        raise DatasetError(
-            f"{self._model_name} v{version}: run {run_id} has no artifact {name!r} (nor "
-            f"{EVALUATION_FOLDER}/{name}); expected it from the evaluation pipeline."
-        )
-
-    def _describe(self) -> dict[str, Any]:
-        return {"model_name": self._model_name, "alias": self._alias}
 
 
 class JsonLinesLogDataset(_ReadOnly, AbstractDataset[None, pd.DataFrame]):

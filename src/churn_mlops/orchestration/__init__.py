@@ -1,0 +1,1 @@
+"""Orchestration: continuous training (refresh, monitor, retrain, gate, export) in sessions."""
