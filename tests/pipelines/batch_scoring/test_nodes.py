@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churn_mlops.monitoring.datasets import JsonLinesLogDataset
+from churn_mlops.datasets.monitoring import JsonLinesLogDataset
 from churn_mlops.pipelines.batch_scoring import nodes
 from churn_mlops.serving.demo import build_pipeline, make_synthetic_features
 from tests.feature_store.support import build_repository, store_config

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from churn_mlops.feature_store.repository import FeatureRepository
-from churn_mlops.monitoring.datasets import JsonLinesLogDataset
+from churn_mlops.datasets.monitoring import JsonLinesLogDataset
 from tests.notebooks.small_project import build_small_project, run_kedro
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churn_mlops.pipelines.feature_engineering.config import parse_feature_list
+from churn_mlops.contracts.features import parse_feature_list
 from churn_mlops.pipelines.training.errors import TimeSplitError
 from churn_mlops.pipelines.training.nodes import split_by_snapshot_month
 from churn_mlops.pipelines.training.params import parse_training_params
