@@ -258,9 +258,7 @@ def main() -> None:
     rows = monitoring_rows(current)
     for workers in sorted({1, args.workers}):
         params = monitoring_params(workers)
-        wall, cpu, table = best_of(
-            lambda p=params: drift_table(rows, champion, p), args.repeats
-        )
+        wall, cpu, table = best_of(lambda p=params: drift_table(rows, champion, p), args.repeats)
         print(
             f"monitoring compute_drift, {args.rows:,} window rows, all statistics, "
             f"{workers} thread(s): {wall:.3f} s wall, {cpu:.3f} s CPU"

@@ -35,7 +35,7 @@ def committed_feature_names() -> list[str]:
     """The feature contract's names, in order, as conf/base/parameters_feature_engineering.yml
     lists them: tests read the contract from configuration, so adding a feature (docs/features.md)
     needs no test edit."""
-    import yaml  # noqa: PLC0415
+    import yaml
 
     path = PROJECT_ROOT / "conf" / "base" / "parameters_feature_engineering.yml"
     params = yaml.safe_load(path.read_text(encoding="utf-8"))["feature_engineering"]

@@ -38,9 +38,7 @@ SPARK_TABLES = {name: path for name, path in SPARK.items() if not path.startswit
 
 def test_spark_tables_never_take_the_path_of_a_duckdb_file() -> None:
     assert SPARK_TABLES, "conf/spark overrides no table"
-    clashes = {
-        name: path for name, path in SPARK_TABLES.items() if path in set(BASE.values())
-    }
+    clashes = {name: path for name, path in SPARK_TABLES.items() if path in set(BASE.values())}
     assert not clashes, (
         f"conf/spark writes {clashes} where conf/base keeps a DuckDB file: a plain `kedro run` "
         "after `kedro run --env spark` would fail with 'File exists'"

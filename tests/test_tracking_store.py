@@ -22,7 +22,7 @@ def _recorded_locations(database: Path) -> list[str]:
         return [
             value
             for table, column in ARTIFACT_COLUMNS
-            for (value,) in connection.execute(f"SELECT {column} FROM {table}")  # noqa: S608
+            for (value,) in connection.execute(f"SELECT {column} FROM {table}")
             if value
         ]
 

@@ -14,7 +14,7 @@ def main(*args, **kwargs):
     """Run the Kedro project like ``kedro run`` does; ``churn-mlops byod ...`` runs the
     bring-your-own-data scaffold (``churn-mlops byod init --from FILE --env NAME``)."""
     if not args and sys.argv[1:2] == ["byod"]:
-        from churn_mlops.cli import byod  # noqa: PLC0415
+        from churn_mlops.cli import byod
 
         return byod.main(args=sys.argv[2:], prog_name="churn-mlops byod")
     package_name = Path(__file__).parent.name

@@ -80,7 +80,7 @@ def list_versions(metadata: Any, env: str | None) -> None:
 @click.pass_obj
 def promote(metadata: Any, version: str, force: bool, reason: str | None, env: str | None) -> None:
     """Make VERSION the champion (it must have passed the gate, unless --force)."""
-    from churn_mlops.registry import RegistryError  # noqa: PLC0415
+    from churn_mlops.registry import RegistryError
 
     registry = _registry(metadata, env)
     version = version.removeprefix("v")
@@ -110,7 +110,7 @@ def promote(metadata: Any, version: str, force: bool, reason: str | None, env: s
 @click.pass_obj
 def rollback(metadata: Any, env: str | None) -> None:
     """Move the champion alias back to the previous champion."""
-    from churn_mlops.registry import RegistryError  # noqa: PLC0415
+    from churn_mlops.registry import RegistryError
 
     registry = _registry(metadata, env)
     try:
@@ -126,8 +126,8 @@ def rollback(metadata: Any, env: str | None) -> None:
 @click.pass_obj
 def rebuild(metadata: Any, version: str, env: str | None) -> None:
     """Retrain VERSION from its recorded inputs; fail unless its predictions are identical."""
-    from churn_mlops.rebuild import RebuildError, rebuild_version  # noqa: PLC0415
-    from churn_mlops.registry import RegistryError  # noqa: PLC0415
+    from churn_mlops.rebuild import RebuildError, rebuild_version
+    from churn_mlops.registry import RegistryError
 
     registry = _registry(metadata, env)
     project_path = Path(getattr(metadata, "project_path", None) or Path.cwd())
@@ -151,10 +151,10 @@ cli = commands
 
 def _registry(metadata: Any, env: str | None) -> Any:
     """A ``ChampionRegistry`` on the project's tracking URI and registered model name."""
-    from kedro.framework.session import KedroSession  # noqa: PLC0415
-    from kedro.framework.startup import bootstrap_project  # noqa: PLC0415
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
 
-    from churn_mlops.registry import ChampionRegistry  # noqa: PLC0415
+    from churn_mlops.registry import ChampionRegistry
 
     project_path = Path(getattr(metadata, "project_path", None) or Path.cwd())
     bootstrap_project(project_path)
@@ -201,7 +201,7 @@ def byod() -> None:
     help="Day an undated table was taken (default: today).",
 )
 @click.option("--force", is_flag=True, help="Overwrite the files of an existing environment.")
-def byod_init(  # noqa: PLR0913 - one argument per option
+def byod_init(
     source: Path,
     env: str,
     id_column: str | None,
@@ -211,7 +211,7 @@ def byod_init(  # noqa: PLR0913 - one argument per option
     force: bool,
 ) -> None:
     """Inspect a table, propose its columns' roles and write conf/ENV (only what differs)."""
-    from churn_mlops.byod import (  # noqa: PLC0415 - keeps `kedro` start-up light
+    from churn_mlops.byod import (
         ScaffoldError,
         propose,
         summary,

@@ -22,7 +22,7 @@ class ChurnConfigLoader(OmegaConfigLoader):
     interpolations resolve; every other key (catalog, mlflow, credentials, globals) loads as
     Kedro's loader does."""
 
-    def _resolve_from_raw_config(  # noqa: PLR0913 - Kedro's signature
+    def _resolve_from_raw_config(
         self,
         key: str,
         base_configs: dict[Path, DictConfig],

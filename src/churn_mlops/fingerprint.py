@@ -119,7 +119,7 @@ def fingerprint_parquet(path: str | Path) -> str:
     Hive partition folders are not turned into columns (the partition column is not part of
     the table's content, see ``MonthPartitionedParquetDataset``).
     """
-    import pyarrow.dataset as pads  # noqa: PLC0415
+    import pyarrow.dataset as pads
 
     dataset = pads.dataset(str(path), format="parquet")
     return fingerprint_batches(dataset.schema, dataset.to_batches())

@@ -66,8 +66,8 @@ def build_spark_session(properties: Mapping[str, str]) -> SparkSession:
     When a session already runs (a notebook, a test), Spark keeps its static properties
     (master, driver memory, ...) and applies only the runtime ones (``spark.sql.*``).
     """
-    from pyspark import SparkConf  # noqa: PLC0415 - pyspark is the optional `spark` extra
-    from pyspark.sql import SparkSession  # noqa: PLC0415
+    from pyspark import SparkConf
+    from pyspark.sql import SparkSession
 
     conf = SparkConf().setAll(list(properties.items()))
     session = SparkSession.builder.config(conf=conf).getOrCreate()
@@ -138,7 +138,7 @@ class LineageHooks:
         table = dataset_name.split("@", 1)[0]
         if table not in self._tables:
             return
-        import mlflow  # noqa: PLC0415 - only tracked runs get here
+        import mlflow
 
         run = mlflow.active_run()
         if run is None:
@@ -148,7 +148,7 @@ class LineageHooks:
             return
         if not done:
             _log_environment(mlflow)
-        from churn_mlops.fingerprint import (  # noqa: PLC0415
+        from churn_mlops.fingerprint import (
             fingerprint_parquet,
             fingerprint_table,
         )
@@ -177,13 +177,13 @@ class LineageHooks:
 
 
 def _log_environment(mlflow: Any) -> None:
-    from churn_mlops.fingerprint import (  # noqa: PLC0415 - pandas only when tracking
+    from churn_mlops.fingerprint import (
         PACKAGE_LOCK_TAG,
         PACKAGES_ARTIFACT,
         installed_packages,
         packages_fingerprint,
     )
-    from churn_mlops.provenance import git_revision  # noqa: PLC0415
+    from churn_mlops.provenance import git_revision
 
     packages = installed_packages()
     mlflow.log_text("\n".join(packages) + "\n", PACKAGES_ARTIFACT)
@@ -193,12 +193,12 @@ def _log_environment(mlflow: Any) -> None:
 
 
 def _log_table_input(mlflow: Any, table: str, fingerprint: str, uri: str) -> None:
-    import warnings  # noqa: PLC0415
+    import warnings
 
-    from mlflow.data.dataset_source_registry import resolve_dataset_source  # noqa: PLC0415
-    from mlflow.data.meta_dataset import MetaDataset  # noqa: PLC0415
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.meta_dataset import MetaDataset
 
-    from churn_mlops.fingerprint import FINGERPRINT_INPUT_TAG  # noqa: PLC0415
+    from churn_mlops.fingerprint import FINGERPRINT_INPUT_TAG
 
     with warnings.catch_warnings():
         # A local path matches MLflow's local-artifact source twice; either reading is right.

@@ -47,7 +47,7 @@ class Provenance:
 
 def recorded_provenance(client: Any, run_id: str) -> Provenance:
     """Read the lineage that the training run of a version logged (see ``LineageHooks``)."""
-    from churn_mlops.fingerprint import FINGERPRINT_INPUT_TAG, PACKAGES_ARTIFACT  # noqa: PLC0415
+    from churn_mlops.fingerprint import FINGERPRINT_INPUT_TAG, PACKAGES_ARTIFACT
 
     run = client.get_run(run_id)
     inputs = {}
@@ -55,7 +55,7 @@ def recorded_provenance(client: Any, run_id: str) -> Provenance:
         tags = {t.key: t.value for t in item.tags}
         inputs[item.dataset.name] = tags.get(FINGERPRINT_INPUT_TAG, item.dataset.digest)
     try:
-        import mlflow  # noqa: PLC0415
+        import mlflow
 
         text = mlflow.artifacts.load_text(f"runs:/{run_id}/{PACKAGES_ARTIFACT}")
         packages = text.split()
@@ -119,13 +119,13 @@ def rebuild_version(
         RebuildError: The version lacks lineage, its training data is not what the project
             holds now, or the rebuilt model's predictions differ (naming what differs).
     """
-    import mlflow.sklearn  # noqa: PLC0415 - `import mlflow` costs seconds
-    import numpy as np  # noqa: PLC0415
-    from kedro.framework.session import KedroSession  # noqa: PLC0415
+    import mlflow.sklearn
+    import numpy as np
+    from kedro.framework.session import KedroSession
 
-    from churn_mlops.datasets.champion_release import GOLDEN_SAMPLE_FILE  # noqa: PLC0415
-    from churn_mlops.fingerprint import fingerprint_table, installed_packages  # noqa: PLC0415
-    from churn_mlops.provenance import git_revision  # noqa: PLC0415
+    from churn_mlops.datasets.champion_release import GOLDEN_SAMPLE_FILE
+    from churn_mlops.fingerprint import fingerprint_table, installed_packages
+    from churn_mlops.provenance import git_revision
 
     project_path = Path(project_path).resolve()
     version = version.removeprefix("v")
@@ -195,10 +195,10 @@ def rebuild_version(
 
 def _stored_golden_sample(model_uri: str, name: str) -> Any:
     """The golden sample stored with the version, or ``None`` when it has none."""
-    import tempfile  # noqa: PLC0415
+    import tempfile
 
-    import mlflow  # noqa: PLC0415
-    import pandas as pd  # noqa: PLC0415
+    import mlflow
+    import pandas as pd
 
     with tempfile.TemporaryDirectory(prefix="churn-rebuild-") as folder:
         try:

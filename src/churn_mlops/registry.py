@@ -57,7 +57,7 @@ class ChampionRegistry:
         client: Any | None = None,
     ) -> None:
         if client is None:
-            from mlflow import MlflowClient  # noqa: PLC0415 - `import mlflow` costs seconds
+            from mlflow import MlflowClient
 
             client = MlflowClient()
         self.model_name = model_name
@@ -69,7 +69,7 @@ class ChampionRegistry:
 
     def exists(self) -> bool:
         """Whether the registered model exists."""
-        from mlflow.exceptions import MlflowException  # noqa: PLC0415
+        from mlflow.exceptions import MlflowException
 
         try:
             self.client.get_registered_model(self.model_name)
@@ -79,7 +79,7 @@ class ChampionRegistry:
 
     def alias_version(self, alias: str) -> str | None:
         """The version an alias points at, or ``None`` (no such model or alias)."""
-        from mlflow.exceptions import MlflowException  # noqa: PLC0415
+        from mlflow.exceptions import MlflowException
 
         try:
             return str(self.client.get_model_version_by_alias(self.model_name, alias).version)
@@ -202,7 +202,7 @@ class ChampionRegistry:
 
     def require_version(self, version: str) -> None:
         """Raise ``RegistryError`` naming the known versions when ``version`` does not exist."""
-        from mlflow.exceptions import MlflowException  # noqa: PLC0415
+        from mlflow.exceptions import MlflowException
 
         try:
             self.client.get_model_version(self.model_name, str(version))

@@ -115,7 +115,7 @@ def relocate_store(database: Path, artifacts_dir: Path) -> dict[str, str]:
                         continue
                     for before, after in ((old, new_root), (old_path, new_path)):
                         connection.execute(
-                            f"UPDATE {table} SET {column} = ? || substr({column}, length(?) + 1) "  # noqa: S608 - fixed names
+                            f"UPDATE {table} SET {column} = ? || substr({column}, length(?) + 1) "
                             f"WHERE {column} = ? OR substr({column}, 1, length(?) + 1) = ? || '/'",
                             (after, before, before, before, before),
                         )
@@ -125,7 +125,7 @@ def relocate_store(database: Path, artifacts_dir: Path) -> dict[str, str]:
 def run_name_order(names: list[str]) -> list[str]:
     """``names`` in the order of the default flow (``DEFAULT_PIPELINE_ORDER``), others after it
     alphabetically: ``["evaluation", "training"]`` -> ``["training", "evaluation"]``."""
-    from churn_mlops.pipeline_registry import DEFAULT_PIPELINE_ORDER  # noqa: PLC0415
+    from churn_mlops.pipeline_registry import DEFAULT_PIPELINE_ORDER
 
     flow = {name: index for index, name in enumerate(DEFAULT_PIPELINE_ORDER)}
     return sorted(dict.fromkeys(names), key=lambda name: (flow.get(name, len(flow)), name))

@@ -115,8 +115,8 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> BuiltProject:
 def _served_scores(bundle: Path, log_dir: Path) -> tuple[list[float], int]:
     """Scores of a risky and a loyal account, and the status of a request with an unknown
     (simulator) feature, from the serving app loading ``bundle`` in-process."""
-    from churn_mlops.serving.app import create_app  # noqa: PLC0415
-    from churn_mlops.serving.settings import ServingSettings  # noqa: PLC0415
+    from churn_mlops.serving.app import create_app
+    from churn_mlops.serving.settings import ServingSettings
 
     settings = ServingSettings(model_dir=bundle, auth_enabled=False, prediction_log_dir=log_dir)
     risky = {
@@ -169,10 +169,11 @@ def test_the_champion_serves_predictions_on_the_tables_features(
     built: BuiltProject, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     """What the export reads from the registry, written as a bundle and served in-process."""
-    from churn_mlops.datasets.champion_release import (  # noqa: PLC0415
+    from churn_mlops.datasets.champion_release import (
         MlflowChampionReleaseDataset,
     )
-    from churn_mlops.serving.demo import write_bundle  # noqa: PLC0415
+
+    from churn_mlops.serving.demo import write_bundle
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", kedro_env(built.root)["MLFLOW_TRACKING_URI"])
     release = MlflowChampionReleaseDataset(model_name="churn_model").load()

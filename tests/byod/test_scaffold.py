@@ -153,8 +153,8 @@ def test_the_environment_holds_only_overrides_and_validates_against_base(tmp_pat
 
 @pytest.mark.parametrize("spelling", ["CamelCase", "snake_case"])
 def test_the_telco_table_needs_no_preparation_in_either_spelling(tmp_path: Path, spelling: str):
-    from tests.pipelines.data_processing.conftest import telco_like_frame  # noqa: PLC0415
-    from tests.pipelines.data_processing.test_byod import snake_case_copy  # noqa: PLC0415
+    from tests.pipelines.data_processing.conftest import telco_like_frame
+    from tests.pipelines.data_processing.test_byod import snake_case_copy
 
     telco = telco_like_frame(rows=200)
     table = telco if spelling == "CamelCase" else snake_case_copy(telco)

@@ -99,7 +99,8 @@ def test_a_golden_sample_is_read_when_the_version_carries_one(tmp_path, model_na
 
 
 def test_bad_options_are_refused_when_the_catalog_is_built(model_name):
-    with pytest.raises(DatasetError, match=r"if_missing='skip'; expected one of \['error', 'none'\]"):
+    expected = r"if_missing='skip'; expected one of \['error', 'none'\]"
+    with pytest.raises(DatasetError, match=expected):
         MlflowChampionDataset(model_name=model_name, if_missing="skip")
     with pytest.raises(DatasetError, match=r"required_files \['model.pkl'\]"):
         MlflowChampionDataset(model_name=model_name, required_files=["model.pkl"])

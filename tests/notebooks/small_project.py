@@ -92,7 +92,7 @@ def shrink_parameters(project_dir: Path) -> None:
 
 def registered_pipelines() -> set[str]:
     """Names of the pipelines the installed package has (``find_pipelines`` registers each)."""
-    import churn_mlops.pipelines  # noqa: PLC0415
+    import churn_mlops.pipelines
 
     folder = Path(churn_mlops.pipelines.__file__).parent
     return {path.parent.name for path in folder.glob("*/pipeline.py")}

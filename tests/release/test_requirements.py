@@ -20,8 +20,17 @@ from tests.conftest import PROJECT_ROOT
 def test_closure_follows_extras_and_pins_installed_versions():
     pins = {p.name: p for p in resolve_pins(["uvicorn[standard]", "scikit-learn"])}
     # uvicorn's `standard` extra and scikit-learn's own requirements are followed.
-    for name in ("uvicorn", "uvloop", "httptools", "h11", "scikit-learn", "scipy", "numpy",
-                 "joblib", "threadpoolctl"):
+    for name in (
+        "uvicorn",
+        "uvloop",
+        "httptools",
+        "h11",
+        "scikit-learn",
+        "scipy",
+        "numpy",
+        "joblib",
+        "threadpoolctl",
+    ):
         assert pins[name].version == version(name), name
     # Markers are evaluated: a Windows-only or Python<3.11-only requirement is not pinned.
     assert "colorama" not in pins

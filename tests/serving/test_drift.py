@@ -102,9 +102,6 @@ def test_psi_matches_the_monitoring_pipeline(reference) -> None:
     import pandas as pd
     import yaml
 
-    from churn_mlops.monitoring import drift as monitoring
-    from churn_mlops.monitoring import profile as profile_module
-
     params = yaml.safe_load(
         (Path(__file__).resolve().parents[2] / "conf/base/parameters_monitoring.yml").read_text()
     )

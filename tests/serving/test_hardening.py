@@ -306,7 +306,7 @@ class _Jwks:
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            def do_GET(self) -> None:
                 owner.fetches += 1
                 body = json.dumps(owner.document).encode()
                 self.send_response(200)

@@ -189,7 +189,7 @@ def test_overload_gets_fast_503s_bounded_memory_and_live_probes(
     assert len(latencies) >= 20
     p95 = statistics.quantiles(latencies, n=20)[-1]
     peak = live.peak_rss()
-    print(  # the figures of this run, for the report
+    print(  # noqa: T201 - the figures of this run, for the report
         f"overload: {dict(statuses)} in {elapsed:.1f} s; 503 median"
         f" {statistics.median(s for s, _ in shed) * 1000:.0f} ms; liveness p95 {p95 * 1000:.1f} ms"
         f" max {max(latencies) * 1000:.1f} ms over {len(latencies)} probes; peak RSS"

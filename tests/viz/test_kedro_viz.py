@@ -51,7 +51,7 @@ STARTUP_TIMEOUT_S = 240
 
 def project_pipelines() -> dict[str, list[str]]:
     """Node names of every pipeline package (``find_pipelines`` registers each folder)."""
-    import churn_mlops.pipelines  # noqa: PLC0415
+    import churn_mlops.pipelines
 
     folder = Path(churn_mlops.pipelines.__file__).parent
     names = {}
@@ -95,7 +95,7 @@ def _free_port() -> int:
 
 
 def _get_json(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=30) as response:  # noqa: S310 - 127.0.0.1 only
+    with urllib.request.urlopen(url, timeout=30) as response:
         return json.load(response)
 
 
@@ -230,12 +230,12 @@ def test_every_node_is_tagged(served: dict[str, dict[str, Any]]) -> None:
 def test_browser_renders_the_training_graph(viz_url: str, tmp_path: Path) -> None:
     chromium = tool("chromium", "apt: chromium")
     chromedriver = tool("chromedriver", "apt: chromium-driver")
-    from PIL import Image  # noqa: PLC0415 - matplotlib's dependency
-    from selenium import webdriver  # noqa: PLC0415
-    from selenium.webdriver.chrome.options import Options  # noqa: PLC0415
-    from selenium.webdriver.chrome.service import Service  # noqa: PLC0415
-    from selenium.webdriver.common.by import By  # noqa: PLC0415
-    from selenium.webdriver.support.ui import WebDriverWait  # noqa: PLC0415
+    from PIL import Image
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
 
     options = Options()
     options.binary_location = chromium

@@ -15,9 +15,9 @@ PSI_EPSILON = 1e-4
 """Share given to an empty bucket (the monitoring parameters' default ``epsilon``)."""
 
 
-def bin_numeric(values: npt.ArrayLike, cut_points: Sequence[float] | npt.NDArray[np.float64]) -> (
-    npt.NDArray[np.intp]
-):
+def bin_numeric(
+    values: npt.ArrayLike, cut_points: Sequence[float] | npt.NDArray[np.float64]
+) -> npt.NDArray[np.intp]:
     """Bin index of every value on a profile's inner cut points; NaN gets its own bucket.
 
     Bin ``i`` is ``[c_i, c_{i+1})`` with the first and last bins open-ended, so values fall in

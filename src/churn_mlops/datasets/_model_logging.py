@@ -57,8 +57,8 @@ def log_sklearn_model(
     Returns:
         MLflow's ``ModelInfo`` (``model_uri``, ``model_id``, ``run_id``).
     """
-    import mlflow.sklearn  # noqa: PLC0415 - `import mlflow` costs seconds
-    from mlflow.models import infer_signature  # noqa: PLC0415
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
 
     serialization_format = logging_cfg.get("serialization_format", "skops")
     extra: dict[str, Any] = {}

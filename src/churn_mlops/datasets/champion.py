@@ -64,7 +64,7 @@ class MlflowChampionDataset(MlflowModelRegistryDataset):
         or ``None`` when there is no champion and ``if_missing`` is ``"none"``.
     """
 
-    def __init__(  # noqa: PLR0913
+    def __init__(
         self,
         model_name: str,
         alias: str = "champion",
@@ -97,7 +97,7 @@ class MlflowChampionDataset(MlflowModelRegistryDataset):
         self._if_missing = if_missing
 
     def _load(self) -> dict[str, Any] | None:
-        import mlflow  # noqa: PLC0415 - `import mlflow` costs seconds
+        import mlflow
 
         client = mlflow.MlflowClient()
         try:
@@ -137,7 +137,7 @@ class MlflowChampionDataset(MlflowModelRegistryDataset):
         }
 
     def _read_files(self, folder: Path, version: str) -> dict[str, Any]:
-        import pandas as pd  # noqa: PLC0415
+        import pandas as pd
 
         files: dict[str, Any] = {}
         for name in VERSION_FILES:

@@ -56,7 +56,7 @@ class MlflowCandidateRunsDataset(AbstractDataset[dict[str, Any], dict[str, Any]]
         if not self._logging_activated:
             logger.info("MLflow tracking is off for this pipeline; candidate runs not logged")
             return
-        import mlflow  # noqa: PLC0415 - `import mlflow` costs seconds
+        import mlflow
 
         candidates = data.get("candidates")
         if not isinstance(candidates, dict) or not candidates:

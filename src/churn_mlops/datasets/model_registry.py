@@ -59,7 +59,7 @@ class MlflowModelRegistrationDataset(AbstractDataset[dict[str, Any], dict[str, A
         metadata: Kedro-viz and other free-form metadata.
     """
 
-    def __init__(  # noqa: PLR0913
+    def __init__(
         self,
         *,
         model_name: str,
@@ -102,7 +102,7 @@ class MlflowModelRegistrationDataset(AbstractDataset[dict[str, Any], dict[str, A
             self._write_local(data["metadata"], data["model_card"])
             return
 
-        import mlflow  # noqa: PLC0415 - `import mlflow` costs seconds
+        import mlflow
 
         started_here = mlflow.active_run() is None
         run = mlflow.active_run() or mlflow.start_run(run_name="model_registration")

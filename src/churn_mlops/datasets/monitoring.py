@@ -143,7 +143,7 @@ class MlflowRecentRunsDataset(_ReadOnly, AbstractDataset[None, pd.DataFrame]):
         self.metadata = metadata
 
     def _load(self) -> pd.DataFrame:
-        import mlflow  # noqa: PLC0415 - importing mlflow costs seconds
+        import mlflow
 
         try:
             runs = mlflow.search_runs(

@@ -19,11 +19,11 @@ def load_project_config(project_path: Path, env: str) -> tuple[Any, Any, Any]:
 
     The settings come from ``params:ingestion``, overridden by ``CHURN_INGEST_*`` variables.
     """
-    from kedro.config import OmegaConfigLoader  # noqa: PLC0415
+    from kedro.config import OmegaConfigLoader
 
-    from churn_mlops import settings as project_settings  # noqa: PLC0415
-    from churn_mlops.ingestion.settings import IngestionSettings  # noqa: PLC0415
-    from churn_mlops.pipelines.data_processing.schema import (  # noqa: PLC0415
+    from churn_mlops import settings as project_settings
+    from churn_mlops.ingestion.settings import IngestionSettings
+    from churn_mlops.pipelines.data_processing.schema import (
         DataProcessingParams,
     )
 
@@ -80,9 +80,9 @@ def publish(
     env: str, tables: str, rate: float | None, bootstrap_servers: str | None, project_path: Path
 ) -> None:
     """Publish the raw tables (the simulator's by default) to their topics in time order."""
-    from kedro.io import DataCatalog  # noqa: PLC0415
+    from kedro.io import DataCatalog
 
-    from churn_mlops.ingestion.producer import publish_tables  # noqa: PLC0415
+    from churn_mlops.ingestion.producer import publish_tables
 
     _logging()
     if rate is not None and rate <= 0:
@@ -140,9 +140,9 @@ def consume(
     project_path: Path,
 ) -> None:
     """Land the raw-table topics as Parquet, exactly once, until SIGTERM."""
-    from prometheus_client import start_http_server  # noqa: PLC0415
+    from prometheus_client import start_http_server
 
-    from churn_mlops.ingestion.consumer import IngestionConsumer  # noqa: PLC0415
+    from churn_mlops.ingestion.consumer import IngestionConsumer
 
     _logging()
     settings, params, _ = load_project_config(project_path, env)

@@ -62,7 +62,7 @@ def _end_dangling_runs() -> None:
     run stays active after ``session.run``. The next session would then log into it, so the
     driver closes every leftover reference between sessions.
     """
-    import mlflow  # noqa: PLC0415
+    import mlflow
 
     while mlflow.active_run() is not None:
         mlflow.end_run()
@@ -75,8 +75,8 @@ def _run_session(
     runtime_params: Mapping[str, Any] | None,
 ) -> str | None:
     """Run ``pipelines`` in one new Kedro session; return the MLflow run id it logged to."""
-    import mlflow  # noqa: PLC0415 - importing mlflow costs seconds
-    from kedro.framework.session import KedroSession  # noqa: PLC0415
+    import mlflow
+    from kedro.framework.session import KedroSession
 
     before = mlflow.last_active_run()
     try:
@@ -95,7 +95,7 @@ def _run_session(
 def _load(
     project_path: Path, env: str | None, runtime_params: Mapping[str, Any] | None, name: str
 ) -> Any:
-    from kedro.framework.session import KedroSession  # noqa: PLC0415
+    from kedro.framework.session import KedroSession
 
     with KedroSession.create(
         project_path=project_path, env=env, runtime_params=dict(runtime_params or {})
@@ -114,7 +114,7 @@ def _save(
     name: str,
     data: Any,
 ) -> None:
-    from kedro.framework.session import KedroSession  # noqa: PLC0415
+    from kedro.framework.session import KedroSession
 
     with KedroSession.create(
         project_path=project_path, env=env, runtime_params=dict(runtime_params or {})
@@ -126,8 +126,8 @@ def _experiment_id(
     project_path: Path, env: str | None, runtime_params: Mapping[str, Any] | None
 ) -> str:
     """The id of the experiment named in mlflow.yml (created if it does not exist yet)."""
-    import mlflow  # noqa: PLC0415
-    from kedro.framework.session import KedroSession  # noqa: PLC0415
+    import mlflow
+    from kedro.framework.session import KedroSession
 
     with KedroSession.create(
         project_path=project_path, env=env, runtime_params=dict(runtime_params or {})
@@ -138,7 +138,7 @@ def _experiment_id(
 
 
 def _registered(names: Sequence[str]) -> tuple[list[str], list[str]]:
-    from kedro.framework.project import pipelines  # noqa: PLC0415
+    from kedro.framework.project import pipelines
 
     # A session run loads only the pipelines it requested; ask for the whole registry.
     pipelines.set_requested(None)
@@ -236,7 +236,7 @@ def _monitor(project: _Project, settings: Mapping[str, Any]) -> tuple[str | None
 
 
 def _champion_registry(project: _Project, model_name: str) -> Any:
-    from churn_mlops.registry import ChampionRegistry  # noqa: PLC0415
+    from churn_mlops.registry import ChampionRegistry
 
     registry_cfg = project.load("params:evaluation") or {}
     aliases = {
@@ -247,7 +247,7 @@ def _champion_registry(project: _Project, model_name: str) -> Any:
     return ChampionRegistry(model_name, **aliases)
 
 
-def _open_ct_run(  # noqa: PLR0913
+def _open_ct_run(
     project: _Project,
     client: Any,
     experiment_id: str,
@@ -373,7 +373,7 @@ def run_continuous_training(
         ContinuousTrainingError: a pipeline run failed (the CT run is marked FAILED).
         RunLockedError: another continuous-training run still holds the lock.
     """
-    from churn_mlops.run_lock import exclusive_run  # noqa: PLC0415
+    from churn_mlops.run_lock import exclusive_run
 
     project = _Project(Path(project_path).resolve(), env, runtime_params)
     with exclusive_run(
@@ -383,7 +383,7 @@ def run_continuous_training(
 
 
 def _run_unlocked(project: _Project, *, force: bool, dry_run: bool) -> dict[str, Any]:
-    from kedro.framework.startup import bootstrap_project  # noqa: PLC0415
+    from kedro.framework.startup import bootstrap_project
 
     env, runtime_params = project.env, project.runtime_params
     bootstrap_project(project.path)
@@ -443,7 +443,7 @@ def _parse_params(text: str | None) -> dict[str, Any]:
 @click.option(
     "--wait", "wait_s", default=0.0, type=float, help="Seconds to wait for a run in progress."
 )
-def continuous_training(  # noqa: PLR0913
+def continuous_training(
     env: str | None,
     params: str | None,
     force: bool,
@@ -452,7 +452,7 @@ def continuous_training(  # noqa: PLR0913
     wait_s: float,
 ) -> None:
     """Monitor the champion; retrain, gate, promote and export when the decision says so."""
-    from churn_mlops.run_lock import RunLockedError  # noqa: PLC0415
+    from churn_mlops.run_lock import RunLockedError
 
     os.environ.setdefault("KEDRO_DISABLE_TELEMETRY", "true")
     try:
@@ -467,6 +467,7 @@ def continuous_training(  # noqa: PLR0913
     except RunLockedError as exc:
         raise click.ClickException(str(exc)) from exc
     click.echo(json.dumps(outcome, indent=2, default=str))
+
 
 if __name__ == "__main__":
     continuous_training()

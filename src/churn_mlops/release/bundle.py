@@ -110,7 +110,7 @@ class ServingBundleBuilder:
         parity: ``request_rows``, ``install_timeout_s``, ``startup_timeout_s`` of the gate.
     """
 
-    def __init__(  # noqa: PLR0913
+    def __init__(
         self,
         *,
         wheel_cache_dir: str,
@@ -197,7 +197,7 @@ class ServingBundleBuilder:
     def _build(
         self, data: dict[str, Any], staging: Path, scratch: Path, phases: dict[str, float]
     ) -> dict[str, Any]:
-        from churn_mlops.release.deploy import render_manifests  # noqa: PLC0415
+        from churn_mlops.release.deploy import render_manifests
 
         mark = time.monotonic()
 
@@ -208,7 +208,7 @@ class ServingBundleBuilder:
             logger.info("export: %s done in %.1f s", name, now - mark)
             mark = now
 
-        from churn_mlops.release.onnx_model import export_model_files  # noqa: PLC0415
+        from churn_mlops.release.onnx_model import export_model_files
 
         golden_features = data["golden_sample"][list(data["feature_names"])]
         export_model_files(

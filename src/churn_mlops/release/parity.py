@@ -111,29 +111,69 @@ def _request(url: str, *, body: bytes | None = None, timeout: float = 30.0) -> t
 
 def _install(venv: Path, bundle_dir: Path, work_dir: Path, timeout_s: float, log: Path) -> Path:
     python = venv / "bin" / "python"
-    _run([sys.executable, "-m", "venv", "--without-pip", str(venv)],
-         what="creating the virtual environment", timeout=120, log=log)
+    _run(
+        [sys.executable, "-m", "venv", "--without-pip", str(venv)],
+        what="creating the virtual environment",
+        timeout=120,
+        log=log,
+    )
     wheelhouse = bundle_dir / "wheelhouse"
     # No pip configuration at all (no extra find-links, indexes or constraints of this
     # machine): only the wheelhouse can satisfy the requirements. No byte-compiling: the
     # gate imports the app once, so compiling every module of scipy would only cost time.
-    pip = [sys.executable, "-m", "pip", "--python", str(python), "--disable-pip-version-check",
-           "install", "--no-index", "--no-cache-dir", "--no-compile"]
+    pip = [
+        sys.executable,
+        "-m",
+        "pip",
+        "--python",
+        str(python),
+        "--disable-pip-version-check",
+        "install",
+        "--no-index",
+        "--no-cache-dir",
+        "--no-compile",
+    ]
     env = {**_clean_env(work_dir), "PIP_CONFIG_FILE": os.devnull}
-    _run([*pip, "--find-links", str(wheelhouse), "--require-hashes",
-          "-r", str(bundle_dir / "requirements.txt")],
-         what="installing requirements.txt from the wheelhouse (--no-index --require-hashes)",
-         timeout=timeout_s, log=log, cwd=work_dir, env=env)
+    _run(
+        [
+            *pip,
+            "--find-links",
+            str(wheelhouse),
+            "--require-hashes",
+            "-r",
+            str(bundle_dir / "requirements.txt"),
+        ],
+        what="installing requirements.txt from the wheelhouse (--no-index --require-hashes)",
+        timeout=timeout_s,
+        log=log,
+        cwd=work_dir,
+        env=env,
+    )
     projects = sorted(wheelhouse.glob("churn_mlops-*.whl"))
     if len(projects) != 1:
         raise ParityError(f"parity gate: {wheelhouse} holds {len(projects)} churn_mlops wheels")
-    _run([*pip, "--no-deps", str(projects[0])],
-         what="installing the project wheel", timeout=timeout_s, log=log, cwd=work_dir, env=env)
-    location = _run([str(python), "-I", "-c",
-                     "import churn_mlops.serving, pathlib; "
-                     "print(pathlib.Path(churn_mlops.serving.__file__).resolve())"],
-                    what="importing churn_mlops.serving in the new environment",
-                    timeout=120, log=log, cwd=work_dir, env=_clean_env(work_dir)).strip()
+    _run(
+        [*pip, "--no-deps", str(projects[0])],
+        what="installing the project wheel",
+        timeout=timeout_s,
+        log=log,
+        cwd=work_dir,
+        env=env,
+    )
+    location = _run(
+        [
+            str(python),
+            "-I",
+            "-c",
+            "import churn_mlops.serving, pathlib; "
+            "print(pathlib.Path(churn_mlops.serving.__file__).resolve())",
+        ],
+        what="importing churn_mlops.serving in the new environment",
+        timeout=120,
+        log=log,
+        cwd=work_dir,
+        env=_clean_env(work_dir),
+    ).strip()
     if not Path(location).is_relative_to(venv.resolve()):
         raise ParityError(
             f"parity gate: churn_mlops.serving was imported from {location}, not from the new"
@@ -147,8 +187,9 @@ def _clean_env(work_dir: Path) -> dict[str, str]:
     return {**keep, "HOME": str(work_dir), "PYTHONNOUSERSITE": "1"}
 
 
-def _wait_ready(base: Path | str, server: subprocess.Popen[bytes], timeout_s: float,
-                log: Path) -> None:
+def _wait_ready(
+    base: Path | str, server: subprocess.Popen[bytes], timeout_s: float, log: Path
+) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if server.poll() is not None:
@@ -185,7 +226,7 @@ def _score(base: str, rows: list[dict[str, Any]], chunk: int) -> tuple[np.ndarra
     return np.asarray(probabilities, dtype=float), versions
 
 
-def check_bundle_parity(  # noqa: PLR0913
+def check_bundle_parity(
     bundle_dir: Path,
     golden: pd.DataFrame,
     *,
@@ -237,7 +278,10 @@ def check_bundle_parity(  # noqa: PLR0913
     with log.open("ab") as out:
         server = subprocess.Popen(  # noqa: S603
             [str(python), "-I", "-m", "churn_mlops.serving"],
-            cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT,
+            cwd=cwd,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     try:
         _wait_ready(base, server, startup_timeout_s, log)
@@ -269,7 +313,11 @@ def check_bundle_parity(  # noqa: PLR0913
     logger.info(
         "parity gate: %d golden rows, largest gap %.3g (tolerance %.1g); install %.0f s,"
         " start and score %.0f s",
-        len(gaps), max_gap, tolerance, installed - started, time.monotonic() - installed,
+        len(gaps),
+        max_gap,
+        tolerance,
+        installed - started,
+        time.monotonic() - installed,
     )
     if not max_gap <= tolerance:
         bad = int(np.sum(gaps > tolerance))
@@ -280,6 +328,8 @@ def check_bundle_parity(  # noqa: PLR0913
             f" {served[worst]!r}"
         )
     return ParityResult(
-        rows=len(gaps), max_abs_diff=max_gap, tolerance=tolerance,
+        rows=len(gaps),
+        max_abs_diff=max_gap,
+        tolerance=tolerance,
         served_model_version=str(model_version),
     )

@@ -109,9 +109,18 @@ def fetch_wheels(
         )
         _run(
             [
-                sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-                "--disable-pip-version-check", "--quiet", "--dest", str(cache_dir),
-                *pip_args, *(p.requirement for p in missing),
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--only-binary=:all:",
+                "--disable-pip-version-check",
+                "--quiet",
+                "--dest",
+                str(cache_dir),
+                *pip_args,
+                *(p.requirement for p in missing),
             ],
             what=f"pip download of {', '.join(p.requirement for p in missing)}",
             timeout=timeout_s,
@@ -135,7 +144,10 @@ def source_date_epoch(source_dir: Path) -> int:
     try:
         proc = subprocess.run(  # noqa: S603
             ["git", "-C", str(source_dir), "log", "-1", "--format=%ct"],  # noqa: S607
-            capture_output=True, text=True, timeout=30, check=True,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
         )
         return max(int(proc.stdout.strip()), ZIP_EPOCH)
     except (OSError, ValueError, subprocess.SubprocessError):
@@ -182,9 +194,18 @@ def build_project_wheel(
         env = {**os.environ, "SOURCE_DATE_EPOCH": str(epoch), "PYTHONHASHSEED": "0"}
         _run(
             [
-                sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-                "--no-index", "--disable-pip-version-check", "--quiet",
-                "--wheel-dir", str(out), str(tree),
+                sys.executable,
+                "-m",
+                "pip",
+                "wheel",
+                "--no-deps",
+                "--no-build-isolation",
+                "--no-index",
+                "--disable-pip-version-check",
+                "--quiet",
+                "--wheel-dir",
+                str(out),
+                str(tree),
             ],
             what=f"building the project wheel from {source_dir}",
             timeout=timeout_s,

@@ -231,5 +231,5 @@ def _flush_periodically(state: AppState, stop: threading.Event) -> None:
             if sink is not None:
                 try:
                     sink.flush()
-                except Exception:  # noqa: BLE001 - a full disk must not kill the app
+                except Exception:
                     logger.exception("flushing the %s log failed", sink.prefix)

@@ -9,7 +9,7 @@ request path fills.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -171,7 +171,6 @@ class AppMetrics:
                     child = self.predictions.labels(version, str(label))
                     self._prediction_children[key] = child
                 child.inc(count)
-
 
     def observe_customer_lookups(self, found: int, not_found: int, stale: int, ages: Any) -> None:
         """Count one batch of customer lookups and the ages of the rows found."""

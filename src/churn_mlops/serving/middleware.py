@@ -93,7 +93,7 @@ class RequestGuardMiddleware:
         timeout_s: Deadline for receiving the whole body.
     """
 
-    def __init__(  # noqa: PLR0913
+    def __init__(
         self,
         app: ASGIApp,
         *,

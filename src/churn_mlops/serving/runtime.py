@@ -25,12 +25,12 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
-from churn_mlops.serving.errors import BundleError
 from churn_mlops.contracts.artifacts import (
     BUNDLE_BOOSTER_FILE,
     BUNDLE_EXPLAINER_FILE,
     BUNDLE_MODEL_FILE,
 )
+from churn_mlops.serving.errors import BundleError
 
 Row = Mapping[str, Any]
 FloatArray = npt.NDArray[np.float64]
@@ -121,7 +121,7 @@ def _read_explainer(bundle_dir: Path) -> tuple[_Contributions, list[str]]:
         raise ValueError(f"unknown explainer kind {kind!r}; expected 'tree' or 'linear'")
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise BundleError(f"bundle file {path} cannot be read: {exc}") from exc
-    except Exception as exc:  # noqa: BLE001 - xgboost raises its own error class on bad files
+    except Exception as exc:
         raise BundleError(f"{bundle_dir / BOOSTER_FILE} cannot be loaded: {exc}") from exc
 
 
@@ -148,7 +148,7 @@ class OnnxPredictor:
             self.session = ort.InferenceSession(
                 str(path), sess_options=options, providers=["CPUExecutionProvider"]
             )
-        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own error classes
+        except Exception as exc:
             raise BundleError(f"bundle file {path} is not a loadable ONNX model: {exc}") from exc
         props = self.session.get_modelmeta().custom_metadata_map
         try:

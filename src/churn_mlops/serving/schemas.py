@@ -36,7 +36,6 @@ every JSON client (JavaScript, any parser reading numbers as doubles) carries ex
 schema and every client agree on which ids are valid; send larger ids as strings."""
 
 
-
 def _integral_number(value: Any) -> Any:
     # JSON Schema's "integer" includes 2864.0, so the server accepts it too (as 2864); strings
     # and booleans stay what they are and fail the strict integer check.
@@ -132,9 +131,7 @@ def build_request_schemas(
         __config__=strict,
         rows=(list[row], Field(min_length=1, max_length=max_explain_rows)),  # type: ignore[valid-type]
         top_k=(
-            Annotated[
-                StrictInt, Field(ge=1, le=n_features), BeforeValidator(_integral_number)
-            ]
+            Annotated[StrictInt, Field(ge=1, le=n_features), BeforeValidator(_integral_number)]
             | None,
             Field(default=None, description="contributions per row"),
         ),

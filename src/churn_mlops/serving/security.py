@@ -98,9 +98,7 @@ class JwksKeys:
         timeout_s: HTTP timeout of one fetch.
     """
 
-    def __init__(
-        self, url: str, *, cache_s: float, min_refresh_s: float, timeout_s: float
-    ) -> None:
+    def __init__(self, url: str, *, cache_s: float, min_refresh_s: float, timeout_s: float) -> None:
         self.client = jwt.PyJWKClient(
             url, cache_jwk_set=True, lifespan=int(max(cache_s, 1)), timeout=int(max(timeout_s, 1))
         )

@@ -140,7 +140,9 @@ class ServingSettings(BaseSettings):
         if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
             raise ValueError("CHURN_SSL_CERTFILE and CHURN_SSL_KEYFILE must be set together")
         sources = [
-            self.jwt_key is not None, self.jwt_key_file is not None, self.jwks_url is not None
+            self.jwt_key is not None,
+            self.jwt_key_file is not None,
+            self.jwks_url is not None,
         ]
         if self.auth_enabled and not any(sources):
             raise ValueError(

@@ -11,8 +11,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from churn_mlops.feature_store.repository import FeatureRepository
 from churn_mlops.datasets.monitoring import JsonLinesLogDataset
+from churn_mlops.feature_store.repository import FeatureRepository
 from tests.notebooks.small_project import build_small_project, run_kedro
 
 

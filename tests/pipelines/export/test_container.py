@@ -34,7 +34,11 @@ DOCKER_ENV = {**os.environ, "DOCKER_BUILDKIT": "0"}
 
 def _docker(*args: str, timeout: float = 60, check: bool = True) -> subprocess.CompletedProcess:
     return subprocess.run(
-        ["docker", *args], capture_output=True, text=True, timeout=timeout, check=check,
+        ["docker", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=check,
         env=DOCKER_ENV,
     )
 
@@ -70,8 +74,15 @@ def image(docker_daemon, exported_project) -> Iterator[str]:
     """The bundle's image, built offline from the bundle folder alone."""
     before = _image_ids()
     build = _docker(
-        "build", "--network", "host", "--force-rm", "--build-arg", f"BASE_IMAGE={BASE_IMAGE}",
-        str(exported_project.bundle), timeout=600, check=False,
+        "build",
+        "--network",
+        "host",
+        "--force-rm",
+        "--build-arg",
+        f"BASE_IMAGE={BASE_IMAGE}",
+        str(exported_project.bundle),
+        timeout=600,
+        check=False,
     )
     built = re.findall(r"^Successfully built ([0-9a-f]+)$", build.stdout, flags=re.MULTILINE)
     # Every image of both stages, to remove exactly what this build made.
@@ -100,10 +111,25 @@ def container(image: str) -> Iterator[tuple[str, str, str]]:
     """``(container id, base URL, JWT key)`` of the image running read-only on 127.0.0.1."""
     port, key = _free_port(), secrets.token_hex(32)
     cid = _docker(
-        "run", "--detach", "--network", "host", "--read-only",
-        "--tmpfs", "/tmp", "--tmpfs", "/var/lib/churn/predictions:uid=10001,gid=10001",
-        "--health-interval", "2s", "--health-start-period", "60s",
-        "-e", "CHURN_HOST=127.0.0.1", "-e", f"CHURN_PORT={port}", "-e", f"CHURN_JWT_KEY={key}",
+        "run",
+        "--detach",
+        "--network",
+        "host",
+        "--read-only",
+        "--tmpfs",
+        "/tmp",
+        "--tmpfs",
+        "/var/lib/churn/predictions:uid=10001,gid=10001",
+        "--health-interval",
+        "2s",
+        "--health-start-period",
+        "60s",
+        "-e",
+        "CHURN_HOST=127.0.0.1",
+        "-e",
+        f"CHURN_PORT={port}",
+        "-e",
+        f"CHURN_JWT_KEY={key}",
         image,
     ).stdout.strip()
     try:
@@ -130,8 +156,12 @@ def _wait_ready(cid: str, base: str, timeout: float = 180) -> None:
 def _token(key: str, scope: str = "predict") -> str:
     now = int(time.time())
     claims = {
-        "sub": "container-test", "aud": "churn-serving", "iss": "churn-mlops",
-        "iat": now, "exp": now + 300, "scope": scope,
+        "sub": "container-test",
+        "aud": "churn-serving",
+        "iss": "churn-mlops",
+        "iat": now,
+        "exp": now + 300,
+        "scope": scope,
     }
     return jwt.encode(claims, key, algorithm="HS256")
 
@@ -143,12 +173,15 @@ def test_container_answers_predict_health_and_metrics(container, exported_projec
     assert httpx.get(f"{base}/health/live", timeout=5).status_code == 200
 
     golden = pd.read_parquet(exported_project.bundle / "golden_sample.parquet").head(5)
-    features = [c for c in golden.columns if c not in {"customer_id", "snapshot_date",
-                                                       EXPECTED_COLUMN}]
+    features = [
+        c for c in golden.columns if c not in {"customer_id", "snapshot_date", EXPECTED_COLUMN}
+    ]
     body = {"rows": golden_rows(golden, features)}
     assert httpx.post(f"{base}/v1/predict", json=body, timeout=10).status_code == 401
     answer = httpx.post(
-        f"{base}/v1/predict", json=body, timeout=10,
+        f"{base}/v1/predict",
+        json=body,
+        timeout=10,
         headers={"Authorization": f"Bearer {_token(key)}"},
     )
     assert answer.status_code == 200, answer.text

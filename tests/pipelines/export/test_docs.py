@@ -59,8 +59,12 @@ def test_image_defaults_in_the_table_match_the_dockerfile():
     from churn_mlops.release.dockerfile import render_dockerfile
 
     dockerfile = render_dockerfile(
-        base_image="python:3.11-slim", uid=10001, port=8080, model_dir="/opt/churn/bundle",
-        prediction_log_dir="/var/lib/churn/predictions", labels={},
+        base_image="python:3.11-slim",
+        uid=10001,
+        port=8080,
+        model_dir="/opt/churn/bundle",
+        prediction_log_dir="/var/lib/churn/predictions",
+        labels={},
         healthcheck={"interval_s": 15, "timeout_s": 3, "start_period_s": 60, "retries": 3},
     )
     section = _container_section()
@@ -97,8 +101,11 @@ def test_docker_commands_use_existing_options(doc):
 def test_kedro_commands_name_registered_pipelines():
     pipelines = {p.name for p in (PROJECT_ROOT / "src/churn_mlops/pipelines").iterdir()}
     commands = [c for doc in (EXPORT_DOC, HANDOFF_DOC) for c in _commands(doc)]
-    named = [c[c.index("--pipeline") + 1] for c in commands if c[:2] == ["kedro", "run"]
-             and "--pipeline" in c]
+    named = [
+        c[c.index("--pipeline") + 1]
+        for c in commands
+        if c[:2] == ["kedro", "run"] and "--pipeline" in c
+    ]
     assert "export" in named
     assert set(named) <= pipelines
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 import copy
+from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
@@ -167,14 +166,16 @@ def test_rows_the_app_would_refuse_are_left_out_and_counted(champion, split, pre
         "age": {"rows": 1, "allowed": {"min": 18, "max": 100}, "example": 120.0}
     }
     with pytest.raises(GoldenSampleError, match=r"age: 1 rows outside .*e\.g\. 120\.0"):
-        select_golden_sample(
-            champion, odd, scores, TRAINING, _export_params(outside_schema="fail")
-        )
+        select_golden_sample(champion, odd, scores, TRAINING, _export_params(outside_schema="fail"))
 
 
 def test_golden_sample_registered_with_the_version_is_preferred(champion, split, predictions):
-    registered = split[["customer_id", *FEATURES]].iloc[:30].assign(
-        **{EXPECTED_COLUMN: champion["model"].predict_proba(split[FEATURES].iloc[:30])[:, 1]}
+    registered = (
+        split[["customer_id", *FEATURES]]
+        .iloc[:30]
+        .assign(
+            **{EXPECTED_COLUMN: champion["model"].predict_proba(split[FEATURES].iloc[:30])[:, 1]}
+        )
     )
     release = {**champion, "golden_sample": registered}
     # The local evaluation outputs are wrong on purpose: they must not be read.
@@ -194,7 +195,10 @@ def test_bundle_description_carries_files_lineage_and_pins(champion, split, pred
     assert payload["model"] is champion["model"]
     assert payload["feature_names"] == FEATURES
     assert set(payload["texts"]) == {
-        "model_metadata.json", "reference_profile.json", "model_card.md", "Dockerfile"
+        "model_metadata.json",
+        "reference_profile.json",
+        "model_card.md",
+        "Dockerfile",
     }
     assert payload["manifest"]["model"]["registry_name"] == "churn_model"
     assert payload["manifest"]["model"]["version"] == "3"

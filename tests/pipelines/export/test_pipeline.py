@@ -18,11 +18,19 @@ def test_nodes_read_the_champion_and_write_the_bundle():
     nodes = {node.name: node for node in pipeline.nodes}
     assert set(nodes) == {"select_golden_sample", "assemble_serving_bundle"}
     assert nodes["select_golden_sample"].inputs == [
-        "champion_release", "test_split", "test_predictions", "params:training", "params:export"
+        "champion_release",
+        "test_split",
+        "test_predictions",
+        "params:training",
+        "params:export",
     ]
     assert nodes["assemble_serving_bundle"].outputs == ["serving_bundle"]
     assert pipeline.inputs() == {
-        "champion_release", "test_split", "test_predictions", "params:training", "params:export"
+        "champion_release",
+        "test_split",
+        "test_predictions",
+        "params:training",
+        "params:export",
     }
     assert pipeline.outputs() == {"serving_bundle"}
 

@@ -50,9 +50,9 @@ CHAMPION_NOW = datetime(2024, 1, 15, tzinfo=timezone.utc)
 
 @functools.lru_cache(maxsize=1)
 def _project_parameters() -> dict[str, Any]:
-    from kedro.config import OmegaConfigLoader  # noqa: PLC0415
+    from kedro.config import OmegaConfigLoader
 
-    from churn_mlops.settings import CONFIG_LOADER_ARGS  # noqa: PLC0415
+    from churn_mlops.settings import CONFIG_LOADER_ARGS
 
     loader = OmegaConfigLoader(
         conf_source=str(PROJECT_ROOT / "conf"),
@@ -90,8 +90,8 @@ def simulate_scenario(scenario: str, workdir: Path, **extra: Any) -> dict[str, A
     Returns:
         ``model_input_table`` (pandas), ``validation_report`` and ``churn_records``.
     """
-    from kedro.framework.session import KedroSession  # noqa: PLC0415
-    from kedro.framework.startup import bootstrap_project  # noqa: PLC0415
+    from kedro.framework.session import KedroSession
+    from kedro.framework.startup import bootstrap_project
 
     project = make_project_copy(workdir)
     (project / "src").mkdir(exist_ok=True)
@@ -106,7 +106,7 @@ def simulate_scenario(scenario: str, workdir: Path, **extra: Any) -> dict[str, A
         with KedroSession.create(project_path=project, runtime_params=overrides) as session:
             session.run(pipeline_names=["simulation", "data_processing", "feature_engineering"])
     finally:
-        import mlflow  # noqa: PLC0415
+        import mlflow
 
         while mlflow.active_run() is not None:
             mlflow.end_run()
@@ -114,7 +114,7 @@ def simulate_scenario(scenario: str, workdir: Path, **extra: Any) -> dict[str, A
             os.environ.pop("MLFLOW_TRACKING_URI", None)
         else:
             os.environ["MLFLOW_TRACKING_URI"] = previous
-    import json  # noqa: PLC0415
+    import json
 
     reports = sorted((project / "data/08_reporting/validation_report.json").glob("*/*.json"))
     return {

@@ -110,7 +110,7 @@ def _contributions(
     if hasattr(model, "get_booster"):
         # XGBoost's own exact TreeSHAP (what shap.TreeExplainer computes, in parallel C++:
         # about a hundred times faster on a monthly list; benchmarks/README.md).
-        import xgboost  # noqa: PLC0415
+        import xgboost
 
         best = getattr(model, "best_iteration", None)
         matrix = xgboost.DMatrix(transformed, nthread=model.n_jobs or 1)
@@ -120,7 +120,7 @@ def _contributions(
             iteration_range=(0, best + 1) if best is not None else (0, 0),
         )[:, :-1]  # the last column is the base value
     elif hasattr(model, "coef_"):
-        import shap  # noqa: PLC0415 - heavy import, only linear models need it
+        import shap
 
         reference = np.asarray(preprocess.transform(background.iloc[:1000]), dtype=np.float64)
         masker = shap.maskers.Independent(reference)

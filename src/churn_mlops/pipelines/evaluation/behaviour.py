@@ -173,5 +173,3 @@ def _typical_row(sample: pd.DataFrame, specs: list[FeatureSpec]) -> pd.DataFrame
     return pd.DataFrame([row]).astype(
         sample[[s.name for s in specs]].dtypes.to_dict(), errors="ignore"
     )
-
-

@@ -37,9 +37,6 @@ TEST_METRICS = (
 )
 
 
-
-
-
 def key_columns(cfg: TrainingParams) -> list[str]:
     return [*cfg.id_columns, cfg.time_column]
 
@@ -94,4 +91,3 @@ def fmt(value: Any) -> str:
     if isinstance(value, dict):
         return "{" + ", ".join(f"{k}: {fmt(v)}" for k, v in value.items()) + "}"
     return str(value)
-

@@ -29,7 +29,7 @@ def _shap_values(
     model: Any, transformed: np.ndarray, background: Any
 ) -> tuple[np.ndarray, float, np.ndarray, str]:
     """SHAP values, base value and the model's log-odds, with the explainer used."""
-    import shap  # noqa: PLC0415 - heavy import, only this node needs it
+    import shap
 
     if hasattr(model, "get_booster"):
         explainer = shap.TreeExplainer(model)
@@ -128,8 +128,8 @@ def explain_model(
 
 def plot_shap_summary(explanation: dict[str, Any], setup: EvaluationSetup) -> Figure:
     """SHAP beeswarm summary plot (one dot per explained row and encoded column)."""
-    import matplotlib.pyplot as plt  # noqa: PLC0415 - shap draws on pyplot's current figure
-    import shap  # noqa: PLC0415
+    import matplotlib.pyplot as plt
+    import shap
 
     cfg = setup.evaluation
     fig = plt.figure(figsize=(8, 7))
@@ -156,5 +156,3 @@ def plot_shap_importance(shap_importance: pd.DataFrame) -> Figure:
     ax.set_title("Global feature importance")
     fig.tight_layout()
     return fig
-
-

@@ -161,5 +161,3 @@ def decide_promotion(
         "champion_value": champion_value,
         "champion_version": champion_version,
     }
-
-

@@ -145,7 +145,7 @@ def compute_test_metrics(
 
 def format_tracking_metrics(metrics: dict[str, float]) -> dict[str, dict[str, float]]:
     """Shape flat metrics for ``MlflowMetricsHistoryDataset`` (step 0, non-finite dropped)."""
-    from churn_mlops.model_metrics import as_tracking_metrics  # noqa: PLC0415
+    from churn_mlops.model_metrics import as_tracking_metrics
 
     return as_tracking_metrics(metrics)
 
@@ -283,5 +283,3 @@ def compute_segment_metrics(
                 }
             )
     return pd.DataFrame(rows)
-
-

@@ -20,7 +20,7 @@ logger = logging.getLogger(__name__)
 TEMPLATE = "model_card.md.j2"
 
 
-def build_model_card(  # noqa: PLR0913
+def build_model_card(
     model_metadata: dict[str, Any],
     split_summary: dict[str, Any],
     model_selection: dict[str, Any],
@@ -68,7 +68,7 @@ def _template() -> jinja2.Template:
         loader=jinja2.PackageLoader("churn_mlops.pipelines.evaluation", "templates"),
         undefined=jinja2.StrictUndefined,  # a missing key fails the render, not a blank card
         keep_trailing_newline=True,
-        autoescape=False,  # Markdown, not HTML  # noqa: S701
+        autoescape=False,  # Markdown, not HTML
     )
     environment.filters["fmt"] = fmt
     environment.filters["percent"] = lambda value, digits: f"{value:.{digits}%}"
@@ -87,5 +87,3 @@ def _calibration_note(calibration_table: pd.DataFrame) -> str:
             "to rank customers and the threshold to decide, not as a calibrated probability."
         )
     return note
-
-

@@ -133,5 +133,3 @@ def validate_evaluation_parameters(
             + f" (features: {sorted(kinds)})"
         )
     return EvaluationSetup(evaluation=cfg, training=tcfg, features=specs)
-
-

@@ -35,8 +35,8 @@ def build_reference_profile(
     Returns:
         ``{"features": {name: profile}, "score": profile, "source", "rows"}``.
     """
-    from churn_mlops.contracts.profile import profile_to_dict  # noqa: PLC0415
-    from churn_mlops.monitoring.profile import (  # noqa: PLC0415
+    from churn_mlops.contracts.profile import profile_to_dict
+    from churn_mlops.monitoring.profile import (
         build_reference_profile as profile_frame,
     )
 
@@ -52,7 +52,6 @@ def build_reference_profile(
         scores=scores,
     )
     return {**profile_to_dict(profile), "source": "train_split", "rows": len(frame)}
-
 
 
 # --------------------------------------------------------------------------- packaging
@@ -102,7 +101,7 @@ def build_model_metadata(
     }
 
 
-def prepare_model_registration(  # noqa: PLR0913
+def prepare_model_registration(
     trained_model: Pipeline,
     model_metadata: dict[str, Any],
     model_card: str,
@@ -146,5 +145,3 @@ def prepare_model_registration(  # noqa: PLR0913
             "champion_version": promotion_decision["champion_version"],
         },
     }
-
-

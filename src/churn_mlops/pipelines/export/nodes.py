@@ -101,9 +101,9 @@ def _within_schema(
                     if categorical
                     else {"min": spec.get("min"), "max": spec.get("max")}
                 ),
-                "example": None if pd.isna(example) else (
-                    str(example) if categorical else float(example)
-                ),
+                "example": None
+                if pd.isna(example)
+                else (str(example) if categorical else float(example)),
             }
             keep &= ~bad
     return pool[keep].reset_index(drop=True), refused
@@ -166,7 +166,9 @@ def select_golden_sample(
         logger.warning(
             "%s: %d test rows break the feature schema of model_metadata.json and are left out"
             " of the golden sample; the served app refuses such rows (422): %s",
-            version, len(before) - len(pool), detail,
+            version,
+            len(before) - len(pool),
+            detail,
         )
     if pool.empty:
         raise GoldenSampleError(f"the golden sample pool of {version} ({source}) is empty")
@@ -200,7 +202,10 @@ def select_golden_sample(
     }
     logger.info(
         "Golden sample of %s: %d rows from %s; the registered model reproduces them within %.2g",
-        version, len(sample), source, float(gaps.max()),
+        version,
+        len(sample),
+        source,
+        float(gaps.max()),
     )
     return sample, summary
 

@@ -50,6 +50,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
+
 def validate_monitoring_parameters(monitoring: dict[str, Any]) -> MonitoringParams:
     """Validate the ``monitoring`` parameters once, where they enter the pipeline.
 
@@ -435,8 +436,8 @@ def build_evidently_report(
             config.reference_sample.max_rows, random_state=config.reference_sample.seed
         )
     reference = reference.reset_index(drop=True)
-    from evidently import DataDefinition, Dataset, Report  # noqa: PLC0415 - slow import
-    from evidently.presets import DataDriftPreset, DataSummaryPreset  # noqa: PLC0415
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.presets import DataDriftPreset, DataSummaryPreset
 
     numeric = [s.name for s in specs if s.kind == "numeric"] + [SCORE]
     categorical = [s.name for s in specs if s.kind == "categorical"]

@@ -271,7 +271,7 @@ def _evolve_engagement(
     return np.exp(history.log_ratio[idx])
 
 
-def _draw_month(  # noqa: PLR0913
+def _draw_month(
     rngs: tuple[np.random.Generator, np.random.Generator],
     config: SimulationParameters,
     customers: _Customers,
@@ -385,7 +385,7 @@ def _remember(history: _History, month: _Month) -> None:
     history.spend[0, idx] = month.month_spend
 
 
-def _draw_churn(  # noqa: PLR0913
+def _draw_churn(
     dynamics: np.random.Generator,
     config: SimulationParameters,
     customers: _Customers,

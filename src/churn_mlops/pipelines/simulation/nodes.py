@@ -51,6 +51,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
+
+
 def scenario_start_timestamp(config: SimulationParameters) -> pd.Timestamp:
     """Midnight at the start of the month where the configured scenario begins."""
     start = np.datetime64(config.start_date, "M") + config.scenario_start_index

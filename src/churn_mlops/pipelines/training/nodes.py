@@ -170,7 +170,7 @@ def split_stratified_random(
     Raises:
         TimeSplitError: A split would hold fewer than two rows of a class.
     """
-    from sklearn.model_selection import train_test_split  # noqa: PLC0415
+    from sklearn.model_selection import train_test_split
 
     labels = model_input_table[cfg.target]
     counts = labels.value_counts()
@@ -333,7 +333,7 @@ def tune_xgboost(
         The search result (best parameters, best number of trees, every trial) and the
         per-trial validation metric history for ``MlflowMetricsHistoryDataset``.
     """
-    import optuna  # noqa: PLC0415 - heavy import, only this node needs it
+    import optuna
 
     xgb_cfg = cfg.candidates.xgboost
     X, y = _features_and_label(training_sample, specs, cfg, table="training_sample")
@@ -570,7 +570,7 @@ def _xgb_classifier(
     *,
     n_estimators: int,
 ) -> Any:
-    from xgboost import XGBClassifier  # noqa: PLC0415 - keep `import churn_mlops` light
+    from xgboost import XGBClassifier
 
     xgb_cfg = cfg.candidates.xgboost
     return XGBClassifier(

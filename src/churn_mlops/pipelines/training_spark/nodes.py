@@ -96,7 +96,7 @@ def select_spark_training_rows(
     Raises:
         TimeSplitError: The selected row count differs from the training split's.
     """
-    from pyspark.sql import functions as F  # noqa: PLC0415 - pyspark is the `spark` extra
+    from pyspark.sql import functions as F
 
     validation_months = split_summary["splits"]["validation"]["months"]
     validation_start = datetime.strptime(f"{validation_months[0]}-01", "%Y-%m-%d")
@@ -126,7 +126,7 @@ def encoded_feature_columns(specs: list[FeatureSpec]) -> list[tuple[str, Column]
     all zeros, as ``OneHotEncoder(handle_unknown="ignore")`` encodes it); numeric features
     pass through as doubles. Names follow ``ColumnTransformer.get_feature_names_out()``.
     """
-    from pyspark.sql import functions as F  # noqa: PLC0415
+    from pyspark.sql import functions as F
 
     columns: list[tuple[str, Column]] = []
     for spec in specs:
@@ -147,7 +147,7 @@ def assemble_spark_features(
 
     Missing values stay NaN (XGBoost's "missing"), as they do through the ColumnTransformer.
     """
-    from pyspark.ml.feature import VectorAssembler  # noqa: PLC0415
+    from pyspark.ml.feature import VectorAssembler
 
     encoded = encoded_feature_columns(specs)
     return VectorAssembler(
@@ -190,9 +190,9 @@ def train_xgboost_on_spark(
         ``Pipeline([("preprocess", ColumnTransformer), ("model", XGBClassifier)])`` holding
         the same booster.
     """
-    from pyspark.sql import functions as F  # noqa: PLC0415
-    from xgboost import XGBClassifier  # noqa: PLC0415
-    from xgboost.spark import SparkXGBClassifier  # noqa: PLC0415
+    from pyspark.sql import functions as F
+    from xgboost import XGBClassifier
+    from xgboost.spark import SparkXGBClassifier
 
     xgb_cfg = cfg.candidates.xgboost
     names = [spec.name for spec in specs]

@@ -139,7 +139,7 @@ def _lookup(repository: FeatureRepository, ids: list[int]) -> OnlineFeatures:
         repository.store  # noqa: B018 - opens it
     try:
         return repository.online_features(ids)
-    except Exception as exc:  # noqa: BLE001 - Feast raises many types; the caller gets a 503
+    except Exception as exc:
         logger.error("online feature lookup failed: %s", exc, exc_info=exc)
         raise HTTPException(
             status_code=503,
