@@ -236,3 +236,16 @@ def test_found_customers_reach_the_prediction_log(
         time.sleep(0.1)
     assert [r["customer_id"] for r in records] == [11]
     assert set(records[0]["features"]) == set(FEATURES)
+
+
+def test_openapi_documents_the_routes_only_with_a_feature_store(
+    customers_client: TestClient, client: TestClient
+):
+    with_store = customers_client.get("/openapi.json").json()["paths"]
+    without = client.get("/openapi.json").json()["paths"]
+
+    for path in ("/v1/customers/predict", "/v1/customers/explain"):
+        body = with_store[path]["post"]["requestBody"]["content"]["application/json"]["schema"]
+        assert body["required"] == ["customer_ids"]
+        assert with_store[path]["post"]["security"] == [{"HTTPBearer": []}]
+        assert path not in without

@@ -138,6 +138,8 @@ _ATOMIC = {
     "ParquetDataset": ("kedro_datasets.pandas", "ParquetDataset", _AtomicSave),
     "CSVDataset": ("kedro_datasets.pandas", "CSVDataset", _AtomicSave),
     "JSONDataset": ("kedro_datasets.json", "JSONDataset", _AtomicSave),
+    # A DataFrame as JSON (``lines: true``: JSON Lines, the prediction-log format).
+    "PandasJSONDataset": ("kedro_datasets.pandas", "JSONDataset", _AtomicSave),
     "PickleDataset": ("kedro_datasets.pickle", "PickleDataset", _AtomicSave),
     "TextDataset": ("kedro_datasets.text", "TextDataset", _AtomicSave),
     "MatplotlibDataset": ("kedro_datasets.matplotlib", "MatplotlibDataset", _AtomicSave),

@@ -19,8 +19,6 @@ def load_project_config(project_path: Path, env: str) -> tuple[Any, Any, Any]:
 
     The settings come from ``params:ingestion``, overridden by ``CHURN_INGEST_*`` variables.
     """
-    from kedro.config import OmegaConfigLoader
-
     from churn_mlops import settings as project_settings
     from churn_mlops.ingestion.settings import IngestionSettings
     from churn_mlops.pipelines.data_processing.schema import (
@@ -30,7 +28,11 @@ def load_project_config(project_path: Path, env: str) -> tuple[Any, Any, Any]:
     conf = project_path / "conf"
     if not conf.is_dir():
         raise click.ClickException(f"no conf/ folder in {project_path} (use --project-path)")
-    loader = OmegaConfigLoader(
+    from churn_mlops.tracking_store import register_project_path
+
+    # The project's own loader and resolvers, as `kedro run` builds them.
+    register_project_path(project_path)
+    loader = project_settings.CONFIG_LOADER_CLASS(
         conf_source=str(conf), env=env, **project_settings.CONFIG_LOADER_ARGS
     )
     parameters = loader["parameters"]

@@ -11,6 +11,7 @@ The app runs as a non-root user, binds ``0.0.0.0:<port>`` and reports its health
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import PurePosixPath
 
 #: The health probe: GET /health/ready over HTTP or, when a certificate is configured, HTTPS
 #: (the container's own certificate is not verified: it is the container talking to itself).
@@ -31,6 +32,7 @@ def render_dockerfile(
     prediction_log_dir: str,
     labels: Mapping[str, str],
     healthcheck: Mapping[str, int],
+    reload_root: str | None = None,
 ) -> str:
     """The text of the bundle's ``Dockerfile``.
 
@@ -43,10 +45,14 @@ def render_dockerfile(
         prediction_log_dir: Default ``CHURN_PREDICTION_LOG_DIR``, writable by the user.
         labels: OCI image labels (model name, version, run id...).
         healthcheck: ``interval_s``, ``timeout_s``, ``start_period_s`` and ``retries``.
+        reload_root: ``CHURN_RELOAD_ROOT``, the only folder admin hot reloads may load
+            bundles from; default: the folder holding ``model_dir`` (``/opt/churn``), so the
+            image confines reloads to bundles inside it like the k8s manifests do.
     """
     label_lines = " \\\n      ".join(
         f'{key}="{str(value).replace(chr(34), "")}"' for key, value in sorted(labels.items())
     )
+    root = reload_root or PurePosixPath(model_dir).parent.as_posix()
     probe = HEALTHCHECK_SCRIPT.replace("{port}", str(port))
     return f"""\
 # Serving image of one exported churn model. Build from the bundle folder, no network needed:
@@ -71,6 +77,7 @@ ENV PATH=/opt/venv/bin:$PATH \\
     PYTHONUNBUFFERED=1 \\
     HOME=/tmp \\
     CHURN_MODEL_DIR={model_dir} \\
+    CHURN_RELOAD_ROOT={root} \\
     CHURN_HOST=0.0.0.0 \\
     CHURN_PORT={port} \\
     CHURN_PREDICTION_LOG_DIR={prediction_log_dir}

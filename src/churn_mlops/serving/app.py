@@ -20,8 +20,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from churn_mlops import __version__
-from churn_mlops.serving.api.routes import ROUTERS
-from churn_mlops.serving.api.routes.customers import open_customer_features
+from churn_mlops.serving.api.routes import ROUTERS, customers
+from churn_mlops.serving.api.routes.customers import CUSTOMER_PATHS, open_customer_features
 from churn_mlops.serving.metrics import AppMetrics, ObservabilityMiddleware
 from churn_mlops.serving.middleware import Admission, RequestGuardMiddleware
 from churn_mlops.serving.model_store import LoadedModel, ModelStore
@@ -39,7 +39,7 @@ so that neither rendering a few hundred records nor a slow disk stalls the event
 
 RELOAD_WAIT_ON_SHUTDOWN_S = 30.0
 
-SCORING_PATHS = frozenset({"/v1/predict", "/v1/explain", "/v1/customers/predict"})
+SCORING_PATHS = frozenset({"/v1/predict", "/v1/explain", *CUSTOMER_PATHS})
 """Routes whose requests count as scoring work for load shedding."""
 
 
@@ -201,7 +201,9 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
     app.state.churn = state
     app.state.customer_features = open_customer_features(settings)  # /v1/customers/*
     for router in ROUTERS:
-        app.include_router(router)
+        # Without CHURN_FEATURE_REPO the by-id routes can only answer 503: not documented.
+        documented = router is not customers.router or app.state.customer_features is not None
+        app.include_router(router, include_in_schema=documented)
     app.openapi = lambda: _openapi_with_request_models(app, state)  # type: ignore[method-assign]
     app.add_exception_handler(RequestValidationError, _validation_error_handler)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error_handler)  # type: ignore[arg-type]

@@ -233,7 +233,9 @@ def build_metadata(
     }
 
 
-def build_reference_profile(features: Any, scores: np.ndarray, *, n_bins: int = 10) -> dict:
+def build_reference_profile(
+    features: Any, scores: np.ndarray, *, n_bins: int = 10
+) -> dict[str, Any]:
     """``reference_profile.json`` content, written by the monitoring profile builder."""
     from churn_mlops.contracts.profile import profile_to_dict
     from churn_mlops.monitoring.profile import build_reference_profile as profile_frame

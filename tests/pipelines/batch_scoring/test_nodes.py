@@ -30,7 +30,12 @@ def champion(request: pytest.FixtureRequest) -> dict:
     """A fitted contract Pipeline in the shape ``monitoring_champion`` loads."""
     features, label = make_synthetic_features(800, seed=2)
     pipeline = build_pipeline(features, label, estimator=request.param, n_estimators=40)
-    return {"version": "7", "model": pipeline, "metadata": {"threshold": 0.3}}
+    return {
+        "model_name": "churn_model",
+        "version": "7",
+        "model": pipeline,
+        "model_metadata": {"threshold": 0.3},
+    }
 
 
 @pytest.fixture

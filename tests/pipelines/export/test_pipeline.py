@@ -40,7 +40,7 @@ def test_catalog_entries_exist_with_a_layer():
     assert set(catalog) == {"champion_release", "serving_bundle"}
     for name, entry in catalog.items():
         assert entry["metadata"]["kedro-viz"]["layer"], name
-    assert catalog["champion_release"]["type"].endswith("MlflowChampionReleaseDataset")
+    assert catalog["champion_release"]["type"].endswith("datasets.champion.MlflowChampionDataset")
     assert catalog["serving_bundle"]["type"].endswith("ServingBundleDataset")
 
 

@@ -139,6 +139,22 @@ def _contributions(
     return grouped, names
 
 
+def _champion_threshold(champion: dict[str, Any]) -> float:
+    """The decision threshold in the champion's ``model_metadata.json``.
+
+    Raises:
+        BatchScoringError: the metadata has no ``threshold``.
+    """
+    metadata = champion.get("model_metadata") or {}
+    if "threshold" not in metadata:
+        raise BatchScoringError(
+            f"model_metadata.json of {champion.get('model_name', 'the champion')} "
+            f"v{champion.get('version')} has no 'threshold'; batch scoring labels customers at "
+            "the threshold the evaluation pipeline registered"
+        )
+    return float(metadata["threshold"])
+
+
 def score_customers(
     scoring_features: pd.DataFrame,
     champion: dict[str, Any],
@@ -147,6 +163,10 @@ def score_customers(
     config: FeatureStoreConfig,
 ) -> pd.DataFrame:
     """The ranked retention list.
+
+    ``champion`` is what ``monitoring_champion`` loads
+    (:class:`~churn_mlops.datasets.champion.MlflowChampionDataset`): its ``model``, its
+    ``model_metadata`` (the decision threshold) and its ``version``.
 
     Columns: ``rank``, ``customer_id``, ``probability``, ``label`` (at the champion's
     threshold), ``expected_net_value`` (``probability * offer_success_rate *
@@ -161,7 +181,7 @@ def score_customers(
     features = scoring_features[names]
     pipeline = champion["model"]
     probability = pipeline.predict_proba(features)[:, 1]
-    threshold = float(champion["metadata"]["threshold"])
+    threshold = _champion_threshold(champion)
     table = pd.DataFrame(
         {
             config.join_key: scoring_features[config.join_key].to_numpy(),

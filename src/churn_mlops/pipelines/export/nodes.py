@@ -1,8 +1,9 @@
 """Nodes of the export pipeline: choose the golden sample and describe the serving bundle.
 
-Both nodes are pure. The champion arrives loaded by ``MlflowChampionReleaseDataset``; the
-bundle leaves as a description that ``ServingBundleDataset`` writes, checks (parity gate)
-and moves into place; see ``docs/export.md``.
+Both nodes are pure. The champion arrives loaded by ``MlflowChampionDataset``
+(:mod:`churn_mlops.datasets.champion`); the bundle leaves as a description that
+``ServingBundleDataset`` writes with :class:`churn_mlops.release.bundle.ServingBundleBuilder`
+(ONNX model, manifest, parity gate) and moves into place; see ``docs/export.md``.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
 
@@ -20,22 +21,39 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from churn_mlops.feature_store.repository import FeatureRepository, OnlineFeatures
-from churn_mlops.serving.api.routes.predict import ERROR_RESPONSES
-from churn_mlops.serving.deps import Scoring, parse_body, request_id_for
+from churn_mlops.serving.api.responses import SCORING, Responses
+from churn_mlops.serving.deps import BEARER_SECURITY
 from churn_mlops.serving.model_store import LoadedModel
 from churn_mlops.serving.prediction_log import utc_now_iso
-from churn_mlops.serving.scoring import row_ids
+from churn_mlops.serving.runtime import Explanation
+from churn_mlops.serving.scoring import (
+    check_caller,
+    request_id_for,
+    reserve_rows,
+    row_ids,
+    serving_model,
+    validate_body,
+)
+from churn_mlops.serving.security import SCOPE_PREDICT
 from churn_mlops.serving.settings import ServingSettings
+from churn_mlops.serving.state import AppState
 
 logger = logging.getLogger(__name__)
 
 router = APIRouter(tags=["customers"])
 
+CUSTOMER_PATHS = ("/v1/customers/predict", "/v1/customers/explain")
+"""The routes of this module; documented in OpenAPI only when a feature store is configured."""
+
 CustomerId = Annotated[int, Field(ge=0, le=2**63 - 1)]
 
-CUSTOMER_ERRORS: dict[int | str, dict[str, Any]] = {
-    **ERROR_RESPONSES,
-    503: {"description": "no model loaded yet, or no feature store configured / registered"},
+CUSTOMER_ERRORS: Responses = {
+    **SCORING,
+    503: {
+        **SCORING[503],
+        "description": "no model loaded yet, the server is at capacity (see Retry-After), or"
+        " no feature store configured / readable",
+    },
 }
 
 
@@ -119,7 +137,7 @@ def customer_features(request: Request) -> FeatureRepository:
         HTTPException: 503 when ``CHURN_FEATURE_REPO`` is not set.
     """
     repository = getattr(request.app.state, "customer_features", None)
-    if repository is None:
+    if not isinstance(repository, FeatureRepository):
         raise HTTPException(
             status_code=503,
             detail="scoring by customer id needs a feature store: set CHURN_FEATURE_REPO",
@@ -150,8 +168,9 @@ def _lookup(repository: FeatureRepository, ids: list[int]) -> OnlineFeatures:
 def _model_rows(model: LoadedModel, online: OnlineFeatures) -> list[int]:
     """Indexes of the customers found; checks the store serves every model feature."""
     found = [i for i, row in enumerate(online.rows) if row is not None]
-    if found:
-        missing = [name for name in model.feature_names if name not in online.rows[found[0]]]
+    first = next((row for row in online.rows if row is not None), None)
+    if first is not None:
+        missing = [name for name in model.feature_names if name not in first]
         if missing:
             raise HTTPException(
                 status_code=503,
@@ -161,10 +180,8 @@ def _model_rows(model: LoadedModel, online: OnlineFeatures) -> list[int]:
     return found
 
 
-async def _fetch(
-    request: Request, scoring_model: LoadedModel, body_ids: list[int], limit: int
-) -> tuple[FeatureRepository, OnlineFeatures, list[int], datetime]:
-    if len(body_ids) > limit:
+def _check_count(ids: list[int], limit: int) -> None:
+    if len(ids) > limit:
         raise HTTPException(
             status_code=422,
             detail=[
@@ -175,9 +192,37 @@ async def _fetch(
                 }
             ],
         )
-    repository = customer_features(request)
-    online = await run_in_threadpool(_lookup, repository, body_ids)
-    return repository, online, _model_rows(scoring_model, online), datetime.now(timezone.utc)
+
+
+@dataclass(frozen=True)
+class _Found:
+    """The online rows of one request: who was found, their model rows, when it was read."""
+
+    online: OnlineFeatures
+    found: list[int]
+    rows: list[dict[str, Any]]
+    now: datetime
+
+
+def _read_rows(repository: FeatureRepository, model: LoadedModel, ids: list[int]) -> _Found:
+    online = _lookup(repository, ids)
+    found = _model_rows(model, online)
+    rows = [_ordered(model, online.rows[i]) for i in found]
+    return _Found(online=online, found=found, rows=rows, now=datetime.now(timezone.utc))
+
+
+def _read_and_score(
+    repository: FeatureRepository, model: LoadedModel, ids: list[int]
+) -> tuple[_Found, list[float]]:
+    read = _read_rows(repository, model, ids)
+    return read, model.score(read.rows).tolist()
+
+
+def _read_and_explain(
+    repository: FeatureRepository, model: LoadedModel, ids: list[int], top_k: int
+) -> tuple[_Found, list[Explanation]]:
+    read = _read_rows(repository, model, ids)
+    return read, model.predictor.explain(read.rows, top_k) if read.rows else []
 
 
 def _freshness(moment: datetime | None, now: datetime, max_age_s: float) -> dict[str, Any] | None:
@@ -187,34 +232,51 @@ def _freshness(moment: datetime | None, now: datetime, max_age_s: float) -> dict
     return {"feature_timestamp": moment.isoformat(), "feature_age_s": age, "stale": age > max_age_s}
 
 
+def _openapi_extra(schema: type[BaseModel]) -> dict[str, Any]:
+    """Security and request body of a route that reads and validates its body itself."""
+    return {
+        "security": BEARER_SECURITY,
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": schema.model_json_schema()}},
+        },
+    }
+
+
 @router.post(
     "/v1/customers/predict",
     response_model=CustomersPredictResponse,
     responses=CUSTOMER_ERRORS,
+    openapi_extra=_openapi_extra(CustomersRequest),
     summary="Score customers by id (features from the online store)",
 )
-async def predict_customers(request: Request, scoring: Scoring) -> Response:
+async def predict_customers(request: Request) -> Response:
     """Probability, label, model version and feature freshness per customer id.
 
     Found customers are appended to the prediction log like ``/v1/predict`` rows.
     """
-    state, model = scoring.state, scoring.model
-    body = await parse_body(request, CustomersRequest)
-    ids = body.customer_ids
-    repository, online, found, now = await _fetch(
-        request, model, ids, state.settings.max_predict_rows
-    )
+    state: AppState = request.app.state.churn
+    check_caller(state, request, SCOPE_PREDICT)
+    model = serving_model(state)
+    ids = validate_body(state, CustomersRequest, await request.body()).customer_ids
+    _check_count(ids, state.settings.max_predict_rows)
+    repository = customer_features(request)
+    reserve_rows(state, len(ids))
+    try:
+        read, probabilities = await run_in_threadpool(_read_and_score, repository, model, ids)
+    finally:
+        state.admission.release_rows(len(ids))
     request_id = request_id_for(request)
-    rows = [{"customer_id": ids[i], **_ordered(model, online.rows[i])} for i in found]
-    probabilities: list[float] = model.predictor.predict_proba(rows).tolist() if rows else []
+    found = read.found
+    rows = [{"customer_id": ids[i], **row} for i, row in zip(found, read.rows, strict=True)]
     labels = [1 if p >= model.threshold else 0 for p in probabilities]
     prediction_ids = row_ids(request_id, len(rows))
     max_age = state.settings.feature_max_age_s
     results = [_not_found(cid, model.version) for cid in ids]
     stale = 0
-    ages = []
+    ages: list[float] = []
     for k, i in enumerate(found):
-        freshness = _freshness(online.event_times[i], now, max_age)
+        freshness = _freshness(read.online.event_times[i], read.now, max_age)
         if freshness is not None:
             stale += freshness["stale"]
             ages.append(freshness["feature_age_s"])
@@ -251,32 +313,34 @@ async def predict_customers(request: Request, scoring: Scoring) -> Response:
 @router.post(
     "/v1/customers/explain",
     response_model=CustomersExplainResponse,
-    responses={**CUSTOMER_ERRORS, 501: {"description": "the model has no fast explanation"}},
+    responses=CUSTOMER_ERRORS,
+    openapi_extra=_openapi_extra(CustomersExplainRequest),
     summary="Explain customers by id (features from the online store)",
 )
-async def explain_customers(request: Request, scoring: Scoring) -> Response:
+async def explain_customers(request: Request) -> Response:
     """Top-k SHAP contributions (log-odds) per customer, with probability and freshness."""
-    state, model = scoring.state, scoring.model
-    body = await parse_body(request, CustomersExplainRequest)
-    if not model.predictor.can_explain:
-        raise HTTPException(
-            status_code=501,
-            detail=f"explanations are not available for the {model.predictor.kind} predictor",
-        )
+    state: AppState = request.app.state.churn
+    check_caller(state, request, SCOPE_PREDICT)
+    model = serving_model(state)
+    body = validate_body(state, CustomersExplainRequest, await request.body())
     ids = body.customer_ids
-    repository, online, found, now = await _fetch(
-        request, model, ids, state.settings.max_explain_rows
-    )
-    rows = [_ordered(model, online.rows[i]) for i in found]
+    _check_count(ids, state.settings.max_explain_rows)
+    repository = customer_features(request)
     top_k = body.top_k or min(state.settings.explain_top_k, len(model.feature_names))
-    explanations = await run_in_threadpool(model.predictor.explain, rows, top_k) if rows else []
+    reserve_rows(state, len(ids))
+    try:
+        read, explanations = await run_in_threadpool(
+            _read_and_explain, repository, model, ids, top_k
+        )
+    finally:
+        state.admission.release_rows(len(ids))
     request_id = request_id_for(request)
-    prediction_ids = row_ids(request_id, len(rows))
+    prediction_ids = row_ids(request_id, len(read.rows))
     max_age = state.settings.feature_max_age_s
     results = [
         {**_not_found(cid, model.version), "base_value": None, "contributions": []} for cid in ids
     ]
-    for k, (i, e) in enumerate(zip(found, explanations, strict=True)):
+    for k, (i, e) in enumerate(zip(read.found, explanations, strict=True)):
         results[i] = {
             "customer_id": ids[i],
             "status": "found",
@@ -284,7 +348,7 @@ async def explain_customers(request: Request, scoring: Scoring) -> Response:
             "probability": e.probability,
             "label": 1 if e.probability >= model.threshold else 0,
             "model_version": model.version,
-            "freshness": _freshness(online.event_times[i], now, max_age),
+            "freshness": _freshness(read.online.event_times[i], read.now, max_age),
             "base_value": e.base_value,
             "contributions": [
                 {"feature": c.feature, "value": c.value, "contribution": c.contribution}
@@ -316,5 +380,6 @@ def _not_found(customer_id: int, version: str) -> dict[str, Any]:
 
 
 def _ordered(model: LoadedModel, row: dict[str, Any] | None) -> dict[str, Any]:
-    assert row is not None
+    if row is None:
+        raise ValueError("_ordered: a found customer's online row is None")
     return {name: row[name] for name in model.feature_names}
