@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import copy
+import re
 from datetime import datetime, timezone
+from pathlib import PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -227,6 +229,10 @@ def test_dockerfile_is_offline_non_root_with_a_healthcheck(champion, split, pred
     # The final stage never holds the wheelhouse.
     final_stage = dockerfile.split("\nFROM ${BASE_IMAGE}\n", 1)[1]
     assert "wheelhouse" not in final_stage
+    # Hot reloads are confined to the image's bundles, as in deploy/k8s/base/serving.env.
+    model_dir = re.search(r"CHURN_MODEL_DIR=(\S+)", final_stage).group(1)
+    reload_root = re.search(r"CHURN_RELOAD_ROOT=(\S+)", final_stage).group(1)
+    assert PurePosixPath(reload_root) in PurePosixPath(model_dir).parents
 
 
 def test_metadata_of_another_version_is_refused(champion, split, predictions):
