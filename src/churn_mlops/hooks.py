@@ -136,8 +136,8 @@ class LineageHooks:
     def after_dataset_loaded(self, dataset_name: str, data: Any) -> None:
         """Fingerprint a listed table once per run and log it as a dataset input."""
         table = dataset_name.split("@", 1)[0]
-        if table not in self._tables:
-            return
+        if table not in self._tables or data is None:
+            return  # not a fingerprinted table, or an optional one left out (no events table)
         import mlflow
 
         run = mlflow.active_run()
