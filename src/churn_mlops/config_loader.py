@@ -22,6 +22,15 @@ class ChurnConfigLoader(OmegaConfigLoader):
     interpolations resolve; every other key (catalog, mlflow, credentials, globals) loads as
     Kedro's loader does."""
 
+    def __init__(self, conf_source: str, *args: Any, **kwargs: Any) -> None:
+        # `${project_path:}` must resolve wherever the loader is built (kedro run, kedro viz,
+        # a notebook, the ingestion CLI), not only after ProjectStoreHooks ran: the project
+        # root is the folder holding conf/.
+        from churn_mlops.tracking_store import register_project_path
+
+        register_project_path(Path(conf_source).resolve().parent)
+        super().__init__(conf_source, *args, **kwargs)
+
     def _resolve_from_raw_config(
         self,
         key: str,
