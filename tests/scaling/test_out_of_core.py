@@ -112,8 +112,11 @@ def test_the_same_run_without_spilling_runs_out_of_memory(
         if name not in pipeline.inputs():  # same primary tables in, outputs elsewhere
             entry["filepath"] = str(tmp_path / Path(entry["filepath"]).name)
     catalog = DataCatalog.from_config(entries)
-    catalog["params:feature_engineering"] = MemoryDataset(
-        loader["parameters"]["feature_engineering"]
-    )
+    for name in pipeline.inputs():  # every parameter the pipeline reads, as `kedro run` feeds them
+        if name.startswith("params:"):
+            value = loader["parameters"]
+            for key in name.removeprefix("params:").split("."):
+                value = value[key]
+            catalog[name] = MemoryDataset(value)
     with pytest.raises(DatasetError, match="Out of Memory"):
         SequentialRunner().run(pipeline, catalog)
