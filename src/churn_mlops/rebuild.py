@@ -123,7 +123,7 @@ def rebuild_version(
     import numpy as np
     from kedro.framework.session import KedroSession
 
-    from churn_mlops.datasets.champion_release import GOLDEN_SAMPLE_FILE
+    from churn_mlops.contracts.artifacts import GOLDEN_SAMPLE_FILE
     from churn_mlops.fingerprint import fingerprint_table, installed_packages
     from churn_mlops.provenance import git_revision
 
