@@ -44,7 +44,11 @@ def _session_store(project: Path) -> tuple[str, str]:
 @pytest.fixture
 def user_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     """No MLFLOW_TRACKING_URI, and a working directory that is not the project."""
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    # A fresh process has no tracking URI set; earlier tests in this one may have set it.
+    monkeypatch.setattr(tracking_utils, "_tracking_uri", None)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
