@@ -12,7 +12,9 @@ import calendar
 import datetime as dt
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
+
+from churn_mlops.contracts.base import StrictModel as _Strict
 
 TABLES: tuple[str, ...] = ("customers", "events", "churn_records")
 """The raw tables the pipeline reads, in the order they are validated and cleaned."""
@@ -23,10 +25,6 @@ STRUCTURAL_RULES: frozenset[str] = frozenset({"required", "dtype", "integral", "
 """Rules about the table's shape or an unreadable value: always hard."""
 
 _NUMERIC = frozenset({"int64", "float64"})
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class ColumnSchema(_Strict):

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 
+from churn_mlops.contracts.base import StrictModel as _Strict
 from churn_mlops.contracts.errors import format_validation_error
 from churn_mlops.contracts.features import FeatureSpec
 from churn_mlops.pipelines.evaluation.errors import EvaluationConfigError
 from churn_mlops.pipelines.training.params import TrainingParams
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class BusinessParams(_Strict):

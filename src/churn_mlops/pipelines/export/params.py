@@ -5,14 +5,11 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 
+from churn_mlops.contracts.base import StrictModel as _Strict
 from churn_mlops.contracts.errors import format_validation_error
 from churn_mlops.release.errors import ExportConfigError
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class GoldenSampleParams(_Strict):

@@ -11,8 +11,9 @@ import math
 from datetime import date
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from churn_mlops.contracts.base import StrictModel as _Strict
 from churn_mlops.contracts.features import FeatureSpec, reject_duplicates
 
 #: Columns of ``model_input_table`` that are not model features, in output order.
@@ -23,10 +24,6 @@ LABEL_COLUMN = "churned"
 TENURE_FEATURE = "tenure_days"
 USAGE_TREND_FEATURE = "usage_trend"
 RECENCY_FEATURE = "days_since_last_session"
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class SnapshotConfig(_Strict):

@@ -5,8 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
+from churn_mlops.contracts.base import StrictModel as _Strict
 from churn_mlops.contracts.errors import format_validation_error
 from churn_mlops.monitoring.drift import DriftConfig
 from churn_mlops.monitoring.errors import MonitoringError
@@ -14,10 +15,6 @@ from churn_mlops.monitoring.errors import MonitoringError
 
 class MonitoringConfigError(MonitoringError, ValueError):
     """A ``monitoring`` parameter is unknown, missing or out of range."""
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class WindowParams(_Strict):

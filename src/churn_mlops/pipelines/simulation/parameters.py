@@ -12,13 +12,13 @@ from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     ValidationError,
     field_validator,
     model_validator,
 )
+
+from churn_mlops.contracts.base import StrictModel as _Strict
 
 SCENARIOS = ("baseline", "age_shift", "online_spend_flip", "data_quality", "feature_change")
 DATA_QUALITY_COLUMNS = (
@@ -32,12 +32,6 @@ _SHARE_TOLERANCE = 1e-6
 
 class SimulationParameterError(ValueError):
     """Raised when ``simulation`` parameters are missing, unknown or out of range."""
-
-
-class _Strict(BaseModel):
-    """Base model: unknown keys are errors and validated objects are immutable."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class _Shares(_Strict):

@@ -9,17 +9,14 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
+from churn_mlops.contracts.base import StrictModel as _Strict
 from churn_mlops.contracts.errors import format_validation_error
 from churn_mlops.pipelines.training.errors import TrainingConfigError
 
 #: Metrics that can choose the winning candidate (all "higher is better").
 SelectionMetric = Literal["pr_auc", "roc_auc"]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class SplitParams(_Strict):
