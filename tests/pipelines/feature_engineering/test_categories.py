@@ -7,9 +7,9 @@ import logging
 import ibis
 import pytest
 
+from churn_mlops.pipelines.feature_engineering.categories import check_feature_categories
 from churn_mlops.pipelines.feature_engineering.nodes import (
     FeatureCategoryError,
-    check_feature_categories,
     validate_feature_parameters,
 )
 from tests.pipelines.feature_engineering.conftest import feature_parameters
