@@ -6,7 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -29,6 +29,18 @@ DATA_LAYERS = (
     "07_model_output",
     "08_reporting",
 )
+
+
+@pytest.fixture(autouse=True)
+def _no_mlflow_run_outlives_its_test() -> Iterator[None]:
+    """End any MLflow run a test left active (an in-process Kedro session that failed before
+    kedro-mlflow's error hook ran): the next test would otherwise log into it, and
+    kedro-mlflow would ignore that test's mlflow.yml."""
+    yield
+    mlflow = sys.modules.get("mlflow")
+    if mlflow is not None:
+        while mlflow.active_run() is not None:
+            mlflow.end_run()
 
 
 def committed_feature_names() -> list[str]:

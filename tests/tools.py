@@ -52,12 +52,3 @@ def tool(name: str, hint: str = "CI installs it; see .ci/run") -> str:
 def tool_env() -> dict[str, str]:
     """``os.environ`` with the venv's ``bin/`` first on ``PATH``, for scripts that call tools."""
     return {**os.environ, "PATH": os.pathsep.join([str(VENV_BIN), os.environ.get("PATH", "")])}
-
-
-#: Tests whose counters show earlier tests' traffic when the whole suite runs in one process
-#: (they pass alone and with their own folder). Known and under investigation: marked rather than
-#: hidden, so `-ra` lists them and a fix turns them into XPASS.
-order_dependent = pytest.mark.xfail(
-    strict=False,
-    reason="order-dependent: in the full suite its counters include earlier tests' traffic",
-)

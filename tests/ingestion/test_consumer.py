@@ -36,7 +36,6 @@ from tests.ingestion.conftest import (
     read_landed,
 )
 from tests.pipelines.data_processing.conftest import valid_frames, write_raw
-from tests.tools import order_dependent
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -156,7 +155,6 @@ def test_publish_ingest_then_data_processing_equals_the_file_path(
     assert from_stream["quarantine"]["rule"].tolist() == ["min"]
 
 
-@order_dependent
 def test_landed_rows_are_the_published_rows_with_committed_offsets(
     broker: Broker, make_settings, project_config
 ) -> None:
@@ -370,7 +368,6 @@ def test_sigterm_lands_the_open_batch_and_commits(
     assert sum(committed(settings, settings.topics["events"], settings.partitions)) == len(events)
 
 
-@order_dependent
 def test_metrics_endpoint_serves_lag_rows_and_dead_letters(
     broker: Broker, make_settings, project_config
 ) -> None:

@@ -16,7 +16,6 @@ from fastapi.testclient import TestClient
 from churn_mlops.serving.app import create_app
 from churn_mlops.serving.demo import load_demo_pipeline as load_pipeline
 from churn_mlops.serving.settings import ServingSettings
-from tests.tools import order_dependent
 
 SECRET_VALUE = "zz-caller-secret-zz"
 JSON = {"Content-Type": "application/json"}
@@ -192,7 +191,6 @@ def test_unknown_category_policy_ignore_scores_like_the_pipeline(
         )
 
 
-@order_dependent
 def test_predict_route_answers_and_counts_every_outcome(
     xgb_bundle: Path,
     make_settings: Callable[..., ServingSettings],

@@ -19,7 +19,6 @@ from churn_mlops.serving.app import create_app
 from churn_mlops.serving.settings import ServingSettings
 from tests.feature_store.support import build_repository, redis_env, redis_server  # noqa: F401
 from tests.pipelines.training.synthetic import make_model_input_table
-from tests.tools import order_dependent
 
 FEATURES = [
     "tenure_days", "age", "monthly_fee", "paperless_billing", "region", "plan", "contract",
@@ -136,7 +135,6 @@ def test_offline_online_and_vector_endpoint_agree(
         assert online["label"] == vector["label"]
 
 
-@order_dependent
 def test_stale_features_are_flagged_and_counted(
     xgb_bundle: Path,
     make_settings: Callable[..., ServingSettings],

@@ -11,7 +11,6 @@ from fastapi.testclient import TestClient
 from churn_mlops.serving.app import create_app
 from churn_mlops.serving.demo import make_synthetic_features
 from churn_mlops.serving.settings import ServingSettings
-from tests.tools import order_dependent
 
 CONTRACT = {
     "churn_http_requests_total": ("counter", {"route", "method", "status", "model_version"}),
@@ -51,7 +50,6 @@ def rows_of(frame) -> list[dict]:
     ]
 
 
-@order_dependent
 def test_every_contract_metric_with_its_type_and_labels(
     client: TestClient, auth: dict, sample_rows: list[dict]
 ) -> None:

@@ -12,6 +12,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import pandas as pd
+
+import churn_mlops.feature_store.feast_import  # noqa: F401 - before feast (see there)
+
+# isort: split
 from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueType
 from feast.types import Bool, Float64, Int64, PrimitiveFeastType, String
 

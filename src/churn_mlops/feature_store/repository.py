@@ -43,6 +43,7 @@ class OnlineFeatures:
 
 
 def _open_store(repo_path: Path, fs_yaml_file: str) -> Any:
+    import churn_mlops.feature_store.feast_import  # noqa: F401, I001 - before feast (see there)
     from feast import FeatureStore
 
     yaml_path = repo_path / fs_yaml_file
