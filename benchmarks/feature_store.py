@@ -54,7 +54,7 @@ from benchmarks.serving.bench import (  # noqa: E402
     start_app,
     stop,
 )
-from churn_mlops.serving.demo import make_demo_bundle, make_synthetic_features  # noqa: E402
+from churn_mlops.release.demo import make_demo_bundle, make_synthetic_features  # noqa: E402
 
 BUSINESS = {"retained_customer_value": 500.0, "offer_cost": 40.0, "offer_success_rate": 0.3}
 

@@ -97,7 +97,7 @@ def percentile(values: list[float], q: float) -> float:
 def in_process_limits(bundle: Path, row: dict, calls: int) -> dict[str, dict[str, float]]:
     import pandas as pd
 
-    from churn_mlops.serving.demo import load_demo_pipeline
+    from churn_mlops.release.demo import load_demo_pipeline
     from churn_mlops.serving.runtime import OnnxPredictor
 
     pipeline = load_demo_pipeline(bundle)
@@ -173,7 +173,7 @@ def save_mlflow_model(bundle: Path, example: object, path: Path) -> None:
     import mlflow.sklearn
     from mlflow.models import infer_signature
 
-    from churn_mlops.serving.demo import load_demo_pipeline
+    from churn_mlops.release.demo import load_demo_pipeline
 
     pipeline = load_demo_pipeline(bundle)
     signature = infer_signature(example, pipeline.predict_proba(example))
@@ -448,7 +448,7 @@ def main() -> int:
     except ImportError:
         pass
 
-    from churn_mlops.serving.demo import make_demo_bundle, make_synthetic_features
+    from churn_mlops.release.demo import make_demo_bundle, make_synthetic_features
 
     work = Path(tempfile.mkdtemp(prefix="churn-serving-bench-"))
     procs: list[tuple[subprocess.Popen, bool]] = []

@@ -178,7 +178,7 @@ def test_the_champion_serves_predictions_on_the_tables_features(
         REFERENCE_PROFILE_FILE,
     )
     from churn_mlops.datasets.champion import MlflowChampionDataset
-    from churn_mlops.serving.demo import write_bundle
+    from churn_mlops.release.demo import write_bundle
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", kedro_env(built.root)["MLFLOW_TRACKING_URI"])
     release = MlflowChampionDataset(

@@ -106,7 +106,7 @@ def objects(
 @pytest.fixture(scope="session")
 def demo_bundle(tmp_path_factory) -> Path:
     """A small serving bundle, made by the serving package's own demo builder."""
-    from churn_mlops.serving.demo import make_demo_bundle
+    from churn_mlops.release.demo import make_demo_bundle
 
     return make_demo_bundle(
         tmp_path_factory.mktemp("bundle") / "demo", n_rows=600, model_version="7", n_jobs=1

@@ -317,7 +317,7 @@ def stack(tmp_path_factory, demo_bundle: Path) -> Iterator[Stack]:
 
 
 def rows(n: int, *, seed: int, drifted: bool) -> list[dict[str, Any]]:
-    from churn_mlops.serving.demo import make_synthetic_features
+    from churn_mlops.release.demo import make_synthetic_features
 
     frame, _ = make_synthetic_features(n, seed=seed)
     if drifted:

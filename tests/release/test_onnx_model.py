@@ -7,13 +7,13 @@ import json
 import onnxruntime as ort
 import pytest
 
+from churn_mlops.release.demo import CATEGORICAL, NUMERIC, build_pipeline, make_synthetic_features
 from churn_mlops.release.onnx_model import (
     OnnxConversionError,
     convert_pipeline,
     export_model_files,
     onnx_gap,
 )
-from churn_mlops.serving.demo import CATEGORICAL, NUMERIC, build_pipeline, make_synthetic_features
 
 
 @pytest.fixture(scope="module")

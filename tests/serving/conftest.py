@@ -11,8 +11,8 @@ import jwt
 import pytest
 from fastapi.testclient import TestClient
 
+from churn_mlops.release.demo import make_demo_bundle, make_synthetic_features
 from churn_mlops.serving.app import create_app
-from churn_mlops.serving.demo import make_demo_bundle, make_synthetic_features
 from churn_mlops.serving.settings import ServingSettings
 
 JWT_KEY = "test-secret-key-for-serving-tests-0123456789"

@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
+from churn_mlops.release.demo import load_demo_pipeline as load_pipeline
 from churn_mlops.serving.app import create_app
-from churn_mlops.serving.demo import load_demo_pipeline as load_pipeline
 from churn_mlops.serving.settings import ServingSettings
 
 SECRET_VALUE = "zz-caller-secret-zz"

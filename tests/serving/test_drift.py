@@ -15,12 +15,12 @@ from churn_mlops.contracts.statistics import (
     population_stability_index,
 )
 from churn_mlops.monitoring import drift as monitoring
-from churn_mlops.serving.bundle import BundleError, read_reference_profile
-from churn_mlops.serving.demo import (
+from churn_mlops.release.demo import (
     FEATURES,
     build_reference_profile,
     make_synthetic_features,
 )
+from churn_mlops.serving.bundle import BundleError, read_reference_profile
 from churn_mlops.serving.drift import SlidingWindowDrift
 
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
+from churn_mlops.release.demo import make_synthetic_features
 from churn_mlops.serving.app import create_app
-from churn_mlops.serving.demo import make_synthetic_features
 from churn_mlops.serving.settings import ServingSettings
 
 CONTRACT = {

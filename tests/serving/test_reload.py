@@ -171,7 +171,7 @@ def test_nullable_feature_accepts_null_and_scores_like_the_pipeline(
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
     from xgboost import XGBClassifier
 
-    from churn_mlops.serving.demo import (
+    from churn_mlops.release.demo import (
         CATEGORICAL,
         NUMERIC,
         build_metadata,

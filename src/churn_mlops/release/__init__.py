@@ -16,7 +16,9 @@ do the I/O that turns that decision into a folder, an image or manifests:
 * :mod:`.dockerfile` renders the bundle's ``Dockerfile`` (pure, used by a node);
 * :mod:`.deploy` renders the Kubernetes tree for an image (``python -m
   churn_mlops.release.deploy``);
-* :mod:`.pipelines_image` builds the pipelines image the Kubernetes Jobs run.
+* :mod:`.pipelines_image` builds the pipelines image the Kubernetes Jobs run;
+* :mod:`.demo` builds a demo bundle from synthetic rows that follow the feature contract
+  (``python -m churn_mlops.release.demo``), for trying the app, its tests and benchmarks.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ import pytest
 
 from churn_mlops.datasets.monitoring import JsonLinesLogDataset
 from churn_mlops.pipelines.batch_scoring import nodes
-from churn_mlops.serving.demo import build_pipeline, make_synthetic_features
+from churn_mlops.release.demo import build_pipeline, make_synthetic_features
 from tests.feature_store.support import build_repository, store_config
 from tests.pipelines.training.synthetic import make_model_input_table
 

@@ -12,10 +12,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from churn_mlops.serving.demo import CATEGORIES as _CATEGORIES
-from churn_mlops.serving.demo import NUMERIC as _NUMERIC
+from churn_mlops.release.demo import CATEGORIES as _CATEGORIES
+from churn_mlops.release.demo import NUMERIC as _NUMERIC
 
-# The feature contract (docs/data_model.md), shared with the serving demo data.
+# The feature contract (conf/base/parameters_feature_engineering.yml), as the demo bundle reads it.
 CATEGORIES: dict[str, list[str]] = {name: list(values) for name, values in _CATEGORIES.items()}
 NUMERIC: list[str] = list(_NUMERIC)
 

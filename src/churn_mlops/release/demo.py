@@ -3,7 +3,7 @@
 For trying the serving app, for its tests and for the serving benchmark without running the
 Kedro pipelines first::
 
-    python -m churn_mlops.serving.demo dist/demo-bundle --estimator xgboost
+    python -m churn_mlops.release.demo dist/demo-bundle --estimator xgboost
 
 The bundle has the layout and JSON schemas of ``docs/architecture.md`` (model, metadata,
 reference profile) but its model is trained on made-up rows; use the ``export`` pipeline for
@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from churn_mlops.contracts.errors import ContractError
+from churn_mlops.contracts.features import FeatureSpec, parse_feature_list
 from churn_mlops.serving.bundle import (
     MANIFEST_FILE,
     METADATA_FILE,
@@ -31,55 +33,47 @@ from churn_mlops.serving.bundle import (
 
 logger = logging.getLogger(__name__)
 
+#: The feature contract the demo bundle follows: the project's own declaration (one home,
+#: ``conf/base/parameters_feature_engineering.yml``), read from the checkout this module runs in.
+CONTRACT_FILE = (
+    Path(__file__).resolve().parents[3] / "conf" / "base" / ("parameters_feature_engineering.yml")
+)
+
+
+def load_contract(path: Path = CONTRACT_FILE) -> list[FeatureSpec]:
+    """The feature contract (``feature_engineering.features``) declared in ``path``.
+
+    Raises:
+        ContractError: ``path`` is missing (the demo needs a project checkout) or invalid.
+    """
+    import yaml
+
+    if not path.is_file():
+        raise ContractError(
+            f"{path}: the feature contract is not there; build demo bundles from a checkout of "
+            "the project (the contract is declared in conf/base/parameters_feature_engineering.yml)"
+        )
+    params = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    features = (params.get("feature_engineering") or {}).get("features")
+    if not features:
+        raise ContractError(f"{path}: no feature_engineering.features list")
+    return parse_feature_list(features)
+
+
+_CONTRACT = load_contract()
+
+FEATURES: tuple[str, ...] = tuple(spec.name for spec in _CONTRACT)
+"""The feature contract's names, in its order."""
+
 CATEGORIES: dict[str, tuple[str, ...]] = {
-    "region": ("north", "south", "east", "west", "central"),
-    "plan": ("basic", "standard", "premium"),
-    "contract": ("month_to_month", "one_year", "two_year"),
-    "payment_method": ("credit_card", "bank_transfer", "electronic_check", "mailed_check"),
+    spec.name: tuple(spec.categories or ()) for spec in _CONTRACT if spec.kind == "categorical"
 }
-"""Allowed values of the categorical features (docs/data_model.md)."""
+"""Allowed values of the categorical features."""
 
 NUMERIC_BOUNDS: dict[str, tuple[float | None, float | None]] = {
-    "tenure_days": (0, None),
-    "age": (18, 100),
-    "monthly_fee": (0, 1000),
-    "paperless_billing": (0, 1),
-    "sessions_30d": (0, None),
-    "sessions_90d": (0, None),
-    "session_minutes_30d": (0, None),
-    "usage_trend": (0, None),
-    "days_since_last_session": (0, None),
-    "support_tickets_30d": (0, None),
-    "support_tickets_90d": (0, None),
-    "late_payments_90d": (0, None),
-    "payments_90d": (0, None),
-    "online_purchases_90d": (0, None),
-    "online_spend_90d": (0, None),
+    spec.name: (spec.min, spec.max) for spec in _CONTRACT if spec.kind == "numeric"
 }
 """Validity range of every numeric feature (None: unbounded)."""
-
-FEATURES: tuple[str, ...] = (
-    "tenure_days",
-    "age",
-    "monthly_fee",
-    "paperless_billing",
-    "region",
-    "plan",
-    "contract",
-    "payment_method",
-    "sessions_30d",
-    "sessions_90d",
-    "session_minutes_30d",
-    "usage_trend",
-    "days_since_last_session",
-    "support_tickets_30d",
-    "support_tickets_90d",
-    "late_payments_90d",
-    "payments_90d",
-    "online_purchases_90d",
-    "online_spend_90d",
-)
-"""The feature contract of docs/data_model.md, in its order."""
 
 CATEGORICAL = tuple(f for f in FEATURES if f in CATEGORIES)
 NUMERIC = tuple(f for f in FEATURES if f not in CATEGORIES)
@@ -125,20 +119,32 @@ def make_synthetic_features(n_rows: int, *, seed: int = 0) -> tuple[Any, np.ndar
         "online_purchases_90d": rng.poisson(1.0, n),
         "online_spend_90d": np.round(rng.gamma(1.5, 20.0, n), 2),
     }
-    frame = pd.DataFrame(data, columns=list(FEATURES))
+    for spec in _CONTRACT:
+        if spec.name not in data:  # a feature added to the contract: values in its range
+            data[spec.name] = _generic_column(spec, rng, n)
+    frame = pd.DataFrame({name: data[name] for name in FEATURES})
     logit = (
         -1.2
-        + 1.1 * (frame["contract"] == "month_to_month")
-        - 0.6 * (frame["contract"] == "two_year")
-        - 0.0006 * frame["tenure_days"]
-        + 0.35 * frame["support_tickets_30d"]
-        + 0.5 * frame["late_payments_90d"]
-        - 0.7 * np.minimum(frame["usage_trend"], 3.0)
-        + 0.01 * frame["days_since_last_session"]
-        + 0.3 * (frame["payment_method"] == "electronic_check")
+        + 1.1 * (data["contract"] == "month_to_month")
+        - 0.6 * (data["contract"] == "two_year")
+        - 0.0006 * data["tenure_days"]
+        + 0.35 * data["support_tickets_30d"]
+        + 0.5 * data["late_payments_90d"]
+        - 0.7 * np.minimum(data["usage_trend"], 3.0)
+        + 0.01 * data["days_since_last_session"]
+        + 0.3 * (data["payment_method"] == "electronic_check")
     )
     label = (rng.random(n) < 1.0 / (1.0 + np.exp(-logit))).astype(np.int64)
     return frame, label
+
+
+def _generic_column(spec: FeatureSpec, rng: np.random.Generator, n: int) -> np.ndarray:
+    """Values for a contract feature the generator has no model of: its categories uniformly,
+    or a gamma draw shifted to its lower bound and clipped to its upper one."""
+    if spec.kind == "categorical":
+        return rng.choice(spec.categories or [], n)
+    values = rng.gamma(2.0, 10.0, n) + (spec.min or 0.0)
+    return np.minimum(values, spec.max) if spec.max is not None else values
 
 
 def build_pipeline(
@@ -319,7 +325,7 @@ def make_demo_bundle(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Command line: ``python -m churn_mlops.serving.demo OUT_DIR [options]``."""
+    """Command line: ``python -m churn_mlops.release.demo OUT_DIR [options]``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("bundle_dir", type=Path, help="folder to write the bundle to")
     parser.add_argument(
