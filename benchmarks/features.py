@@ -190,8 +190,8 @@ def run_pandas(data_dir: Path, out: Path, work_dir: Path) -> int:
     """The same features in plain pandas (same month-bucketed windows); return output rows."""
     import ibis
 
-    from churn_mlops.pipelines.feature_engineering.config import FeatureEngineeringConfig
     from churn_mlops.pipelines.feature_engineering.nodes import build_snapshot_calendar
+    from churn_mlops.pipelines.feature_engineering.params import FeatureEngineeringConfig
 
     customers = pd.read_parquet(data_dir / "customers_primary.parquet")
     events = pd.read_parquet(data_dir / "events_primary.parquet")

@@ -28,12 +28,12 @@ from churn_mlops.pipelines.training.nodes import (
     validate_training_parameters,
 )
 from churn_mlops.pipelines.training_spark.nodes import (
-    DistributedTrainingParams,
     assemble_spark_features,
     fit_xgboost_spark,
     select_spark_training_rows,
     train_xgboost_on_spark,
 )
+from churn_mlops.pipelines.training_spark.params import DistributedTrainingParams
 from tests.pipelines.training.synthetic import (
     evaluation_params,
     feature_list,

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from churn_mlops.pipelines.feature_engineering.config import FeatureEngineeringConfig
+from churn_mlops.pipelines.feature_engineering.params import FeatureEngineeringConfig
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 

@@ -12,7 +12,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churn_mlops.pipelines.feature_engineering.config import FeatureEngineeringConfig
 from churn_mlops.pipelines.feature_engineering.nodes import (
     aggregate_event_windows,
     assemble_model_input,
@@ -20,6 +19,7 @@ from churn_mlops.pipelines.feature_engineering.nodes import (
     build_snapshot_spine,
     check_model_input,
 )
+from churn_mlops.pipelines.feature_engineering.params import FeatureEngineeringConfig
 from tests.pipelines.feature_engineering.conftest import (
     CHURN_SCHEMA,
     CUSTOMER_SCHEMA,

@@ -10,7 +10,6 @@ import pytest
 from ibis.config import Config
 
 from churn_mlops.contracts.features import parse_feature_list
-from churn_mlops.pipelines.feature_engineering.config import FeatureEngineeringConfig
 from churn_mlops.pipelines.feature_engineering.nodes import (
     FeatureInputError,
     FeatureListError,
@@ -23,6 +22,7 @@ from churn_mlops.pipelines.feature_engineering.nodes import (
     check_model_input,
     validate_feature_parameters,
 )
+from churn_mlops.pipelines.feature_engineering.params import FeatureEngineeringConfig
 from tests.pipelines.feature_engineering.conftest import (
     CHURN_SCHEMA,
     CUSTOMER_SCHEMA,

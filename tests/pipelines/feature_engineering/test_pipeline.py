@@ -14,7 +14,7 @@ from kedro_datasets.ibis import FileDataset
 from kedro_datasets.pandas import ParquetDataset
 
 from churn_mlops.pipelines.feature_engineering import create_pipeline
-from churn_mlops.pipelines.feature_engineering.config import FeatureEngineeringConfig
+from churn_mlops.pipelines.feature_engineering.params import FeatureEngineeringConfig
 from tests.pipelines.feature_engineering.conftest import (
     CHURN_SCHEMA,
     CUSTOMER_SCHEMA,

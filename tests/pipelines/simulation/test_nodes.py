@@ -19,7 +19,7 @@ from churn_mlops.pipelines.simulation.nodes import (
     simulate_customer_profiles,
     validate_parameters,
 )
-from churn_mlops.pipelines.simulation.parameters import SimulationParameterError
+from churn_mlops.pipelines.simulation.params import SimulationParameterError
 
 START = pd.Timestamp("2023-01-01")
 END = pd.Timestamp("2024-01-01")  # 12 months in the small setup

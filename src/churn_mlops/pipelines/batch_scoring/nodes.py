@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import date
-from typing import Any, Literal
+from typing import Any
 
 import ibis.expr.types as ir
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
 
 from churn_mlops.feature_store.config import FeatureStoreConfig
 from churn_mlops.feature_store.repository import FeatureRepository
+from churn_mlops.pipelines.batch_scoring.params import BatchScoringConfig, BusinessValues
 from churn_mlops.pipelines.evaluation.common import column_owners
 from churn_mlops.serving.prediction_log import utc_now_iso
 
@@ -27,35 +26,6 @@ logger = logging.getLogger(__name__)
 
 class BatchScoringError(ValueError):
     """Nothing to score at the requested date, or a model the explainer cannot read."""
-
-
-class BatchScoringConfig(BaseModel):
-    """``batch_scoring`` parameters.
-
-    Attributes:
-        as_of: Score the customers active at this date (``YYYY-MM-DD``); ``None``: the latest
-            snapshot of the spine.
-        top_reasons: SHAP reasons kept per customer.
-        reasons_for: ``worthwhile``: explain the customers whose offer has a positive expected
-            net value (the ones a retention team calls; exact TreeSHAP costs far more than
-            scoring); ``all``: every customer.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    as_of: date | None = None
-    top_reasons: int = Field(default=3, ge=1, le=10)
-    reasons_for: Literal["worthwhile", "all"] = "worthwhile"
-
-
-class BusinessValues(BaseModel):
-    """``evaluation.business``: the same costs that set the model's decision threshold."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    retained_customer_value: float = Field(ge=0)
-    offer_cost: float = Field(ge=0)
-    offer_success_rate: float = Field(ge=0, le=1)
 
 
 def select_active_customers(

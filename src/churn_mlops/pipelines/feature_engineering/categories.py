@@ -7,7 +7,7 @@ import logging
 import ibis
 import ibis.expr.types as ir
 
-from churn_mlops.pipelines.feature_engineering.config import FeatureEngineeringConfig
+from churn_mlops.pipelines.feature_engineering.params import FeatureEngineeringConfig
 
 logger = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 from pydantic import ValidationError
 
-from churn_mlops.pipelines.feature_engineering.config import (
+from churn_mlops.pipelines.feature_engineering.params import (
     KEY_COLUMNS,
     LABEL_COLUMN,
     RECENCY_FEATURE,

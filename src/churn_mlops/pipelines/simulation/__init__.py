@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from churn_mlops.pipelines.simulation.nodes import simulate
-from churn_mlops.pipelines.simulation.parameters import (
+from churn_mlops.pipelines.simulation.params import (
     SimulationParameterError,
     SimulationParameters,
     merge_parameters,

@@ -33,7 +33,7 @@ from churn_mlops.pipelines.simulation.common import (
     _month_bounds_ns,
     _rng,
 )
-from churn_mlops.pipelines.simulation.parameters import HazardParameters, SimulationParameters
+from churn_mlops.pipelines.simulation.params import HazardParameters, SimulationParameters
 
 logger = logging.getLogger(__name__)
 

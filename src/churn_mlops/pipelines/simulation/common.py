@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from churn_mlops.pipelines.simulation.parameters import SimulationParameters
+from churn_mlops.pipelines.simulation.params import SimulationParameters
 
 EVENT_TYPES = ("session", "support_ticket", "payment", "late_payment", "online_purchase")
 _SESSION, _TICKET, _PAYMENT, _LATE_PAYMENT, _ONLINE_PURCHASE = range(len(EVENT_TYPES))

@@ -30,7 +30,7 @@ from churn_mlops.pipelines.simulation.common import (
     EVENT_TYPES,
     _rng,
 )
-from churn_mlops.pipelines.simulation.parameters import (
+from churn_mlops.pipelines.simulation.params import (
     SimulationParameters,
     validate_simulation_parameters,
 )

@@ -12,10 +12,10 @@ from __future__ import annotations
 import logging
 import time
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 
@@ -28,6 +28,7 @@ from churn_mlops.pipelines.training.errors import (
 )
 from churn_mlops.pipelines.training.nodes import build_preprocessor
 from churn_mlops.pipelines.training.params import TrainingParams
+from churn_mlops.pipelines.training_spark.params import DistributedTrainingParams
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
@@ -44,22 +45,6 @@ logger = logging.getLogger(__name__)
 ENCODER_SAMPLE_ROWS = 100
 #: Name of the assembled feature vector column on the Spark side.
 FEATURES_VECTOR = "features"
-
-
-class DistributedTrainingParams(BaseModel):
-    """The ``training_spark`` parameters.
-
-    Attributes:
-        num_workers: XGBoost workers, i.e. Spark tasks that train together in one barrier
-            stage; at most the task slots free at once (``local[2]``: 2; a cluster: executors x
-            cores per executor / ``spark.task.cpus``).
-        device: ``cpu``, or ``cuda`` on GPU executors.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    num_workers: int = Field(default=2, ge=1)
-    device: Literal["cpu", "cuda"] = "cpu"
 
 
 def validate_distributed_parameters(raw: dict[str, Any]) -> DistributedTrainingParams:
