@@ -141,7 +141,33 @@ def propose(
         if given is not None and given not in names:
             raise ScaffoldError(f"column {given!r} is not in {path} (columns: {names})")
     dates = {name: parsed for name in names if (parsed := _as_dates(frame[name], name)) is not None}
+    label = _propose_label(frame, path, label_column)
+    date = date_column or next((n for n in dates if frame[n].nunique() > 1), None)
+    if date is not None and date not in dates:
+        dates[date] = pd.to_datetime(frame[date], errors="raise", format="mixed")
+    ident = _propose_id(frame, path, id_column, label=label, date=date)
+    proposal = Proposal(
+        path=path,
+        file_format="parquet" if path.suffix.lower() == ".parquet" else "csv",
+        rows=len(frame),
+        id_column=ident,
+        label_column=label,
+        date_column=date,
+        as_of_date=None if date else (as_of_date or dt.datetime.now(dt.UTC).date()),
+        columns=_key_columns(frame, ident=ident, label=label, date=date),
+    )
+    for name in names:
+        if name in (ident, label, date):
+            continue
+        _propose_feature(proposal, name, frame[name], is_date=name in dates)
+    if not proposal.features:
+        raise ScaffoldError(f"{path} has no column usable as a feature: {proposal.ignored}")
+    return proposal
 
+
+def _propose_label(frame: pd.DataFrame, path: Path, label_column: str | None) -> str:
+    """The named label column, or the first two-valued column with a label-like name."""
+    names = list(frame.columns)
     label = label_column or _pick(names, _LABEL_NAMES, lambda n: _is_binary(frame[n]))
     if label is None:
         raise ScaffoldError(
@@ -153,9 +179,15 @@ def propose(
             f"label column {label!r} must hold two values (0/1, true/false or yes/no), it has "
             f"{sorted(map(str, frame[label].dropna().unique()))[:10]}"
         )
-    date = date_column or next((n for n in dates if frame[n].nunique() > 1), None)
-    if date is not None and date not in dates:
-        dates[date] = pd.to_datetime(frame[date], errors="raise", format="mixed")
+    return label
+
+
+def _propose_id(
+    frame: pd.DataFrame, path: Path, id_column: str | None, *, label: str, date: str | None
+) -> str:
+    """The named id column, else one with an id-like name, else the first unique integer or
+    text column; its values must be unique per row (per ``date`` when the table has one)."""
+    names = list(frame.columns)
     key = [date] if date else []
 
     def unique_id(name: str) -> bool:
@@ -177,36 +209,29 @@ def propose(
             f"no customer id found in {path}: pass --id with a column whose values are unique "
             + (f"per {date}" if date else "per row")
         )
-    proposal = Proposal(
-        path=path,
-        file_format="parquet" if path.suffix.lower() == ".parquet" else "csv",
-        rows=len(frame),
-        id_column=ident,
-        label_column=label,
-        date_column=date,
-        as_of_date=None if date else (as_of_date or dt.datetime.now(dt.UTC).date()),
-    )
-    id_values = frame[ident]
-    proposal.columns["customer_id"] = {
-        "dtype": "int64" if pd.api.types.is_integer_dtype(id_values) else "string",
-        "description": f"{ident}: customer key",
+    return ident
+
+
+def _key_columns(
+    frame: pd.DataFrame, *, ident: str, label: str, date: str | None
+) -> dict[str, dict[str, Any]]:
+    """The schema entries of the id, label and snapshot-date columns, under our names."""
+    label_is_integer = pd.api.types.is_integer_dtype(frame[label])
+    return {
+        "customer_id": {
+            "dtype": "int64" if pd.api.types.is_integer_dtype(frame[ident]) else "string",
+            "description": f"{ident}: customer key",
+        },
+        "churned": {
+            "dtype": "int64" if label_is_integer else "boolean",
+            "description": f"{label}: churn label",
+            **({"min": 0, "max": 1} if label_is_integer else {}),
+        },
+        "snapshot_date": {
+            "dtype": "timestamp",
+            "description": f"{date}: the date the row describes" if date else "as_of_date",
+        },
     }
-    proposal.columns["churned"] = {
-        "dtype": "int64" if pd.api.types.is_integer_dtype(frame[label]) else "boolean",
-        "description": f"{label}: churn label",
-        **({"min": 0, "max": 1} if pd.api.types.is_integer_dtype(frame[label]) else {}),
-    }
-    proposal.columns["snapshot_date"] = {
-        "dtype": "timestamp",
-        "description": f"{date}: the date the row describes" if date else "as_of_date",
-    }
-    for name in names:
-        if name in (ident, label, date):
-            continue
-        _propose_feature(proposal, name, frame[name], is_date=name in dates)
-    if not proposal.features:
-        raise ScaffoldError(f"{path} has no column usable as a feature: {proposal.ignored}")
-    return proposal
 
 
 def _propose_feature(proposal: Proposal, name: str, values: pd.Series, *, is_date: bool) -> None:

@@ -120,35 +120,19 @@ def rebuild_version(
             holds now, or the rebuilt model's predictions differ (naming what differs).
     """
     import mlflow.sklearn
-    import numpy as np
-    from kedro.framework.session import KedroSession
 
     from churn_mlops.contracts.artifacts import GOLDEN_SAMPLE_FILE
-    from churn_mlops.fingerprint import fingerprint_table, installed_packages
-    from churn_mlops.provenance import git_revision
 
     project_path = Path(project_path).resolve()
     version = version.removeprefix("v")
     registry.require_version(version)
-    details = registry.client.get_model_version(registry.model_name, version)
-    recorded = recorded_provenance(registry.client, details.run_id)
-    if TRAINING_INPUT not in recorded.inputs:
-        raise RebuildError(
-            f"{registry.model_name} v{version} (run {details.run_id}) recorded no fingerprint "
-            f"of {TRAINING_INPUT!r}; it was trained before lineage was recorded and cannot be "
-            "checked"
-        )
-    with KedroSession.create(project_path=project_path, env=env) as session:
-        table = session.load_context().catalog.load(f"{TRAINING_INPUT}@pandas")
-    current = Provenance(
-        inputs={TRAINING_INPUT: fingerprint_table(table)},
-        git_commit=git_revision(project_path),
-        packages=installed_packages(),
-    )
-    found = differences(recorded, current)
+    run_id = registry.client.get_model_version(registry.model_name, version).run_id
+    label = f"{registry.model_name} v{version}"
+    recorded = _recorded_with_lineage(registry.client, run_id, label)
+    found = differences(recorded, _current_provenance(project_path, env))
     if "data" in found:
         raise RebuildError(
-            f"cannot rebuild {registry.model_name} v{version}: data differs: {found['data']}. "
+            f"cannot rebuild {label}: data differs: {found['data']}. "
             "Rebuild the recorded table first (raw data, then `kedro run --pipelines "
             "data_processing,feature_engineering`)"
         )
@@ -158,14 +142,7 @@ def rebuild_version(
         version,
         sorted(recorded.parameters),
     )
-    with KedroSession.create(
-        project_path=project_path, env=env, runtime_params=recorded.parameters
-    ) as session:
-        session.run(pipeline_names=["training"])
-    with KedroSession.create(project_path=project_path, env=env) as session:
-        catalog = session.load_context().catalog
-        rebuilt = catalog.load("trained_model")
-        golden = catalog.load("test_split")
+    rebuilt, golden = _retrain(project_path, env, recorded.parameters)
     uri = f"models:/{registry.model_name}/{version}"
     registered = mlflow.sklearn.load_model(uri)
     stored = _stored_golden_sample(uri, GOLDEN_SAMPLE_FILE)
@@ -173,6 +150,62 @@ def rebuild_version(
         logger.info("v%s stores no golden sample; comparing on the test split", version)
     else:
         golden = stored
+    _require_same_predictions(registered, rebuilt, golden, found=found, label=label)
+    return {
+        "version": version,
+        "run_id": run_id,
+        "rows": len(golden),
+        "differences": found,
+    }
+
+
+def _recorded_with_lineage(client: Any, run_id: str, label: str) -> Provenance:
+    """The provenance the version's run recorded; it must hold the training input's fingerprint."""
+    recorded = recorded_provenance(client, run_id)
+    if TRAINING_INPUT not in recorded.inputs:
+        raise RebuildError(
+            f"{label} (run {run_id}) recorded no fingerprint "
+            f"of {TRAINING_INPUT!r}; it was trained before lineage was recorded and cannot be "
+            "checked"
+        )
+    return recorded
+
+
+def _current_provenance(project_path: Path, env: str | None) -> Provenance:
+    """What the project holds now: the training input's fingerprint, the commit, the packages."""
+    from kedro.framework.session import KedroSession
+
+    from churn_mlops.fingerprint import fingerprint_table, installed_packages
+    from churn_mlops.provenance import git_revision
+
+    with KedroSession.create(project_path=project_path, env=env) as session:
+        table = session.load_context().catalog.load(f"{TRAINING_INPUT}@pandas")
+    return Provenance(
+        inputs={TRAINING_INPUT: fingerprint_table(table)},
+        git_commit=git_revision(project_path),
+        packages=installed_packages(),
+    )
+
+
+def _retrain(project_path: Path, env: str | None, parameters: dict[str, Any]) -> tuple[Any, Any]:
+    """Run the ``training`` pipeline with ``parameters``; return the model and the test split."""
+    from kedro.framework.session import KedroSession
+
+    with KedroSession.create(
+        project_path=project_path, env=env, runtime_params=parameters
+    ) as session:
+        session.run(pipeline_names=["training"])
+    with KedroSession.create(project_path=project_path, env=env) as session:
+        catalog = session.load_context().catalog
+        return catalog.load("trained_model"), catalog.load("test_split")
+
+
+def _require_same_predictions(
+    registered: Any, rebuilt: Any, golden: Any, *, found: dict[str, str], label: str
+) -> None:
+    """Raise :class:`RebuildError` unless both models give bit-identical probabilities."""
+    import numpy as np
+
     features = list(registered.feature_names_in_)
     expected = registered.predict_proba(golden[features])[:, 1]
     actual = rebuilt.predict_proba(golden[features])[:, 1]
@@ -180,17 +213,11 @@ def rebuild_version(
         worst = float(np.max(np.abs(expected - actual)))
         causes = "; ".join(f"{kind} differs: {text}" for kind, text in found.items())
         raise RebuildError(
-            f"the rebuilt model's predictions differ from {registry.model_name} v{version} on "
+            f"the rebuilt model's predictions differ from {label} on "
             f"{int((expected != actual).sum())} of {len(golden)} golden rows (largest "
             f"difference {worst:.3g}). "
             + (causes or "Data, code and packages match: training is not deterministic here")
         )
-    return {
-        "version": version,
-        "run_id": details.run_id,
-        "rows": len(golden),
-        "differences": found,
-    }
 
 
 def _stored_golden_sample(model_uri: str, name: str) -> Any:

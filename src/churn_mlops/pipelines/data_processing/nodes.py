@@ -12,18 +12,17 @@ from typing import Any
 
 import ibis
 import ibis.expr.types as ir
-from pandera.errors import SchemaError, SchemaErrorReason, SchemaErrors
 
 from churn_mlops.pipelines.data_processing.errors import (
     DataValidationError,
     describe_failure,
 )
+from churn_mlops.pipelines.data_processing.failures import count_and_describe, pandera_failures
 from churn_mlops.pipelines.data_processing.mapping_checks import warn_unmatched_mappings
 from churn_mlops.pipelines.data_processing.rules import (
     HIDDEN_PREFIX,
     RowRule,
     annotate_foreign_keys,
-    build_pandera_schema,
     compile_rules,
     ibis_dtype,
     prepare_table,
@@ -108,194 +107,78 @@ def prepare_churn_records(churn_records: ir.Table, config: DataProcessingParams)
 # --------------------------------------------------------------------------------------------
 
 
-def _failure(
-    table: str,
-    column: str,
-    rule: str,
-    *,
-    severity: str,
-    expected: str,
-    count: int | None = None,
-    examples: list[dict[str, Any]] | None = None,
-    message: str | None = None,
-    row_id_columns: list[str] | None = None,
-) -> dict[str, Any]:
-    return {
-        "table": table,
-        "column": column,
-        "rule": rule,
-        "severity": severity,
-        "expected": expected,
-        "count": count,
-        "examples": examples or [],
-        "row_id_columns": row_id_columns or [],
-        "message": message,
-    }
-
-
-def _jsonable(value: Any) -> Any:
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    return str(value)
-
-
-def _sample_values(table: ir.Table, column: str, limit: int) -> list[dict[str, Any]]:
-    """A few distinct values of a column, to show what a wrongly typed column holds."""
-    values = (
-        table.select(value=table[column].cast("string"))
-        .filter(ibis._.value.notnull())
-        .distinct()
-        .order_by("value")
-        .limit(limit)
-        .to_pyarrow()
-        .column("value")
-        .to_pylist()
-    )
-    return [{"value": v} for v in values]
-
-
-def _pandera_failures(
-    name: str,
-    prepared: ir.Table,
-    spec: TableSchema,
-    rules: list[RowRule],
-    config: DataProcessingParams,
-) -> tuple[list[dict[str, Any]], list[RowRule]]:
-    """Run the table's pandera schema; return structural failures and the failing row rules."""
-    schema = build_pandera_schema(
-        prepared, spec, rules, table_name=name, max_examples=config.max_examples
-    )
-    try:
-        schema.validate(prepared, lazy=True)
-    except SchemaErrors as exc:
-        errors = list(exc.schema_errors)
-    except SchemaError as exc:  # pragma: no cover - lazy=True collects, kept for safety
-        errors = [exc]
-    else:
-        return [], []
-
-    by_id = {rule.rule_id: rule for rule in rules}
-    structural: list[dict[str, Any]] = []
-    failing: list[RowRule] = []
-    visible = [c for c in prepared.columns if not c.startswith(HIDDEN_PREFIX)]
-    for error in errors:
-        reason = error.reason_code
-        column = getattr(error.schema, "name", None)
-        if reason == SchemaErrorReason.COLUMN_NOT_IN_DATAFRAME:
-            missing = str(error.failure_cases)
-            structural.append(
-                _failure(
-                    name,
-                    missing,
-                    "required",
-                    severity="hard",
-                    expected="a column of the table",
-                    message=f"column is missing; the table has {visible}"
-                    + (f" (after rename {spec.rename})" if spec.rename else ""),
-                )
-            )
-        elif reason == SchemaErrorReason.WRONG_DATATYPE:
-            declared = spec.columns[column].dtype
-            structural.append(
-                _failure(
-                    name,
-                    column,
-                    "dtype",
-                    severity="hard",
-                    expected=declared,
-                    message=f"expected type {declared}, got {error.failure_cases}",
-                    examples=_sample_values(prepared, column, config.max_examples),
-                )
-            )
-        elif reason == SchemaErrorReason.SERIES_CONTAINS_NULLS:
-            failing.append(by_id[f"{column}.nullable"])
-        elif reason == SchemaErrorReason.DUPLICATES:
-            failing.append(by_id[f"{spec.unique_key_name}.unique"])
-        elif reason == SchemaErrorReason.DATAFRAME_CHECK and error.check is not None:
-            check_name = getattr(error.check, "name", None)
-            if check_name in by_id:
-                failing.append(by_id[check_name])
-            else:  # pragma: no cover - every generated check is named after its rule
-                structural.append(
-                    _failure(
-                        name,
-                        str(column),
-                        str(check_name),
-                        severity="hard",
-                        expected="",
-                        message=str(error)[:500],
-                    )
-                )
-        else:
-            structural.append(
-                _failure(
-                    name,
-                    str(column or "?"),
-                    reason.name.lower() if reason is not None else "error",
-                    severity="hard",
-                    expected="a successful check",
-                    message=str(error).splitlines()[0][:500],
-                )
-            )
-    return structural, failing
-
-
-def _count_and_describe(
-    name: str,
-    table: ir.Table,
-    spec: TableSchema,
-    failing: list[RowRule],
-    max_examples: int,
-) -> list[dict[str, Any]]:
-    """Counts (one aggregate query) and example rows (one small query per rule)."""
-    if not failing:
-        return []
-    flags = {f"{HIDDEN_PREFIX}v{i}": rule.violation(table) for i, rule in enumerate(failing)}
-    flagged = table.mutate(**flags)
-    counts = (
-        flagged.aggregate(**{k: flagged[k].cast("int64").sum() for k in flags})
-        .to_pyarrow()
-        .to_pylist()[0]
-    )
-    failures = []
-    for key, rule in zip(flags, failing, strict=True):
-        if not counts[key]:
-            # pandera's all() is null on an empty table and reads as a failure: the count is
-            # the truth.
-            continue
-        examples = (
-            flagged.filter(flagged[key])
-            .select(
-                row_id=row_id_expr(flagged, spec.row_id_columns),
-                value=rule.value(flagged),
-            )
-            .limit(max_examples)
-            .to_pyarrow()
-            .to_pylist()
-        )
-        failures.append(
-            _failure(
-                name,
-                rule.column,
-                rule.rule,
-                severity="soft" if rule.soft else "hard",
-                expected=rule.expected,
-                count=int(counts[key] or 0),
-                examples=[
-                    {"row_id": e["row_id"], "value": _jsonable(e["value"])} for e in examples
-                ],
-                row_id_columns=[c for c in spec.row_id_columns if c in table.columns],
-            )
-        )
-    return failures
-
-
 def _foreign_key_rules(rules: list[RowRule]) -> list[RowRule]:
     return [r for r in rules if r.scope == "foreign_key"]
 
 
 def _count_rows(table: ir.Table) -> int:
     return int(table.count().to_pyarrow().as_py())
+
+
+def _table_failures(
+    name: str, prepared: dict[str, ir.Table], config: DataProcessingParams
+) -> list[dict[str, Any]]:
+    """Structural, row-rule and foreign-key failures of one prepared table."""
+    spec = config.tables[name]
+    annotated = annotate_foreign_keys(prepared[name], spec, prepared)
+    rules = compile_rules(annotated, spec, config)
+    structural, failing = pandera_failures(name, prepared[name], spec, rules, config)
+    found = count_and_describe(name, prepared[name], spec, failing, config.max_examples)
+    fk_rules = _foreign_key_rules(rules)
+    if fk_rules:
+        found.extend(count_and_describe(name, annotated, spec, fk_rules, config.max_examples))
+    return [*structural, *found]
+
+
+def _table_stats(raw: ir.Table, prepared: ir.Table, spec: TableSchema) -> dict[str, Any]:
+    """Raw row count, exact duplicates dropped and the columns the schema ignores."""
+    rows_raw = _count_rows(raw)
+    return {
+        "rows_raw": rows_raw,
+        "exact_duplicates_dropped": rows_raw - _count_rows(prepared),
+        "columns_ignored": sorted(
+            c for c in prepared.columns if c not in spec.columns and not c.startswith(HIDDEN_PREFIX)
+        ),
+    }
+
+
+def _primary_counts(
+    prepared: dict[str, ir.Table], tables: dict[str, dict[str, Any]], config: DataProcessingParams
+) -> dict[str, dict[str, int]]:
+    """Rows each table sends to primary and to quarantine (only run when validation passed)."""
+    primaries: dict[str, ir.Table] = {}
+    counts: dict[str, dict[str, int]] = {}
+    for name in TABLES:
+        primary, _ = _split(prepared[name], primaries, config, name)
+        primaries[name] = primary
+        rows_primary = _count_rows(primary)
+        after_dedup = tables[name]["rows_raw"] - tables[name]["exact_duplicates_dropped"]
+        counts[name] = {
+            "rows_primary": rows_primary,
+            "rows_quarantined": after_dedup - rows_primary,
+        }
+    return counts
+
+
+def _log_validation(tables: dict[str, dict[str, Any]], failures: list[dict[str, Any]]) -> None:
+    for name, stats in tables.items():
+        logger.info(
+            "%s: %d raw rows, %d exact duplicates dropped, %s quarantined, %s to primary",
+            name,
+            stats["rows_raw"],
+            stats["exact_duplicates_dropped"],
+            stats.get("rows_quarantined", "n/a"),
+            stats.get("rows_primary", "n/a"),
+        )
+        if stats["columns_ignored"]:
+            logger.info(
+                "%s: columns not in the schema are ignored: %s", name, stats["columns_ignored"]
+            )
+    for failure in failures:
+        if failure["severity"] == "soft":
+            logger.warning(
+                "soft rule failure (rows go to quarantine): %s", describe_failure(failure)
+            )
 
 
 def validate_raw_tables(
@@ -337,58 +220,13 @@ def validate_raw_tables(
     failures: list[dict[str, Any]] = []
     tables: dict[str, dict[str, Any]] = {}
     for name in TABLES:
-        spec = config.tables[name]
-        annotated = annotate_foreign_keys(prepared[name], spec, prepared)
-        rules = compile_rules(annotated, spec, config)
-        structural, failing = _pandera_failures(name, prepared[name], spec, rules, config)
-        found = _count_and_describe(name, prepared[name], spec, failing, config.max_examples)
-        fk_rules = _foreign_key_rules(rules)
-        if fk_rules:
-            fk_found = _count_and_describe(name, annotated, spec, fk_rules, config.max_examples)
-            found.extend(fk_found)
-        failures.extend(structural)
-        failures.extend(found)
-        rows_raw = _count_rows(raw[name])
-        rows_prepared = _count_rows(prepared[name])
-        tables[name] = {
-            "rows_raw": rows_raw,
-            "exact_duplicates_dropped": rows_raw - rows_prepared,
-            "columns_ignored": sorted(
-                c
-                for c in prepared[name].columns
-                if c not in spec.columns and not c.startswith(HIDDEN_PREFIX)
-            ),
-        }
-
+        failures.extend(_table_failures(name, prepared, config))
+        tables[name] = _table_stats(raw[name], prepared[name], config.tables[name])
     passed = not any(f["severity"] == "hard" for f in failures)
     if passed:
-        primaries: dict[str, ir.Table] = {}
-        for name in TABLES:
-            primary, _ = _split(prepared[name], primaries, config, name)
-            primaries[name] = primary
-            rows_primary = _count_rows(primary)
-            after_dedup = tables[name]["rows_raw"] - tables[name]["exact_duplicates_dropped"]
-            tables[name]["rows_primary"] = rows_primary
-            tables[name]["rows_quarantined"] = after_dedup - rows_primary
-
-    for name, stats in tables.items():
-        logger.info(
-            "%s: %d raw rows, %d exact duplicates dropped, %s quarantined, %s to primary",
-            name,
-            stats["rows_raw"],
-            stats["exact_duplicates_dropped"],
-            stats.get("rows_quarantined", "n/a"),
-            stats.get("rows_primary", "n/a"),
-        )
-        if stats["columns_ignored"]:
-            logger.info(
-                "%s: columns not in the schema are ignored: %s", name, stats["columns_ignored"]
-            )
-    for failure in failures:
-        if failure["severity"] == "soft":
-            logger.warning(
-                "soft rule failure (rows go to quarantine): %s", describe_failure(failure)
-            )
+        for name, counts in _primary_counts(prepared, tables, config).items():
+            tables[name].update(counts)
+    _log_validation(tables, failures)
     return {
         "passed": passed,
         "period": {

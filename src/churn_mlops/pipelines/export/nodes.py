@@ -110,6 +110,83 @@ def _within_schema(
     return pool[keep].reset_index(drop=True), refused
 
 
+def _golden_pool(
+    champion_release: dict[str, Any],
+    test_split: pd.DataFrame,
+    test_predictions: pd.DataFrame,
+    keys: list[str],
+    names: list[str],
+    version: str,
+) -> tuple[pd.DataFrame, str, list[str]]:
+    """The rows to draw from, where they come from, and the key columns they carry."""
+    registered = champion_release.get("golden_sample")
+    if registered is None:
+        pool = _from_evaluation_outputs(test_split, test_predictions, keys, names)
+        return pool, "evaluation_outputs", keys
+    _require(registered, [*names, EXPECTED_COLUMN], f"golden_sample.parquet of {version}")
+    pool = registered.reset_index(drop=True)
+    return pool, "model_version", [k for k in keys if k in pool.columns]
+
+
+def _drop_outside_schema(
+    pool: pd.DataFrame, features: list[dict[str, Any]], *, outside_schema: str, version: str
+) -> tuple[pd.DataFrame, dict[str, dict[str, Any]]]:
+    """Leave out (with a warning) or fail on the rows the served app would refuse."""
+    kept, refused = _within_schema(pool, features)
+    if not refused:
+        return kept, refused
+    detail = "; ".join(
+        f"{name}: {r['rows']} rows outside {r['allowed']}, e.g. {r['example']!r}"
+        for name, r in refused.items()
+    )
+    if outside_schema == "fail":
+        raise GoldenSampleError(
+            f"test rows of {version} break the feature schema of its model_metadata.json,"
+            f" so the served app would refuse them (422): {detail}"
+        )
+    logger.warning(
+        "%s: %d test rows break the feature schema of model_metadata.json and are left out"
+        " of the golden sample; the served app refuses such rows (422): %s",
+        version,
+        len(pool) - len(kept),
+        detail,
+    )
+    return kept, refused
+
+
+def _reproduction_gaps(
+    model: Any,
+    sample: pd.DataFrame,
+    *,
+    keys: list[str],
+    names: list[str],
+    tolerance: float,
+    source: str,
+    version: str,
+) -> np.ndarray:
+    """Absolute gaps between the model's and the sample's expected probabilities.
+
+    Raises:
+        GoldenSampleError: a gap exceeds ``tolerance`` (naming the worst row and the count).
+    """
+    expected = sample[EXPECTED_COLUMN].to_numpy(dtype=float)
+    reproduced = model.predict_proba(sample[names])[:, 1]
+    gaps = np.abs(reproduced - expected)
+    worst = int(np.argmax(gaps))
+    if not float(gaps[worst]) <= tolerance:
+        where = ", ".join(f"{k}={sample.loc[worst, k]}" for k in keys) or f"row {worst}"
+        raise GoldenSampleError(
+            f"the golden sample ({source}) does not hold the scores of {version}: the"
+            f" registered model differs by up to {gaps[worst]:.3g} (tolerance"
+            f" {tolerance:g}) on {int(np.sum(gaps > tolerance))} of {len(gaps)} rows,"
+            f" worst at {where}. The local evaluation outputs belong to another model (the"
+            " last evaluation ran a challenger the gate refused?): re-run"
+            " `kedro run --pipelines training,evaluation` for the champion's data, or export"
+            " a version whose golden sample is stored in the registry"
+        )
+    return gaps
+
+
 def select_golden_sample(
     champion_release: dict[str, Any],
     test_split: pd.DataFrame,
@@ -140,59 +217,37 @@ def select_golden_sample(
     """
     cfg = parse_export_params(export_params).golden_sample
     training = parse_training_params(training_params)
-    keys = [*training.id_columns, training.time_column]
     names = _feature_names(champion_release)
     version = f"{champion_release['model_name']} v{champion_release['version']}"
-
-    registered = champion_release.get("golden_sample")
-    if registered is not None:
-        _require(registered, [*names, EXPECTED_COLUMN], f"golden_sample.parquet of {version}")
-        pool, source = registered.reset_index(drop=True), "model_version"
-        keys = [k for k in keys if k in pool.columns]
-    else:
-        pool = _from_evaluation_outputs(test_split, test_predictions, keys, names)
-        source = "evaluation_outputs"
-    before = pool
-    pool, refused = _within_schema(pool, champion_release["model_metadata"]["features"])
-    if refused:
-        detail = "; ".join(
-            f"{name}: {r['rows']} rows outside {r['allowed']}, e.g. {r['example']!r}"
-            for name, r in refused.items()
-        )
-        if cfg.outside_schema == "fail":
-            raise GoldenSampleError(
-                f"test rows of {version} break the feature schema of its model_metadata.json,"
-                f" so the served app would refuse them (422): {detail}"
-            )
-        logger.warning(
-            "%s: %d test rows break the feature schema of model_metadata.json and are left out"
-            " of the golden sample; the served app refuses such rows (422): %s",
-            version,
-            len(before) - len(pool),
-            detail,
-        )
+    pool, source, keys = _golden_pool(
+        champion_release,
+        test_split,
+        test_predictions,
+        [*training.id_columns, training.time_column],
+        names,
+        version,
+    )
+    pool, refused = _drop_outside_schema(
+        pool,
+        champion_release["model_metadata"]["features"],
+        outside_schema=cfg.outside_schema,
+        version=version,
+    )
     if pool.empty:
         raise GoldenSampleError(f"the golden sample pool of {version} ({source}) is empty")
 
     rng = np.random.default_rng(cfg.seed)
     picked = np.sort(rng.choice(len(pool), size=min(cfg.rows, len(pool)), replace=False))
     sample = pool.iloc[picked][[*keys, *names, EXPECTED_COLUMN]].reset_index(drop=True)
-
-    expected = sample[EXPECTED_COLUMN].to_numpy(dtype=float)
-    reproduced = champion_release["model"].predict_proba(sample[names])[:, 1]
-    gaps = np.abs(reproduced - expected)
-    worst = int(np.argmax(gaps))
-    if not float(gaps[worst]) <= cfg.tolerance:
-        where = ", ".join(f"{k}={sample.loc[worst, k]}" for k in keys) or f"row {worst}"
-        raise GoldenSampleError(
-            f"the golden sample ({source}) does not hold the scores of {version}: the"
-            f" registered model differs by up to {gaps[worst]:.3g} (tolerance"
-            f" {cfg.tolerance:g}) on {int(np.sum(gaps > cfg.tolerance))} of {len(gaps)} rows,"
-            f" worst at {where}. The local evaluation outputs belong to another model (the"
-            " last evaluation ran a challenger the gate refused?): re-run"
-            " `kedro run --pipelines training,evaluation` for the champion's data, or export"
-            " a version whose golden sample is stored in the registry"
-        )
+    gaps = _reproduction_gaps(
+        champion_release["model"],
+        sample,
+        keys=keys,
+        names=names,
+        tolerance=cfg.tolerance,
+        source=source,
+        version=version,
+    )
     summary = {
         "rows": len(sample),
         "source": source,
