@@ -117,6 +117,15 @@ def test_published_events_refresh_the_customers_online_row_without_materializati
     assert consumer.metrics.online_rows_pushed._value.get() == 1
     assert consumer.metrics.online_push_failures._value.get() == 0
 
+    # A replay of older activity never replaces the newer online row.
+    late = activity_tables()["events"].iloc[[0]].assign(event_time=NEWEST - pd.Timedelta(days=9))
+    publish_tables(settings, {"events": late}, params)
+    replay = consume(settings, params, push)
+    assert replay.metrics.rows_written.labels(table="events")._value.get() == 1
+    assert replay.metrics.online_rows_pushed._value.get() == 0
+    again = FeatureRepository(repository.repo_path).online_features([CUSTOMER])
+    assert again.rows[0] == row and again.event_times[0] == after.event_times[0]
+
 
 def test_a_failed_push_leaves_the_batch_landed_and_committed(
     broker: Broker, make_settings, project_config, parameters, tmp_path: Path

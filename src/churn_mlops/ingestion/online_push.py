@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +107,9 @@ class OnlinePush:
             return 0
         ids = sorted(batch.select("customer_id").distinct().to_pyarrow().column(0).to_pylist())
         moment = summary["newest"] + _AFTER_NEWEST
+        ids = self._older_online(ids, moment)
+        if not ids:
+            return 0
         # One day more than the look-back: files are cut by event date, windows by time.
         since = moment.date() - timedelta(days=self.features.lookback_days + 1)
         events = self._primary_events(ibis.duckdb.connect(), ids, since)
@@ -117,6 +120,17 @@ class OnlinePush:
         pushed = self.repository.push(self.store.push_source, rows)
         logger.info("pushed online activity of %d customer(s) as of %s", pushed, moment)
         return pushed
+
+    def _older_online(self, ids: list[int], moment: datetime) -> list[int]:
+        """The customers whose online row is older than ``moment`` (or absent): a replay of
+        old events never replaces a newer row (SQLite would take it; Redis keeps the newer)."""
+        current = self.repository.online_features(ids)
+        cutoff = moment.replace(tzinfo=timezone.utc)
+        return [
+            cid
+            for cid, stamp in zip(ids, current.event_times, strict=True)
+            if stamp is None or stamp < cutoff
+        ]
 
     def _primary_events(self, con: Any, ids: list[int], since: date) -> ir.Table:
         """The affected customers' primary events from ``since`` on, as data_processing
