@@ -12,85 +12,33 @@ Import the JSON in Grafana (Dashboards > New > Import) and pick the Prometheus d
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from dashboards import RATE, SELECTOR, dashboard, panel, row, target
+from dashboards import main as dashboard_main
+from dashboards import render as dashboards_render
 
 OUTPUT = Path(__file__).with_name("churn-serving.json")
 DASHBOARD_UID = "churn-serving"
 PSI_THRESHOLD = 0.2  # the ChurnFeatureDrift alert's threshold (deploy/prometheus/alerts.yml)
 P99_BUDGET_S = 0.1  # the ChurnPredictLatencyP99High alert's threshold
 
-DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
-SELECTOR = 'namespace=~"$namespace"'
-RATE = "$__rate_interval"
-
-
-def _target(expr: str, legend: str, ref: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "datasource": DATASOURCE,
-        "expr": expr,
-        "legendFormat": legend,
-        "refId": ref,
-        "range": True,
-        **extra,
-    }
-
-
-def _panel(
-    title: str,
-    kind: str,
-    targets: list[dict[str, Any]],
-    *,
-    grid: tuple[int, int, int, int],
-    unit: str = "short",
-    description: str = "",
-    thresholds: list[tuple[str, float | None]] | None = None,
-    options: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    x, y, w, h = grid
-    steps = [{"color": color, "value": value} for color, value in (thresholds or [("green", None)])]
-    return {
-        "type": kind,
-        "title": title,
-        "description": description,
-        "datasource": DATASOURCE,
-        "gridPos": {"x": x, "y": y, "w": w, "h": h},
-        "targets": targets,
-        "fieldConfig": {
-            "defaults": {
-                "unit": unit,
-                "thresholds": {"mode": "absolute", "steps": steps},
-            },
-            "overrides": [],
-        },
-        "options": options or {},
-    }
-
-
-def _row(title: str, y: int) -> dict[str, Any]:
-    return {
-        "type": "row",
-        "title": title,
-        "collapsed": False,
-        "gridPos": {"x": 0, "y": y, "w": 24, "h": 1},
-        "panels": [],
-    }
-
 
 def build_dashboard() -> dict[str, Any]:
     """The dashboard as a dict (Grafana JSON model, schema version 39)."""
     panels: list[dict[str, Any]] = []
 
-    panels.append(_row("Traffic", 0))
+    panels.append(row("Traffic", 0))
     panels.append(
-        _panel(
+        panel(
             "Requests per second by route and status",
             "timeseries",
             [
-                _target(
+                target(
                     "sum by (route, status) (rate(churn_http_requests_total"
                     f"{{{SELECTOR}}}[{RATE}]))",
                     "{{route}} {{status}}",
@@ -102,24 +50,24 @@ def build_dashboard() -> dict[str, Any]:
         )
     )
     panels.append(
-        _panel(
+        panel(
             "Requests in flight",
             "timeseries",
-            [_target(f"sum(churn_http_requests_in_flight{{{SELECTOR}}})", "in flight", "A")],
+            [target(f"sum(churn_http_requests_in_flight{{{SELECTOR}}})", "in flight", "A")],
             grid=(16, 1, 8, 8),
             description="Requests being answered right now, all pods together.",
         )
     )
 
-    panels.append(_row("Latency", 9))
+    panels.append(row("Latency", 9))
     quantiles = [("p50", 0.5, "A"), ("p90", 0.9, "B"), ("p99", 0.99, "C")]
     for i, route in enumerate(("/v1/predict", "/v1/explain")):
         panels.append(
-            _panel(
+            panel(
                 f"{route} latency percentiles",
                 "timeseries",
                 [
-                    _target(
+                    target(
                         f"histogram_quantile({q}, sum by (le) (rate("
                         f'churn_http_request_duration_seconds_bucket{{{SELECTOR}, route="{route}"}}'
                         f"[{RATE}])))",
@@ -135,13 +83,13 @@ def build_dashboard() -> dict[str, Any]:
             )
         )
 
-    panels.append(_row("Errors", 18))
+    panels.append(row("Errors", 18))
     panels.append(
-        _panel(
+        panel(
             "Server error ratio (5xx)",
             "timeseries",
             [
-                _target(
+                target(
                     # "or vector(0)": no 5xx series yet means 0 %, not "No data".
                     f'(sum(rate(churn_http_requests_total{{{SELECTOR}, status=~"5.."}}[{RATE}]))'
                     f" or vector(0)) / sum(rate(churn_http_requests_total{{{SELECTOR}}}[{RATE}]))",
@@ -155,11 +103,11 @@ def build_dashboard() -> dict[str, Any]:
         )
     )
     panels.append(
-        _panel(
+        panel(
             "Client errors by route and status (4xx)",
             "timeseries",
             [
-                _target(
+                target(
                     "sum by (route, status) (rate(churn_http_requests_total"
                     f'{{{SELECTOR}, status=~"4.."}}[{RATE}]))',
                     "{{route}} {{status}}",
@@ -172,13 +120,13 @@ def build_dashboard() -> dict[str, Any]:
         )
     )
 
-    panels.append(_row("Model", 27))
+    panels.append(row("Model", 27))
     panels.append(
-        _panel(
+        panel(
             "Model version served",
             "table",
             [
-                _target(
+                target(
                     f"count by (model_name, model_version) (churn_model_info{{{SELECTOR}}})",
                     "{{model_name}} v{{model_version}}",
                     "A",
@@ -192,20 +140,20 @@ def build_dashboard() -> dict[str, Any]:
         )
     )
     panels.append(
-        _panel(
+        panel(
             "Pods with a model ready",
             "stat",
-            [_target(f"sum(churn_model_ready{{{SELECTOR}}})", "ready", "A")],
+            [target(f"sum(churn_model_ready{{{SELECTOR}}})", "ready", "A")],
             grid=(8, 28, 4, 8),
             thresholds=[("red", None), ("green", 1)],
         )
     )
     panels.append(
-        _panel(
+        panel(
             "Predictions per second by model version and label",
             "timeseries",
             [
-                _target(
+                target(
                     "sum by (model_version, label) (rate(churn_predictions_total"
                     f"{{{SELECTOR}}}[{RATE}]))",
                     "v{{model_version}} label={{label}}",
@@ -217,13 +165,13 @@ def build_dashboard() -> dict[str, Any]:
         )
     )
 
-    panels.append(_row("Drift", 36))
+    panels.append(row("Drift", 36))
     panels.append(
-        _panel(
+        panel(
             "Feature drift (PSI against the training profile)",
             "timeseries",
             [
-                _target(
+                target(
                     f"max by (feature) (churn_feature_psi{{{SELECTOR}}})",
                     "{{feature}}",
                     "A",
@@ -239,11 +187,11 @@ def build_dashboard() -> dict[str, Any]:
         )
     )
     panels.append(
-        _panel(
+        panel(
             "Current PSI per feature",
             "bargauge",
             [
-                _target(
+                target(
                     f"max by (feature) (churn_feature_psi{{{SELECTOR}}})",
                     "{{feature}}",
                     "A",
@@ -257,13 +205,13 @@ def build_dashboard() -> dict[str, Any]:
         )
     )
 
-    panels.append(_row("Scores", 46))
+    panels.append(row("Scores", 46))
     panels.append(
-        _panel(
+        panel(
             "Score distribution",
             "heatmap",
             [
-                _target(
+                target(
                     f"sum by (le) (increase(churn_prediction_score_bucket{{{SELECTOR}}}[{RATE}]))",
                     "{{le}}",
                     "A",
@@ -276,11 +224,11 @@ def build_dashboard() -> dict[str, Any]:
         )
     )
     panels.append(
-        _panel(
+        panel(
             "Mean score by model version",
             "timeseries",
             [
-                _target(
+                target(
                     "sum by (model_version) (rate(churn_prediction_score_sum"
                     f"{{{SELECTOR}}}[{RATE}]))"
                     " / sum by (model_version) (rate(churn_prediction_score_count"
@@ -295,73 +243,32 @@ def build_dashboard() -> dict[str, Any]:
         )
     )
 
-    for panel_id, panel in enumerate(panels, start=1):
-        panel["id"] = panel_id
+    for panel_id, item in enumerate(panels, start=1):
+        item["id"] = panel_id
 
-    return {
-        "uid": DASHBOARD_UID,
-        "title": "Churn serving",
-        "description": "Traffic, latency, errors, model version, drift and scores.",
-        "tags": ["churn-mlops", "serving"],
-        "timezone": "utc",
-        "schemaVersion": 39,
-        "version": 1,
-        "editable": True,
-        "refresh": "30s",
-        "time": {"from": "now-6h", "to": "now"},
-        "annotations": {"list": []},
-        "templating": {
-            "list": [
-                {
-                    "name": "datasource",
-                    "label": "Data source",
-                    "type": "datasource",
-                    "query": "prometheus",
-                    "current": {},
-                    "hide": 0,
-                },
-                {
-                    "name": "namespace",
-                    "label": "Namespace",
-                    "type": "query",
-                    "datasource": DATASOURCE,
-                    "query": {
-                        "query": "label_values(churn_model_info, namespace)",
-                        "refId": "namespace",
-                    },
-                    "definition": "label_values(churn_model_info, namespace)",
-                    "includeAll": True,
-                    "allValue": ".*",
-                    "multi": True,
-                    "refresh": 2,
-                    "current": {},
-                    "hide": 0,
-                },
-            ]
-        },
-        "panels": panels,
-    }
+    return dashboard(
+        uid=DASHBOARD_UID,
+        title="Churn serving",
+        description="Traffic, latency, errors, model version, drift and scores.",
+        tags=["churn-mlops", "serving"],
+        namespace_metric="churn_model_info",
+        panels=panels,
+    )
 
 
 def render() -> str:
     """The dashboard JSON exactly as it is written to disk."""
-    return json.dumps(build_dashboard(), indent=2, sort_keys=False) + "\n"
+    return dashboards_render(build_dashboard())
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="fail if the JSON is out of date")
-    parser.add_argument("--output", type=Path, default=OUTPUT)
-    args = parser.parse_args(argv)
-    text = render()
-    if args.check:
-        current = args.output.read_text() if args.output.exists() else ""
-        if current != text:
-            sys.stderr.write(f"{args.output} is out of date: run python {__file__}\n")
-            return 1
-        return 0
-    args.output.write_text(text)
-    return 0
+    return dashboard_main(
+        argv,
+        build=build_dashboard,
+        output=OUTPUT,
+        description=__doc__.splitlines()[0],
+        script=__file__,
+    )
 
 
 if __name__ == "__main__":

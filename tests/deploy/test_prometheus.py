@@ -69,7 +69,8 @@ def test_scrape_config_passes_promtool(tmp_path: Path) -> None:
         return
     config = without_kubernetes_sd(yaml.safe_load(CONFIG.read_text()), tmp_path / "targets.json")
     (tmp_path / "targets.json").write_text("[]")
-    (tmp_path / "alerts.yml").write_text(RULES.read_text())
+    for name in yaml.safe_load(CONFIG.read_text())["rule_files"]:
+        (tmp_path / name).write_text((PROMETHEUS_DIR / name).read_text())
     checked = tmp_path / "prometheus.yml"
     checked.write_text(yaml.safe_dump(config))
     proc = promtool("check", "config", str(checked), cwd=tmp_path)
@@ -77,12 +78,36 @@ def test_scrape_config_passes_promtool(tmp_path: Path) -> None:
     assert "SUCCESS" in proc.stdout + proc.stderr
 
 
-def test_scrape_config_reads_the_pod_annotations_the_deployment_sets() -> None:
+def scrape_job_keeping(app: str) -> dict:
+    """The scrape job that keeps the pods labelled ``app.kubernetes.io/name: <app>``."""
+    jobs = yaml.safe_load(CONFIG.read_text())["scrape_configs"]
+    for job in jobs:
+        for relabel in job.get("relabel_configs", []):
+            if (
+                relabel.get("action") == "keep"
+                and relabel.get("source_labels")
+                == ["__meta_kubernetes_pod_label_app_kubernetes_io_name"]
+                and re.fullmatch(relabel["regex"], app)
+            ):
+                return job
+    pytest.fail(f"{CONFIG} has no scrape job keeping the pods of {app} (jobs: {jobs})")
+
+
+@pytest.mark.parametrize(
+    ("deployment", "app"),
+    [("base/deployment.yaml", "churn-serving"), ("ingestion/deployment.yaml", "churn-ingestion")],
+)
+def test_each_scraped_deployment_has_a_job_reading_its_pod_annotations(
+    deployment: str, app: str
+) -> None:
     from tests.deploy.conftest import K8S_DIR
 
-    deployment = yaml.safe_load((K8S_DIR / "base" / "deployment.yaml").read_text())
-    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
-    (job,) = yaml.safe_load(CONFIG.read_text())["scrape_configs"]
+    template = yaml.safe_load((K8S_DIR / deployment).read_text())["spec"]["template"]
+    annotations = template["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    job = scrape_job_keeping(app)
+    assert job["job_name"] == app
+    assert job["kubernetes_sd_configs"] == [{"role": "pod"}]
     sources = {
         label
         for relabel in job["relabel_configs"]
@@ -95,7 +120,17 @@ def test_scrape_config_reads_the_pod_annotations_the_deployment_sets() -> None:
         if key.startswith("prometheus.io/")
     }
     assert sources == expected
-    assert CONFIG.parent.joinpath(yaml.safe_load(CONFIG.read_text())["rule_files"][0]) == RULES
+    # The dashboards and alerts select by namespace.
+    targets = {relabel.get("target_label") for relabel in job["relabel_configs"]}
+    assert {"namespace", "pod"} <= targets
+
+
+def test_scrape_config_loads_every_alert_rule_file() -> None:
+    rule_files = yaml.safe_load(CONFIG.read_text())["rule_files"]
+    assert [CONFIG.parent / name for name in rule_files] == [
+        RULES,
+        PROMETHEUS_DIR / "ingestion_alerts.yml",
+    ]
 
 
 def test_alert_rules_pass_promtool_check() -> None:

@@ -178,38 +178,79 @@ def stop(process: subprocess.Popen) -> None:
             process.wait(timeout=5)
 
 
-def prometheus_config(folder: Path, app_port: int, ca: Path) -> Path:
-    """deploy/prometheus/prometheus.yml for one machine: file discovery, 1 s intervals."""
+def pod_targets(deployment: Path, pod: dict[str, Any], port: int) -> list[dict[str, Any]]:
+    """What Kubernetes pod discovery reports for one pod of ``deployment`` (its labels and
+    annotations), listening on 127.0.0.1:``port``. The container port is dropped: the
+    relabelling must take the port from the annotation."""
+    template = yaml.safe_load(deployment.read_text())["spec"]["template"]["metadata"]
+    meta = {
+        "__meta_kubernetes_namespace": pod["namespace"],
+        "__meta_kubernetes_pod_name": pod["pod"],
+    }
+    for key, value in {**template.get("labels", {}), **pod.get("labels", {})}.items():
+        meta["__meta_kubernetes_pod_label_" + re.sub(r"[^a-zA-Z0-9]", "_", key)] = value
+    for key, value in template["annotations"].items():
+        meta["__meta_kubernetes_pod_annotation_" + re.sub(r"[^a-zA-Z0-9]", "_", key)] = value
+    meta["__meta_kubernetes_pod_annotation_prometheus_io_port"] = str(port)
+    return [{"targets": ["127.0.0.1"], "labels": meta}]
+
+
+def prometheus_config(
+    folder: Path, targets: dict[str, list[dict[str, Any]]], ca: Path | None = None
+) -> Path:
+    """deploy/prometheus/prometheus.yml for one machine: file discovery, 1 s intervals.
+
+    Each job's Kubernetes discovery becomes a file listing ``targets[job]`` (none when
+    absent); relabelling, scheme, path and TLS stay the real ones. Every rule file is loaded
+    with its ``for:`` shortened to 1 s.
+    """
     config = yaml.safe_load((DEPLOY_DIR / "prometheus" / "prometheus.yml").read_text())
     config["global"].update(
         scrape_interval=SCRAPE, scrape_timeout=SCRAPE, evaluation_interval=SCRAPE
     )
     config.pop("alerting", None)  # no Alertmanager here; firing alerts show in the API
-    rules = (DEPLOY_DIR / "prometheus" / "alerts.yml").read_text()
-    rules = re.sub(r"^(\s*)for: \S+$", r"\1for: 1s", rules, flags=re.MULTILINE)
-    (folder / "alerts.yml").write_text(rules)
-    config["rule_files"] = [str(folder / "alerts.yml")]
-    deployment = yaml.safe_load((K8S_DIR / "base" / "deployment.yaml").read_text())
-    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
-    # What Kubernetes pod discovery reports for a serving pod (the container port is dropped:
-    # the relabelling must take the port from the annotation).
-    meta = {
-        "__meta_kubernetes_namespace": POD_LABELS["namespace"],
-        "__meta_kubernetes_pod_name": POD_LABELS["pod"],
-        "__meta_kubernetes_pod_label_app_kubernetes_io_name": "churn-serving",
-        "__meta_kubernetes_pod_label_churn_mlops_track": POD_LABELS["track"],
-    }
-    for key, value in annotations.items():
-        meta["__meta_kubernetes_pod_annotation_" + re.sub(r"[^a-zA-Z0-9]", "_", key)] = value
-    meta["__meta_kubernetes_pod_annotation_prometheus_io_port"] = str(app_port)
-    (folder / "targets.json").write_text(json.dumps([{"targets": ["127.0.0.1"], "labels": meta}]))
-    (job,) = config["scrape_configs"]
-    job.pop("kubernetes_sd_configs")
-    job["file_sd_configs"] = [{"files": [str(folder / "targets.json")], "refresh_interval": "1s"}]
-    job["tls_config"]["ca_file"] = str(ca)
+    rule_files = []
+    for name in config["rule_files"]:
+        rules = (DEPLOY_DIR / "prometheus" / name).read_text()
+        rules = re.sub(r"^(\s*)for: \S+$", r"\1for: 1s", rules, flags=re.MULTILINE)
+        (folder / name).write_text(rules)
+        rule_files.append(str(folder / name))
+    config["rule_files"] = rule_files
+    for job in config["scrape_configs"]:
+        listing = folder / f"{job['job_name']}.targets.json"
+        listing.write_text(json.dumps(targets.get(job["job_name"], [])))
+        job.pop("kubernetes_sd_configs")
+        job["file_sd_configs"] = [{"files": [str(listing)], "refresh_interval": "1s"}]
+        if ca is not None and "tls_config" in job:
+            job["tls_config"]["ca_file"] = str(ca)
     path = folder / "prometheus.yml"
     path.write_text(yaml.safe_dump(config))
     return path
+
+
+def start_prometheus(folder: Path, config: Path) -> tuple[subprocess.Popen, str, Path]:
+    """Prometheus on a free port of 127.0.0.1; returns the process, its URL and its log."""
+    port = free_port()
+    log = folder / "prometheus.log"
+    server = start(
+        [
+            tool("prometheus"),
+            f"--config.file={config}",
+            f"--storage.tsdb.path={folder / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--log.level=warn",
+        ],
+        log,
+    )
+    return server, f"http://127.0.0.1:{port}", log
+
+
+def wait_until_ready(server: subprocess.Popen, url: str, log: Path) -> None:
+    def ready() -> bool:
+        assert server.poll() is None, "prometheus exited"
+        return httpx.get(f"{url}/-/ready", timeout=5).status_code == 200
+
+    wait_for(ready, STARTUP_TIMEOUT_S, "prometheus to be ready", log)
 
 
 @dataclass
@@ -249,10 +290,9 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory, demo_bundle: Path) -> Iterator[Stack]:
-    prometheus = tool("prometheus")
     folder = tmp_path_factory.mktemp("e2e")
     keys = make_keys(folder)
-    app_port, prometheus_port = free_port(), free_port()
+    app_port = free_port()
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHURN_")}
     env.update(config_map_env())
@@ -267,19 +307,14 @@ def stack(tmp_path_factory, demo_bundle: Path) -> Iterator[Stack]:
         CHURN_DRIFT_WINDOW=str(DRIFT_WINDOW),
         CHURN_DRIFT_MIN_SAMPLES=str(DRIFT_WINDOW // 2),
     )
-    app_log, prometheus_log = folder / "app.log", folder / "prometheus.log"
+    app_log = folder / "app.log"
     app = start([sys.executable, "-m", "churn_mlops.serving"], app_log, env)
-    config = prometheus_config(folder, app_port, keys.ca)
-    server = start(
-        [
-            prometheus,
-            f"--config.file={config}",
-            f"--storage.tsdb.path={folder / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{prometheus_port}",
-            "--log.level=warn",
-        ],
-        prometheus_log,
-    )
+    # The overlays' kustomize labels (the base template has none of its own).
+    labels = {"app.kubernetes.io/name": "churn-serving", "churn-mlops/track": POD_LABELS["track"]}
+    serving_pod = {**POD_LABELS, "labels": labels}
+    targets = pod_targets(K8S_DIR / "base" / "deployment.yaml", serving_pod, app_port)
+    config = prometheus_config(folder, {"churn-serving": targets}, keys.ca)
+    server, prometheus_url, prometheus_log = start_prometheus(folder, config)
     claims = {
         "sub": "e2e-test",
         "aud": env["CHURN_JWT_AUDIENCE"],
@@ -290,7 +325,7 @@ def stack(tmp_path_factory, demo_bundle: Path) -> Iterator[Stack]:
     token = jwt.encode(claims, keys.jwt_private, algorithm=env["CHURN_JWT_ALGORITHM"])
     result = Stack(
         app_url=f"https://127.0.0.1:{app_port}",
-        prometheus_url=f"http://127.0.0.1:{prometheus_port}",
+        prometheus_url=prometheus_url,
         ca=keys.ca,
         token=token,
         app_log=app_log,
@@ -305,11 +340,7 @@ def stack(tmp_path_factory, demo_bundle: Path) -> Iterator[Stack]:
 
         wait_for(app_ready, STARTUP_TIMEOUT_S, "the app to be ready over TLS", app_log)
 
-        def prometheus_ready() -> bool:
-            assert server.poll() is None, "prometheus exited"
-            return httpx.get(f"{result.prometheus_url}/-/ready", timeout=5).status_code == 200
-
-        wait_for(prometheus_ready, STARTUP_TIMEOUT_S, "prometheus to be ready", prometheus_log)
+        wait_until_ready(server, prometheus_url, prometheus_log)
         yield result
     finally:
         stop(server)
@@ -407,3 +438,52 @@ def test_every_dashboard_query_returns_data(traffic: Stack) -> None:
             if not traffic.query(expr):
                 empty.append(f"{panel['title']}: {expr}")
     assert not empty, "dashboard queries without data:\n" + "\n".join(empty)
+
+
+INGESTION_POD = {"namespace": "churn", "pod": "churn-ingestion-5c8d9f-xk2lp"}
+
+
+def test_prometheus_scrapes_the_ingestion_consumer_and_loads_its_alerts(tmp_path: Path) -> None:
+    """The churn-ingestion job finds the consumer pod through deploy/k8s/ingestion's labels and
+    annotations, scrapes the consumer's /metrics server, and its alert rules are loaded."""
+    from prometheus_client import start_http_server
+
+    from churn_mlops.ingestion.metrics import IngestionMetrics
+
+    metrics = IngestionMetrics()
+    metrics.rows_written.labels(table="events").inc(42)
+    port = free_port()
+    # What the consumer's CLI starts on metrics_port (churn_mlops.ingestion.cli).
+    http, _ = start_http_server(port, addr="127.0.0.1", registry=metrics.registry)
+    targets = pod_targets(K8S_DIR / "ingestion" / "deployment.yaml", INGESTION_POD, port)
+    config = prometheus_config(tmp_path, {"churn-ingestion": targets})
+    server, url, log = start_prometheus(tmp_path, config)
+
+    def query(expr: str) -> list[dict]:
+        response = httpx.get(f"{url}/api/v1/query", params={"query": expr}, timeout=10)
+        response.raise_for_status()
+        return response.json()["data"]["result"]
+
+    try:
+        wait_until_ready(server, url, log)
+        up = wait_for(lambda: query('up{job="churn-ingestion"} == 1'), 30, "the consumer", log)
+        (target,) = up
+        for label, value in INGESTION_POD.items():
+            assert target["metric"][label] == value
+        written = wait_for(
+            lambda: query('churn_ingest_rows_written_total{namespace="churn", table="events"}'),
+            30,
+            "churn_ingest_rows_written_total",
+            log,
+        )
+        assert float(written[0]["value"][1]) == 42.0
+        groups = httpx.get(f"{url}/api/v1/rules", timeout=10).json()["data"]["groups"]
+        loaded = {rule["name"] for group in groups for rule in group["rules"]}
+        assert {
+            "ChurnIngestionLagHigh",
+            "ChurnIngestionStalled",
+            "ChurnIngestionDeadLetters",
+        } <= loaded
+    finally:
+        stop(server)
+        http.shutdown()

@@ -25,17 +25,12 @@ import jwt
 import pytest
 
 from .conftest import AUDIENCE, ISSUER, JWT_KEY
+from .live_server import free_port, start_serving
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
 HEADER_TIMEOUT_S = 2.0
 POD_MEMORY_LIMIT = 1 << 30  # deploy/k8s/base/deployment.yaml: limits.memory 1Gi
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def token(scope: str = "predict admin") -> str:
@@ -65,35 +60,21 @@ class LiveServer:
 def live(xgb_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     folder = tmp_path_factory.mktemp("live")
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CHURN_")}
-    env.update(
-        CHURN_MODEL_DIR=str(xgb_bundle),
-        CHURN_RELOAD_ROOT=str(xgb_bundle.parent),
-        CHURN_PORT=str(port),
-        CHURN_JWT_KEY=JWT_KEY,
-        CHURN_PREDICTION_LOG_DIR=str(folder / "logs"),
-        CHURN_REQUEST_TIMEOUT_S=str(HEADER_TIMEOUT_S),
-        CHURN_LOG_LEVEL="warning",
-    )
+    settings = {
+        "CHURN_MODEL_DIR": str(xgb_bundle),
+        "CHURN_RELOAD_ROOT": str(xgb_bundle.parent),
+        "CHURN_PORT": str(port),
+        "CHURN_JWT_KEY": JWT_KEY,
+        "CHURN_PREDICTION_LOG_DIR": str(folder / "logs"),
+        "CHURN_REQUEST_TIMEOUT_S": str(HEADER_TIMEOUT_S),
+        "CHURN_LOG_LEVEL": "warning",
+    }
+    url = f"http://127.0.0.1:{port}"
     log = folder / "server.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "churn_mlops.serving"], env=env, stdout=out, stderr=out
-        )
+    proc = start_serving(
+        settings, log, lambda: httpx.get(f"{url}/health/ready", timeout=2).status_code == 200
+    )
     server = LiveServer(proc, port, log)
-    deadline = time.time() + 180
-    while True:
-        if proc.poll() is not None:
-            pytest.fail(f"server exited: {log.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{server.url}/health/ready", timeout=2).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if time.time() > deadline:
-            proc.kill()
-            pytest.fail("server did not become ready in 180 s")
-        time.sleep(0.3)
     yield server
     if proc.poll() is None:
         proc.kill()

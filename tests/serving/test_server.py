@@ -6,12 +6,9 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import json
-import os
 import signal
-import socket
 import ssl
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -26,16 +23,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from .conftest import JWT_KEY
+from .live_server import free_port, start_serving
 
 pytestmark = pytest.mark.slow
 
 LOAD_THREADS = 6
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def self_signed_cert(folder: Path) -> tuple[Path, Path]:
@@ -94,40 +86,27 @@ def server(xgb_bundle: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     port = free_port()
     key_file = folder / "jwt.key"
     key_file.write_text(JWT_KEY + "\n")  # a mounted secret, trailing newline and all
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CHURN_")}
-    env.update(
-        CHURN_MODEL_DIR=str(xgb_bundle),
-        CHURN_PORT=str(port),
-        CHURN_SSL_CERTFILE=str(cert),
-        CHURN_SSL_KEYFILE=str(key),
-        CHURN_JWT_KEY_FILE=str(key_file),
-        CHURN_PREDICTION_LOG_DIR=str(folder / "logs"),
-        CHURN_LOG_LEVEL="warning",
+    settings = {
+        "CHURN_MODEL_DIR": str(xgb_bundle),
+        "CHURN_PORT": str(port),
+        "CHURN_SSL_CERTFILE": str(cert),
+        "CHURN_SSL_KEYFILE": str(key),
+        "CHURN_JWT_KEY_FILE": str(key_file),
+        "CHURN_PREDICTION_LOG_DIR": str(folder / "logs"),
+        "CHURN_LOG_LEVEL": "warning",
+    }
+    url = f"https://127.0.0.1:{port}"
+    trust = ssl.create_default_context(cafile=cert)
+    proc = start_serving(
+        settings,
+        folder / "server.log",
+        lambda: httpx.get(f"{url}/health/ready", verify=trust, timeout=2).status_code == 200,
     )
-    stderr = (folder / "server.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "churn_mlops.serving"], env=env, stdout=stderr, stderr=stderr
-    )
-    server = Server(proc, f"https://127.0.0.1:{port}", cert, folder / "logs")
-    deadline = time.time() + 180
-    with server.client() as client:
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"server exited: {(folder / 'server.log').read_text()[-3000:]}")
-            try:
-                if client.get("/health/ready").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.time() > deadline:
-                proc.kill()
-                pytest.fail("server did not become ready in 180 s")
-            time.sleep(0.3)
+    server = Server(proc, url, cert, folder / "logs")
     yield server
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
-    stderr.close()
 
 
 def test_serves_https_only_on_127_0_0_1(server: Server, auth: dict, sample_rows: list[dict]):

@@ -23,6 +23,10 @@ class FeatureStoreConfig(BaseModel):
         feature_service: Name of the Feast feature service the model reads (all views).
         max_feature_age_days: Online rows older than this are flagged ``stale`` by serving
             and batch scoring.
+        push_source: Name of the Feast push source of ``pushed_views``.
+        pushed_views: Views whose online rows the Kafka consumer may refresh between
+            materializations (``push_online_features``, docs/streaming.md); their features
+            must all be computed from events. Empty: no push source.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -34,6 +38,8 @@ class FeatureStoreConfig(BaseModel):
     feature_views: dict[str, list[str]] = Field(min_length=1)
     feature_service: str = Field(default="churn_model", min_length=1)
     max_feature_age_days: float = Field(default=45.0, gt=0)
+    push_source: str = Field(default="customer_activity_push", min_length=1)
+    pushed_views: tuple[str, ...] = ()
     features: tuple[FeatureSpec, ...] = Field(min_length=1)
 
     @model_validator(mode="after")
@@ -59,6 +65,12 @@ class FeatureStoreConfig(BaseModel):
             raise ValueError(
                 f"feature_store.feature_views: features {missing} of feature_engineering.features "
                 f"are in no view; add each to one of {sorted(self.feature_views)}"
+            )
+        unknown_views = [view for view in self.pushed_views if view not in self.feature_views]
+        if unknown_views:
+            raise ValueError(
+                f"feature_store.pushed_views lists {unknown_views}, which are not feature views "
+                f"(views: {sorted(self.feature_views)})"
             )
         return self
 

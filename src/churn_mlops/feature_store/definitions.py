@@ -16,7 +16,15 @@ import pandas as pd
 import churn_mlops.feature_store.feast_import  # noqa: F401 - before feast (see there)
 
 # isort: split
-from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueType
+from feast import (
+    Entity,
+    FeatureService,
+    FeatureView,
+    Field,
+    FileSource,
+    PushSource,
+    ValueType,
+)
 from feast.types import Bool, Float64, Int64, PrimitiveFeastType, String
 
 from churn_mlops.feature_store.config import FeatureStoreConfig
@@ -37,11 +45,13 @@ class FeatureDefinitions:
     source: FileSource
     views: tuple[FeatureView, ...]
     service: FeatureService
+    push_source: PushSource | None = None
 
     @property
     def objects(self) -> list[object]:
         """The objects in the order Feast applies them."""
-        return [self.entity, self.source, *self.views, self.service]
+        pushed = [self.push_source] if self.push_source is not None else []
+        return [self.entity, self.source, *pushed, *self.views, self.service]
 
 
 def feast_type(column: str, dtype: object) -> PrimitiveFeastType:
@@ -101,6 +111,17 @@ def build_feature_definitions(
         timestamp_field=config.timestamp_field,
         description="feature_engineering output: one row per customer and monthly snapshot.",
     )
+    # Pushed views read the same offline source (materialization and training sets are
+    # unchanged) and also accept rows pushed to the online store between materializations.
+    push = (
+        PushSource(
+            name=config.push_source,
+            batch_source=source,
+            description="Activity features recomputed by the Kafka consumer (docs/streaming.md).",
+        )
+        if config.pushed_views
+        else None
+    )
     specs = {spec.name: spec for spec in config.features}
     views = tuple(
         FeatureView(
@@ -117,7 +138,7 @@ def build_feature_definitions(
                 for name in config.feature_names
                 if config.view_of[name] == view
             ],
-            source=source,
+            source=push if view in config.pushed_views else source,
             online=True,
             description=f"Point-in-time customer features ({view}) from feature_engineering.",
         )
@@ -128,4 +149,6 @@ def build_feature_definitions(
         features=list(views),
         description="Every feature the churn model reads, in feature-list order per view.",
     )
-    return FeatureDefinitions(entity=entity, source=source, views=views, service=service)
+    return FeatureDefinitions(
+        entity=entity, source=source, views=views, service=service, push_source=push
+    )

@@ -3,7 +3,7 @@
 :class:`FeatureRepository` is what the ``feature_store`` catalog entry loads: the Feast
 ``FeatureStore`` of ``feature_repo/`` plus where the offline source lies relative to it. Its
 methods are the only Feast calls of the project: register (apply), materialize, point-in-time
-training sets and online reads by customer id.
+training sets, online reads by customer id and pushes of fresh online rows.
 """
 
 from __future__ import annotations
@@ -158,6 +158,24 @@ class FeatureRepository:
         """Copy each customer's latest feature row in ``[start, end)`` to the online store."""
         self.store.materialize(start_date=_utc(start), end_date=_utc(end))
         return {"start": _utc(start).isoformat(), "end": _utc(end).isoformat()}
+
+    def push(self, push_source: str, rows: pd.DataFrame) -> int:
+        """Write ``rows`` to the online store now, through the Feast push source.
+
+        Args:
+            push_source: Name of the registered push source (``feature_store.push_source``).
+            rows: The join key, the timestamp field (UTC) and every feature of the views the
+                source feeds; each row replaces that customer's online row of those views.
+
+        Returns:
+            The number of rows written.
+        """
+        from feast.data_source import PushMode
+
+        if rows.empty:
+            return 0
+        self.store.push(push_source, rows, to=PushMode.ONLINE)
+        return len(rows)
 
     # --- reads ----------------------------------------------------------------------------
     def historical_features(self, entities: pd.DataFrame, *, timestamp_field: str) -> pd.DataFrame:

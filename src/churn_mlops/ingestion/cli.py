@@ -147,7 +147,7 @@ def consume(
     from churn_mlops.ingestion.consumer import IngestionConsumer
 
     _logging()
-    settings, params, _ = load_project_config(project_path, env)
+    settings, params, loader = load_project_config(project_path, env)
     settings = _overrides(
         settings,
         bootstrap_servers=bootstrap_servers,
@@ -157,7 +157,14 @@ def consume(
     )
     if not settings.landing_dir.is_absolute():
         settings = settings.model_copy(update={"landing_dir": project_path / settings.landing_dir})
-    consumer = IngestionConsumer(settings, params)
+    online_push = None
+    if settings.push_online_features:
+        from churn_mlops.ingestion.online_push import online_push_from_parameters
+
+        online_push = online_push_from_parameters(
+            loader["parameters"], settings, params, project_path
+        )
+    consumer = IngestionConsumer(settings, params, online_push=online_push)
     if settings.metrics_port is not None:
         start_http_server(settings.metrics_port, registry=consumer.metrics.registry)
     try:

@@ -18,7 +18,7 @@ import signal
 import threading
 import time
 from collections import defaultdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
@@ -34,6 +34,9 @@ from churn_mlops.ingestion.landing import Landing, OffsetRange, quarantine_recor
 from churn_mlops.ingestion.metrics import IngestionMetrics
 from churn_mlops.ingestion.settings import IngestionSettings
 from churn_mlops.pipelines.data_processing.schema import DataProcessingParams
+
+if TYPE_CHECKING:  # Feast, Ibis and the pipelines load only when the push step is on
+    from churn_mlops.ingestion.online_push import OnlinePush
 
 logger = logging.getLogger(__name__)
 
@@ -53,9 +56,11 @@ class IngestionConsumer:
         params: DataProcessingParams,
         *,
         metrics: IngestionMetrics | None = None,
+        online_push: OnlinePush | None = None,
     ) -> None:
         self.settings = settings
         self.metrics = metrics or IngestionMetrics()
+        self.online_push = online_push
         self.landing = Landing(settings.landing_dir)
         self._decoders = {
             topic: EventDecoder(table, params.tables[table])
@@ -216,10 +221,12 @@ class IngestionConsumer:
         commits = []
         written: dict[str, int] = defaultdict(int)
         refused: dict[tuple[str, str], int] = defaultdict(int)
+        landed: dict[str, list[pa.Table]] = defaultdict(list)
         for (topic, partition), batch in sorted(by_partition.items()):
             offsets = OffsetRange(topic, partition, batch[0].offset(), batch[-1].offset())
             table, rows, dead = self._land(offsets, batch)
-            written[table] += rows
+            written[table] += rows.num_rows
+            landed[table].append(rows)
             for record in dead:
                 refused[(topic, record["rule"])] += 1
             commits.append(TopicPartition(topic, partition, offsets.last + 1))
@@ -232,11 +239,27 @@ class IngestionConsumer:
             )
         self._consumer.commit(offsets=commits, asynchronous=False)
         self._record(messages, written, refused, commits, time.monotonic() - started)
+        self._push_online(landed)
         return len(messages)
+
+    def _push_online(self, landed: dict[str, list[pa.Table]]) -> None:
+        """Refresh the online features of the batch's customers. It runs after the commit:
+        the landed files are what exactly-once is about; a failed push leaves the batch
+        committed and the online rows as they were (the next push or materialization
+        refreshes them)."""
+        if self.online_push is None or not landed.get(self.online_push.table):
+            return
+        try:
+            pushed = self.online_push.refresh(landed[self.online_push.table])
+        except Exception:
+            logger.exception("online push failed; online rows keep their last pushed values")
+            self.metrics.online_push_failures.inc()
+            return
+        self.metrics.online_rows_pushed.inc(pushed)
 
     def _land(
         self, offsets: OffsetRange, batch: list[Message]
-    ) -> tuple[str, int, list[dict[str, Any]]]:
+    ) -> tuple[str, pa.Table, list[dict[str, Any]]]:
         decoder = self._decoders[offsets.topic]
         table = decoder.table
         arrow, positions, refused = decoder.decode_batch(
@@ -257,7 +280,7 @@ class IngestionConsumer:
         self.landing.write_quarantine(offsets, records)
         for (message, _), record in zip(dead, records, strict=True):
             self._dead_letter(message, record)
-        return table, arrow.num_rows, records
+        return table, arrow, records
 
     def _dead_letter(self, message: Message, record: dict[str, Any]) -> None:
         assert self._producer is not None

@@ -140,6 +140,20 @@ class Landing:
         path = self.quarantine_dir / f"{offsets.file_stem()}.jsonl"
         return write_atomically({path: lambda handle: handle.write(body)})[0]
 
+    def table_files(self, table: str, *, since: dt.date | None = None) -> list[Path]:
+        """The complete files of ``table`` (what the streaming catalog reads), sorted.
+
+        With ``since``, only the event dates from that day on (rows without an event time are
+        left out).
+        """
+        files = []
+        for folder in sorted((self.root / table).glob("event_date=*")):
+            day = folder.name.removeprefix("event_date=")
+            if since is not None and (day == NULL_DATE or dt.date.fromisoformat(day) < since):
+                continue
+            files.extend(sorted(folder.glob("*.parquet")))
+        return files
+
     def landed(self, topic: str, partition: int) -> list[tuple[Path, OffsetRange]]:
         """Every landed or half-written file of one topic partition."""
         found = []

@@ -51,3 +51,13 @@ class IngestionMetrics:
             "Unix time of the last offset commit.",
             registry=self.registry,
         )
+        self.online_rows_pushed = Counter(
+            "churn_ingest_online_rows_pushed",
+            "Customers whose activity features were pushed to the online store.",
+            registry=self.registry,
+        )
+        self.online_push_failures = Counter(
+            "churn_ingest_online_push_failures",
+            "Committed batches whose online push failed (online rows stay as they were).",
+            registry=self.registry,
+        )

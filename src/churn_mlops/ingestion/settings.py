@@ -39,6 +39,10 @@ class IngestionSettings(BaseSettings):
         ssl_ca_location: CA bundle that signed the brokers' certificates.
         client_config: Any further librdkafka setting (``{"ssl.endpoint.identification.algorithm":
             "https"}``), passed to both clients as is.
+        push_online_features: After each committed batch, push the recomputed activity
+            features of its customers to the online feature store (online_push.py).
+        feature_repo_path: The Feast feature repository folder (relative: to the project).
+        feature_store_yaml: Its configuration file (``feature_store.redis.yaml`` for Redis).
     """
 
     model_config = SettingsConfigDict(env_prefix="CHURN_INGEST_", extra="forbid", frozen=True)
@@ -61,6 +65,9 @@ class IngestionSettings(BaseSettings):
     sasl_password: SecretStr | None = None
     ssl_ca_location: str | None = None
     client_config: dict[str, str] = Field(default_factory=dict)
+    push_online_features: bool = False
+    feature_repo_path: Path = Path("feature_repo")
+    feature_store_yaml: str = "feature_store.yaml"
 
     @model_validator(mode="after")
     def _known_tables(self) -> IngestionSettings:

@@ -207,7 +207,7 @@ def build_snapshot_calendar(
         _require_columns("customers_primary", customers, CUSTOMER_TABLE_COLUMNS)
         days = customers.select(day=customers.snapshot_date.cast("timestamp")).distinct()
         dates = sorted(days.to_pyarrow().column("day").to_pylist())
-        return _calendar(dates, config, lookback, horizon)
+        return calendar_for_dates(dates, config, lookback, horizon)
     start, end = _observed_period(events, config)
     first = max(
         _first_boundary_at_or_after(start) + snapshots.history_months,
@@ -235,12 +235,13 @@ def build_snapshot_calendar(
         dates[0].date(),
         dates[-1].date(),
     )
-    return _calendar(dates, config, lookback, horizon)
+    return calendar_for_dates(dates, config, lookback, horizon)
 
 
-def _calendar(
+def calendar_for_dates(
     dates: list[datetime], config: FeatureEngineeringConfig, lookback: timedelta, horizon: timedelta
 ) -> ir.Table:
+    """The calendar of :func:`build_snapshot_calendar` for the given snapshot dates."""
     window_days = sorted(
         {agg.window_days for agg in config.window_aggregates} | {config.recency.cap_days}
     )
@@ -313,7 +314,11 @@ def build_snapshot_spine(
 
 
 def aggregate_event_windows(
-    events: ir.Table, snapshot_calendar: ir.Table, config: FeatureEngineeringConfig
+    events: ir.Table,
+    snapshot_calendar: ir.Table,
+    config: FeatureEngineeringConfig,
+    *,
+    any_day: bool = False,
 ) -> ir.Table:
     """Aggregate events into the declared windows before each snapshot.
 
@@ -328,6 +333,7 @@ def aggregate_event_windows(
         events: Primary events.
         snapshot_calendar: Output of :func:`build_snapshot_calendar`.
         config: Validated parameters.
+        any_day: The snapshots may fall on any day, not only on month starts.
 
     Returns:
         One row per (customer, snapshot) with at least one event in the look-back:
@@ -337,7 +343,7 @@ def aggregate_event_windows(
     _require_columns("events_primary", events, EVENT_COLUMNS)
     # Month-start snapshots never count events of their own month; a customer table's dates
     # can fall mid-month, so its snapshots also look at their own month (offset 0).
-    first_offset = 0 if config.input_mode == "customer_table" else 1
+    first_offset = 0 if any_day or config.input_mode == "customer_table" else 1
     offsets = ibis.memtable(
         {"month_offset": list(range(first_offset, config.max_month_offset + 1))},
         schema=ibis.schema({"month_offset": "int64"}),
@@ -456,7 +462,7 @@ def assemble_model_input(
     for name in config.customer_attributes:
         column = table[name]
         columns[name] = column.cast("int64") if column.type().is_boolean() else column
-    columns |= _event_features(table, snapshot_day, config)
+    columns |= event_features(table, snapshot_day, config)
 
     declared = [name for name in config.feature_names if name in columns]
     undeclared = [name for name in columns if name not in config.feature_names]
@@ -471,7 +477,7 @@ def assemble_model_input(
     return table.select(**output)
 
 
-def _event_features(
+def event_features(
     table: ir.Table, snapshot_day: ir.DateValue, config: FeatureEngineeringConfig
 ) -> dict[str, ir.Value]:
     """Window aggregates (zero-filled), usage trend and recency of a table joined to windows."""
@@ -518,7 +524,7 @@ def _assemble_customer_table(
             ],
         )
         snapshot_day = table.snapshot_date.date()
-        derived = _event_features(table, snapshot_day, config)
+        derived = event_features(table, snapshot_day, config)
         columns |= {name: value for name, value in derived.items() if name in listed}
     if TENURE_FEATURE in listed:
         _require_columns("customers_primary", customers, {"signup_date": _TIMESTAMP})
