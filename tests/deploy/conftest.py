@@ -67,38 +67,65 @@ def rendered(kubectl: str) -> dict[str, str]:
     return {name: kustomize_build(kubectl, K8S_DIR / name) for name in KUSTOMIZE_DIRS}
 
 
-#: Serving overlays that can take the optional shared-prediction-log component.
+#: Serving overlays that can take the optional components.
 SHARED_LOG_COMPONENT = "components/shared-prediction-log"
 SHARED_LOG_OVERLAYS = ("rolling", "canary", "blue-green")
+FEATURE_STORE_COMPONENT = "components/feature-store"
+FEATURE_STORE_OVERLAYS = SHARED_LOG_OVERLAYS
 
 
-@pytest.fixture(scope="session")
-def rendered_with_shared_log(kubectl: str, tmp_path_factory) -> dict[str, str]:
-    """Each serving overlay built with the shared-prediction-log component, as an ops team
-    would add it (an overlay next to the others, in a copy of deploy/k8s)."""
-    import shutil
-
-    copy = tmp_path_factory.mktemp("k8s") / "k8s"
-    shutil.copytree(K8S_DIR, copy)
+def build_with_component(
+    kubectl_path: str, copy: Path, overlays: tuple[str, ...], component: str, suffix: str
+) -> dict[str, str]:
+    """Each overlay built with ``component``, as an ops team would add it (an overlay next to
+    the others, in ``copy``, a copy of deploy/k8s), keyed ``<overlay>-<suffix>``."""
     builds = {}
-    for overlay in SHARED_LOG_OVERLAYS:
-        folder = copy / f"{overlay}-shared-log"
+    for overlay in overlays:
+        folder = copy / f"{overlay}-{suffix}"
         folder.mkdir()
         (folder / "kustomization.yaml").write_text(
-            f"resources:\n  - ../{overlay}\ncomponents:\n  - ../{SHARED_LOG_COMPONENT}\n"
+            f"resources:\n  - ../{overlay}\ncomponents:\n  - ../{component}\n"
         )
-        builds[f"{overlay}-shared-log"] = kustomize_build(kubectl, folder)
+        builds[f"{overlay}-{suffix}"] = kustomize_build(kubectl_path, folder)
     return builds
 
 
 @pytest.fixture(scope="session")
+def k8s_tree_copy(tmp_path_factory) -> Path:
+    """A copy of deploy/k8s that test overlays may be added to."""
+    import shutil
+
+    copy = tmp_path_factory.mktemp("k8s") / "k8s"
+    shutil.copytree(K8S_DIR, copy)
+    return copy
+
+
+@pytest.fixture(scope="session")
+def rendered_with_shared_log(kubectl: str, k8s_tree_copy: Path) -> dict[str, str]:
+    """Each serving overlay built with the shared-prediction-log component."""
+    return build_with_component(
+        kubectl, k8s_tree_copy, SHARED_LOG_OVERLAYS, SHARED_LOG_COMPONENT, "shared-log"
+    )
+
+
+@pytest.fixture(scope="session")
+def rendered_with_feature_store(kubectl: str, k8s_tree_copy: Path) -> dict[str, str]:
+    """Each serving overlay built with the feature-store component (scoring by customer id)."""
+    return build_with_component(
+        kubectl, k8s_tree_copy, FEATURE_STORE_OVERLAYS, FEATURE_STORE_COMPONENT, "feature-store"
+    )
+
+
+@pytest.fixture(scope="session")
 def objects(
-    rendered: dict[str, str], rendered_with_shared_log: dict[str, str]
+    rendered: dict[str, str],
+    rendered_with_shared_log: dict[str, str],
+    rendered_with_feature_store: dict[str, str],
 ) -> Callable[[str], list[dict]]:
     """Parsed objects of a build: ``objects("canary")``, ``objects("rolling-shared-log")``."""
+    builds = {**rendered, **rendered_with_shared_log, **rendered_with_feature_store}
     parsed = {
-        name: [doc for doc in yaml.safe_load_all(text) if doc]
-        for name, text in {**rendered, **rendered_with_shared_log}.items()
+        name: [doc for doc in yaml.safe_load_all(text) if doc] for name, text in builds.items()
     }
     return parsed.__getitem__
 

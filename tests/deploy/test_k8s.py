@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from tests.deploy.conftest import (
+    FEATURE_STORE_OVERLAYS,
     K8S_DIR,
     KUSTOMIZE_DIRS,
     PROJECT_ROOT,
@@ -107,7 +108,10 @@ BROKEN = "broken-on-purpose"
 
 @pytest.fixture(scope="session")
 def validation_runs(
-    rendered: dict[str, str], rendered_with_shared_log: dict[str, str], tmp_path_factory
+    rendered: dict[str, str],
+    rendered_with_shared_log: dict[str, str],
+    rendered_with_feature_store: dict[str, str],
+    tmp_path_factory,
 ) -> dict[str, str]:
     """``kubernetes-validate --strict`` output over every top-level folder, per Kubernetes version.
 
@@ -117,7 +121,8 @@ def validation_runs(
     """
     validator = tool("kubernetes-validate")
     folder = tmp_path_factory.mktemp("rendered")
-    texts = {name: rendered[name] for name in TOP_LEVEL_DIRS} | rendered_with_shared_log
+    texts = {name: rendered[name] for name in TOP_LEVEL_DIRS}
+    texts |= rendered_with_shared_log | rendered_with_feature_store
     texts[BROKEN] = rendered["base"].replace("revisionHistoryLimit:", "revisionHistoryLimits:", 1)
     files = []
     for name, text in texts.items():
@@ -143,7 +148,10 @@ def validation_lines(output: str, name: str) -> list[str]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "name", TOP_LEVEL_DIRS + tuple(f"{o}-shared-log" for o in SHARED_LOG_OVERLAYS)
+    "name",
+    TOP_LEVEL_DIRS
+    + tuple(f"{o}-shared-log" for o in SHARED_LOG_OVERLAYS)
+    + tuple(f"{o}-feature-store" for o in FEATURE_STORE_OVERLAYS),
 )
 def test_overlay_passes_strict_schema_validation(
     name: str, validation_runs: dict[str, str], objects

@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from churn_mlops.contracts.feature_store import FeatureStoreRequirement
 from churn_mlops.contracts.features import FeatureSpec, reject_duplicates
 
 
@@ -25,6 +26,11 @@ class ModelMetadata(BaseModel):
     threshold: float = Field(ge=0.0, le=1.0)
     metrics: dict[str, float | None] = Field(default_factory=dict)
     features: tuple[FeatureSpec, ...] = Field(min_length=1)
+    feature_store: FeatureStoreRequirement | None = Field(
+        default=None,
+        description="the Feast feature service and views serving these features by customer id;"
+        " None when the features are not published in a feature store",
+    )
 
     @field_validator("model_version", mode="before")
     @classmethod
@@ -35,6 +41,15 @@ class ModelMetadata(BaseModel):
     @model_validator(mode="after")
     def _unique_names(self) -> ModelMetadata:
         reject_duplicates("features", [f.name for f in self.features])
+        if self.feature_store is not None:
+            served = set(self.feature_store.feature_names)
+            missing = [name for name in self.feature_names if name not in served]
+            extra = sorted(served - set(self.feature_names))
+            if missing or extra:
+                raise ValueError(
+                    f"feature_store.feature_views must serve exactly the model's features:"
+                    f" missing {missing}, not model features {extra}"
+                )
         return self
 
     @property

@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from churn_mlops.contracts.feature_store import FeatureStoreRequirement
 from churn_mlops.contracts.features import FeatureSpec, parse_feature_list
 
 
@@ -83,6 +84,21 @@ class FeatureStoreConfig(BaseModel):
     def view_of(self) -> dict[str, str]:
         """Feature name -> the view that holds it."""
         return {name: view for view, names in self.feature_views.items() for name in names}
+
+    def requirement(self) -> FeatureStoreRequirement:
+        """The feature service and views a model trained on the feature list reads.
+
+        Each view lists its features in feature-list order; views are in configured order.
+        """
+        view_of = self.view_of
+        return FeatureStoreRequirement(
+            feature_service=self.feature_service,
+            feature_views=tuple(
+                {"name": view, "features": [n for n in self.feature_names if view_of[n] == view]}
+                for view, names in self.feature_views.items()
+                if names
+            ),
+        )
 
 
 def parse_feature_store_config(

@@ -203,6 +203,18 @@ class FeatureRepository:
             self._join_key = str(view.entity_columns[0].name)
         return self._join_key
 
+    @property
+    def feature_service(self) -> str:
+        """Name of the feature service the online reads go through (the registered one)."""
+        return str(self._service().name)
+
+    def service_views(self) -> dict[str, list[str]]:
+        """View name -> feature names, as the feature service serves them (registry only)."""
+        return {
+            projection.name: [field.name for field in projection.features]
+            for projection in self._service().feature_view_projections
+        }
+
     def warm(self) -> None:
         """Open the store, read the registry and the online store once (before serving)."""
         self.online_features([])

@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from churn_mlops import __version__
 from churn_mlops.serving.api.routes import ROUTERS, customers
 from churn_mlops.serving.api.routes.customers import CUSTOMER_PATHS, open_customer_features
+from churn_mlops.serving.feature_check import check_feature_repository
 from churn_mlops.serving.metrics import AppMetrics, ObservabilityMiddleware
 from churn_mlops.serving.middleware import Admission, RequestGuardMiddleware
 from churn_mlops.serving.model_store import LoadedModel, ModelStore
@@ -161,6 +162,7 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
             store.load(settings.model_dir)
             gc.collect()  # not serving yet: drop load-time garbage before freezing the rest
             gc.freeze()
+        check_feature_repository(app.state.customer_features, store.current)  # or refuse to start
         if app.state.customer_features is not None:
             try:  # open Feast and its registry now, not on the first request
                 app.state.customer_features.warm()

@@ -6,6 +6,7 @@ from churn_mlops.contracts.errors import ParityError
 
 __all__ = [
     "BundleError",
+    "FeatureRepositoryError",
     "ParityError",
     "ReloadInProgressError",
     "ServingError",
@@ -20,6 +21,10 @@ class ServingError(Exception):
 
 class BundleError(ServingError):
     """A bundle folder is missing a file, or a file breaks the bundle contract."""
+
+
+class FeatureRepositoryError(ServingError):
+    """``CHURN_FEATURE_REPO`` cannot be read or lacks a feature view the model needs."""
 
 
 class UnsupportedPipelineError(ServingError):

@@ -13,11 +13,12 @@ from churn_mlops.datasets import MlflowChampionDataset, MlflowModelRegistrationD
 from churn_mlops.pipelines.evaluation import create_pipeline
 from churn_mlops.pipelines.training import nodes as training_nodes
 from churn_mlops.registry import ChampionRegistry
+from tests.feature_store.support import store_parameters
 
 
 def test_pipeline_wiring():
     pipeline = create_pipeline()
-    assert len({n.name for n in pipeline.nodes}) == len(pipeline.nodes) == 20
+    assert len({n.name for n in pipeline.nodes}) == len(pipeline.nodes) == 21
     assert pipeline.inputs() == {
         "trained_model",
         "train_split",
@@ -28,6 +29,7 @@ def test_pipeline_wiring():
         "candidate_scores",
         "champion_model",
         "params:feature_engineering.features",
+        "params:feature_store",
         "params:evaluation",
         "params:training",
     }
@@ -65,6 +67,7 @@ def _catalog(model, splits, features, params, eval_params, name, tmp_path) -> Da
             "model_selection": MemoryDataset(selection),
             "candidate_scores": MemoryDataset(scores),
             "params:feature_engineering.features": MemoryDataset(features),
+            "params:feature_store": MemoryDataset(store_parameters()),
             "params:evaluation": MemoryDataset({**eval_params, "registry": registry}),
             "params:training": MemoryDataset(params),
             "champion_model": MlflowChampionDataset(
@@ -100,6 +103,13 @@ def test_first_model_is_promoted_and_a_shuffled_label_model_is_refused(
     metadata = json.loads((tmp_path / "model_metadata.json").read_text())
     assert metadata["model_version"] == "1" and metadata["features"]
     assert "v1" in (tmp_path / "model_card.md").read_text().splitlines()[0]
+    # The version records the Feast feature service and views its features come from.
+    views = store_parameters()["feature_views"]
+    assert [v["name"] for v in metadata["feature_store"]["feature_views"]] == list(views)
+    first_tags = registry.client.get_model_version(model_name, "1").tags
+    assert first_tags["feature_store.service"] == "churn_model"
+    assert first_tags["feature_store.views"] == ",".join(views)
+    assert all(first_tags[f"feature_store.view.{view}"] == "latest" for view in views)
 
     train = splits[0]
     shuffled = train.assign(churned=np.random.default_rng(1).permutation(train.churned.values))

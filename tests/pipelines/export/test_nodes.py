@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import re
 from datetime import datetime, timezone
 from pathlib import PurePosixPath
@@ -262,3 +263,50 @@ def test_metadata_of_another_version_is_refused(champion, split, predictions):
 def test_bad_parameters_are_named(override, message):
     with pytest.raises(ExportConfigError, match=message):
         parse_export_params(override)
+
+
+FEATURE_STORE = {
+    "feature_service": "churn_model",
+    "feature_views": [
+        {"name": "customer_profile", "features": ["age", "contract"]},
+        {"name": "customer_billing", "features": ["monthly_fee"]},
+    ],
+}
+
+
+@pytest.mark.parametrize("online_store", ["redis", "sqlite"])
+def test_manifest_records_the_feature_views_and_online_store_the_model_needs(
+    champion, split, predictions, online_store
+):
+    release = copy.deepcopy(champion)
+    release["model_metadata"]["feature_store"] = FEATURE_STORE
+    params = {**_export_params(), "feature_store": {"online_store": online_store}}
+    sample, summary = select_golden_sample(release, split, predictions, TRAINING, params)
+    payload = assemble_serving_bundle(release, sample, summary, params)
+
+    assert payload["manifest"]["feature_store"] == {
+        **FEATURE_STORE,
+        "feature_views": [{**view, "version": None} for view in FEATURE_STORE["feature_views"]],
+        "online_store": online_store,
+    }
+    # model_metadata.json of the bundle keeps the requirement the registry holds.
+    assert json.loads(payload["texts"]["model_metadata.json"])["feature_store"] == FEATURE_STORE
+
+
+def test_a_model_without_feature_views_records_none(champion, split, predictions):
+    sample, summary = select_golden_sample(champion, split, predictions, TRAINING, _export_params())
+    payload = assemble_serving_bundle(champion, sample, summary, _export_params())
+    assert payload["manifest"]["feature_store"] is None
+
+
+def test_a_broken_feature_store_record_is_named(champion, split, predictions):
+    release = copy.deepcopy(champion)
+    release["model_metadata"]["feature_store"] = {"feature_service": "churn_model"}
+    sample, summary = select_golden_sample(release, split, predictions, TRAINING, _export_params())
+    with pytest.raises(BundleContractError, match=r"feature_store\.feature_views: Field required"):
+        assemble_serving_bundle(release, sample, summary, _export_params())
+
+
+def test_an_unknown_online_store_is_named():
+    with pytest.raises(ExportConfigError, match=r"export\.feature_store\.online_store"):
+        parse_export_params({"feature_store": {"online_store": "memcached"}})

@@ -45,6 +45,7 @@ from churn_mlops.pipelines.evaluation.model_card import (
 from churn_mlops.pipelines.evaluation.packaging import (
     build_model_metadata,
     build_reference_profile,
+    describe_feature_views,
     prepare_model_registration,
 )
 from churn_mlops.pipelines.evaluation.params import (
@@ -65,6 +66,7 @@ __all__ = [
     "compute_segment_metrics",
     "compute_test_metrics",
     "decide_promotion",
+    "describe_feature_views",
     "explain_model",
     "format_tracking_metrics",
     "plot_calibration_curve",

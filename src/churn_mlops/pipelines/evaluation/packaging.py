@@ -7,8 +7,11 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydantic import ValidationError
 from sklearn.pipeline import Pipeline
 
+from churn_mlops.contracts.feature_store import FeatureStoreRequirement
+from churn_mlops.feature_store.config import FeatureStoreConfig
 from churn_mlops.pipelines.evaluation.common import (
     as_number,
 )
@@ -57,19 +60,48 @@ def build_reference_profile(
 # --------------------------------------------------------------------------- packaging
 
 
+def describe_feature_views(
+    feature_store_params: dict[str, Any], setup: EvaluationSetup
+) -> dict[str, Any] | None:
+    """The Feast feature service and views that serve the model's features by customer id.
+
+    Built from ``params:feature_store`` (what ``kedro run --pipeline feature_store``
+    registers), so it needs no Feast registry. When those views do not hold exactly the
+    model's features (bring-your-own-data with its own feature list), the model is not
+    servable by id: the warning says why and the result is ``None``.
+
+    Returns:
+        A :class:`FeatureStoreRequirement` as JSON data, or ``None``.
+    """
+    try:
+        config = FeatureStoreConfig.model_validate(
+            {**feature_store_params, "features": tuple(setup.features)}
+        )
+    except ValidationError as exc:
+        logger.warning(
+            "the model's features are not those of feature_store.feature_views, so the model"
+            " version records no feature views and cannot be served by customer id: %s",
+            "; ".join(error["msg"] for error in exc.errors()),
+        )
+        return None
+    return config.requirement().model_dump(mode="json")
+
+
 def build_model_metadata(
     trained_model: Pipeline,
     train_split: pd.DataFrame,
     decision_threshold: dict[str, Any],
     test_metrics: dict[str, float],
     setup: EvaluationSetup,
+    feature_views: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """``model_metadata.json`` (docs/architecture.md) without the version and run id.
 
     ``model_version`` and ``run_id`` are ``None`` here: only the registry knows them, and the
     registration dataset fills them in. Numeric ``min``/``max`` are the bounds declared in the
     feature list (``None`` when not declared); the training range is given as
-    ``observed_min``/``observed_max``.
+    ``observed_min``/``observed_max``. ``feature_store`` is ``feature_views``: the Feast views
+    serving the features by customer id (:func:`describe_feature_views`).
     """
     cfg = setup.evaluation
     specs = setup.features
@@ -98,6 +130,7 @@ def build_model_metadata(
         "score": "predict_proba(X)[:, 1]: churn risk within the label horizon (class-weighted "
         "training; see the model card's calibration section)",
         "features": feature_entries,
+        "feature_store": feature_views,
     }
 
 
@@ -114,8 +147,9 @@ def prepare_model_registration(
 ) -> dict[str, Any]:
     """Assemble what ``MlflowModelRegistrationDataset`` registers: model, files, tags, decision.
 
-    Tags carry the data fingerprint, feature list, training months and every test metric so
-    that ``kedro models list`` and the MLflow UI can compare versions without opening runs.
+    Tags carry the data fingerprint, feature list, training months, every test metric and
+    the Feast feature service and views (``feature_store.*``, when the metadata names them)
+    so that ``kedro models list`` and the MLflow UI can compare versions without opening runs.
     """
     cfg = setup.training
     names = [s.name for s in setup.features]
@@ -128,6 +162,7 @@ def prepare_model_registration(
         "train_months": f"{splits['train']['months'][0]}..{splits['train']['months'][-1]}",
         "test_months": f"{splits['test']['months'][0]}..{splits['test']['months'][-1]}",
         **{f"test.{k}": f"{v:.6f}" for k, v in test_metrics.items() if np.isfinite(v)},
+        **_feature_store_tags(model_metadata),
     }
     return {
         "model": trained_model,
@@ -145,3 +180,10 @@ def prepare_model_registration(
             "champion_version": promotion_decision["champion_version"],
         },
     }
+
+
+def _feature_store_tags(model_metadata: dict[str, Any]) -> dict[str, str]:
+    requirement = model_metadata.get("feature_store")
+    if requirement is None:
+        return {}
+    return FeatureStoreRequirement.model_validate(requirement).registry_tags()

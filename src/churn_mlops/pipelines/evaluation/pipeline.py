@@ -142,6 +142,12 @@ def _gate_and_registration() -> Pipeline:
                 name="decide_promotion",
             ),
             Node(
+                nodes.describe_feature_views,
+                inputs=["params:feature_store", SETUP],
+                outputs="model_feature_views",
+                name="describe_feature_views",
+            ),
+            Node(
                 nodes.build_model_metadata,
                 inputs=[
                     "trained_model",
@@ -149,6 +155,7 @@ def _gate_and_registration() -> Pipeline:
                     "decision_threshold",
                     "test_metrics",
                     SETUP,
+                    "model_feature_views",
                 ],
                 outputs="model_metadata_draft",
                 name="build_model_metadata",

@@ -14,9 +14,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pydantic import ValidationError
 
 from churn_mlops.contracts.artifacts import METADATA_FILE, MODEL_CARD_FILE, REFERENCE_PROFILE_FILE
-from churn_mlops.pipelines.export.params import parse_export_params
+from churn_mlops.contracts.errors import format_validation_error
+from churn_mlops.contracts.feature_store import FeatureStoreRequirement
+from churn_mlops.pipelines.export.params import ExportParams, parse_export_params
 from churn_mlops.pipelines.training.params import parse_training_params
 from churn_mlops.release.dockerfile import render_dockerfile
 from churn_mlops.release.errors import BundleContractError, GoldenSampleError
@@ -349,36 +352,68 @@ def assemble_serving_bundle(
         "requirements": cfg.requirements.model_dump(),
         "python_version": container.python_version,
         "image": image,
-        "manifest": {
-            "bundle": bundle,
-            "model": {
-                "registry_name": model_name,
-                "version": version,
-                "aliases": champion_release.get("aliases", []),
-                "run_id": champion_release["run_id"],
-                "model_uri": champion_release["model_uri"],
-                "registered_at": _iso_time(champion_release.get("registered_at")),
-                "threshold": champion_release["model_metadata"]["threshold"],
-                "metrics": champion_release["model_metadata"].get("metrics", {}),
-                "features": names,
-            },
-            "lineage": {
-                "data_fingerprint": tags.get("data_fingerprint"),
-                "training_git_commit": tags.get("git_commit"),
-                "train_months": tags.get("train_months"),
-                "test_months": tags.get("test_months"),
-                "estimator": tags.get("estimator"),
-            },
-            "golden_sample": golden_sample_summary,
-            "image": {
-                "base_image_default": container.base_image,
-                "python_version": container.python_version,
-                "uid": container.uid,
-                "port": container.port,
-                "model_dir": container.model_dir,
-            },
+        "manifest": _bundle_manifest(champion_release, bundle, golden_sample_summary, cfg),
+    }
+
+
+def _bundle_manifest(
+    champion_release: dict[str, Any],
+    bundle: str,
+    golden_sample_summary: dict[str, Any],
+    cfg: ExportParams,
+) -> dict[str, Any]:
+    """The lineage part of ``manifest.json`` (the writer adds the file checksums)."""
+    tags = champion_release.get("tags", {})
+    container = cfg.container
+    metadata = champion_release["model_metadata"]
+    return {
+        "bundle": bundle,
+        "model": {
+            "registry_name": champion_release["model_name"],
+            "version": str(champion_release["version"]),
+            "aliases": champion_release.get("aliases", []),
+            "run_id": champion_release["run_id"],
+            "model_uri": champion_release["model_uri"],
+            "registered_at": _iso_time(champion_release.get("registered_at")),
+            "threshold": metadata["threshold"],
+            "metrics": metadata.get("metrics", {}),
+            "features": _feature_names(champion_release),
+        },
+        "feature_store": _feature_store_needs(metadata, cfg.feature_store.online_store),
+        "lineage": {
+            "data_fingerprint": tags.get("data_fingerprint"),
+            "training_git_commit": tags.get("git_commit"),
+            "train_months": tags.get("train_months"),
+            "test_months": tags.get("test_months"),
+            "estimator": tags.get("estimator"),
+        },
+        "golden_sample": golden_sample_summary,
+        "image": {
+            "base_image_default": container.base_image,
+            "python_version": container.python_version,
+            "uid": container.uid,
+            "port": container.port,
+            "model_dir": container.model_dir,
         },
     }
+
+
+def _feature_store_needs(metadata: dict[str, Any], online_store: str) -> dict[str, Any] | None:
+    """The model's feature service and views (its metadata) with the deployment's online
+    store; ``None`` when the model records none (it cannot be served by customer id)."""
+    recorded = metadata.get("feature_store")
+    if recorded is None:
+        return None
+    try:
+        requirement = FeatureStoreRequirement.model_validate(
+            {**recorded, "online_store": online_store}
+        )
+    except ValidationError as exc:
+        raise BundleContractError(
+            f"model_metadata.json of {metadata.get('model_name')} v{metadata.get('model_version')}"
+            f" has an invalid feature_store: {format_validation_error(exc, prefix='feature_store')}"
+        ) from exc
+    return requirement.model_dump(mode="json")
 
 
 def _iso_time(value: Any) -> str | None:

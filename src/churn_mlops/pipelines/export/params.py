@@ -9,6 +9,7 @@ from pydantic import Field, ValidationError, field_validator
 
 from churn_mlops.contracts.base import StrictModel as _Strict
 from churn_mlops.contracts.errors import format_validation_error
+from churn_mlops.contracts.feature_store import OnlineStore
 from churn_mlops.release.errors import ExportConfigError
 
 
@@ -97,6 +98,18 @@ class RequirementParams(_Strict):
     exclude: list[str] = Field(default_factory=list)
 
 
+class FeatureStoreParams(_Strict):
+    """The feature store a bundle's deployment reads for ``/v1/customers/*``.
+
+    Attributes:
+        online_store: Online store type the serving pods read (``redis``: the Kubernetes
+            component ``deploy/k8s/components/feature-store``; ``sqlite``: one machine).
+            Recorded in ``manifest.json`` with the feature views the model needs.
+    """
+
+    online_store: OnlineStore = "redis"
+
+
 class ExportParams(_Strict):
     """All ``export`` parameters.
 
@@ -111,6 +124,7 @@ class ExportParams(_Strict):
     golden_sample: GoldenSampleParams = GoldenSampleParams()
     container: ContainerParams = ContainerParams()
     requirements: RequirementParams = RequirementParams()
+    feature_store: FeatureStoreParams = FeatureStoreParams()
 
     @field_validator("bundle_name")
     @classmethod
