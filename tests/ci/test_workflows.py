@@ -41,7 +41,7 @@ SHA_PINNED = re.compile(r"^[\w.-]+/[\w./-]+@[0-9a-f]{40}$")
 
 
 def dockerfiles() -> list[Path]:
-    """Every Dockerfile of the repository (the bundle's is checked in tests/release too)."""
+    """Every Dockerfile of the repository (the serving bundle's is deploy/docker/serving's)."""
     return sorted(
         path
         for pattern in ("Dockerfile", "*.Dockerfile")
@@ -166,6 +166,7 @@ def test_hadolint_catches_a_bad_dockerfile(tmp_path: Path) -> None:
 def test_the_repository_has_a_dockerfile_and_the_bundle_one_is_checked() -> None:
     found = {p.relative_to(PROJECT_ROOT).as_posix() for p in dockerfiles()}
     assert "deploy/docker/pipelines/Dockerfile" in found
+    assert "deploy/docker/serving/Dockerfile" in found  # copied into every serving bundle
 
 
 @pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda p: p.name)

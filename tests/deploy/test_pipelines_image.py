@@ -86,6 +86,7 @@ def _fake_checkout(root: Path) -> Path:
         "src/churn_mlops/__pycache__/x.cpython-311.pyc": "",
         "src/churn_mlops.egg-info/PKG-INFO": "",
         "deploy/k8s/jobs/export/job.yaml": "kind: Job",
+        "deploy/docker/serving/Dockerfile": "FROM x",
         "feature_repo/feature_store.yaml": "project: x",
         "conf/base/parameters.yml": "a: 1",
         "conf/base/credentials.yml": "token: nope",
@@ -117,6 +118,7 @@ def test_copy_project_leaves_out_credentials_caches_and_data(tmp_path: Path) -> 
         "conf/logging.yml",
         "data/01_raw/.gitkeep",
         "data/08_reporting/.gitkeep",
+        "deploy/docker/serving/Dockerfile",
         "deploy/k8s/jobs/export/job.yaml",
         "feature_repo/feature_store.yaml",
         "pyproject.toml",
@@ -136,6 +138,7 @@ def test_copy_project_of_the_checkout_has_what_the_jobs_need(tmp_path: Path) -> 
         "conf/base/catalog_export.yml",
         "conf/logging.yml",
         "deploy/k8s/base/kustomization.yaml",  # the export renders k8s/ from it
+        "deploy/docker/serving/Dockerfile",  # the export copies it into the bundle
         "feature_repo/feature_store.redis.yaml",  # the batch-scoring CronJob's repository
         "data/01_raw/.gitkeep",
     ):

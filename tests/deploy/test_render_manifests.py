@@ -1,5 +1,6 @@
 """churn_mlops.release.deploy: the export pins its image and model version into the bundle's
-manifests."""
+manifests with a generated kustomize component (``images:`` and a label), which kustomize
+itself applies to every overlay."""
 
 from __future__ import annotations
 
@@ -69,17 +70,35 @@ def test_parse_image_refuses_unpinned_or_malformed_images(image: str, message: s
         parse_image(image)
 
 
-def test_rendering_in_memory_changes_only_the_kustomizations_with_placeholders() -> None:
+def test_rendering_in_memory_changes_only_the_generated_components() -> None:
     files = load_manifest_tree(K8S_DIR)
     rendered = render_manifest_tree(files, image=IMAGE, model_version="7")
     changed = {path for path in files if rendered[path] != files[path]}
-    assert changed == {"base/kustomization.yaml"}
+    assert changed == {"release/serving/kustomization.yaml"}
+    assert yaml.safe_load(rendered["release/serving/kustomization.yaml"]) == {
+        "apiVersion": "kustomize.config.k8s.io/v1alpha1",
+        "kind": "Component",
+        "images": [
+            {
+                "name": "churn-serving",
+                "newName": "registry.example.com:5000/ml/churn-serving",
+                "newTag": "7-3f9c2ab",
+            }
+        ],
+        "labels": [
+            {
+                "pairs": {"app.kubernetes.io/version": "7"},
+                "includeSelectors": False,
+                "includeTemplates": True,
+            }
+        ],
+    }
     assert files == load_manifest_tree(K8S_DIR), "the input tree was modified"
     with_jobs = render_manifest_tree(
         files, image=IMAGE, model_version="7", pipelines_image="registry.example.com/ml/p:7"
     )
     changed = {path for path in files if with_jobs[path] != files[path]}
-    assert changed == {"base/kustomization.yaml", "jobs/common/kustomization.yaml"}
+    assert changed == {"release/serving/kustomization.yaml", "release/pipelines/kustomization.yaml"}
 
 
 @pytest.mark.parametrize("version", ["", "v 1", "-3", "x" * 64, "3/4"])
@@ -88,12 +107,15 @@ def test_model_version_must_be_a_label_value(version: str) -> None:
         render_manifest_tree(load_manifest_tree(K8S_DIR), image=IMAGE, model_version=version)
 
 
-def test_missing_placeholder_is_named() -> None:
+def test_a_base_without_the_component_is_named() -> None:
     files = load_manifest_tree(K8S_DIR)
     files["base/kustomization.yaml"] = files["base/kustomization.yaml"].replace(
-        "- name: churn-serving\n", "- name: something-else\n"
+        "  - ../release/serving\n", "  - ../components/shared-prediction-log\n"
     )
-    with pytest.raises(ManifestRenderError, match="'churn-serving'"):
+    with pytest.raises(ManifestRenderError, match="does not list the component 'release/serving'"):
+        render_manifest_tree(files, image=IMAGE, model_version="7")
+    del files["release/serving/kustomization.yaml"]
+    with pytest.raises(ManifestRenderError, match="release/serving/kustomization.yaml"):
         render_manifest_tree(files, image=IMAGE, model_version="7")
 
 
@@ -152,7 +174,8 @@ def test_failed_render_leaves_the_previous_output_in_place(tmp_path: Path) -> No
     assert sorted(p.name for p in tmp_path.iterdir()) == ["k8s"], "staging folder left behind"
     # A successful re-render replaces the folder whole.
     render_manifests(IMAGE.replace(":7-", ":8-"), "8", out, source_dir=K8S_DIR)
-    assert "app.kubernetes.io/version: '8'" in (out / "base" / "kustomization.yaml").read_text()
+    component = out / "release" / "serving" / "kustomization.yaml"
+    assert "app.kubernetes.io/version: '8'" in component.read_text()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["k8s"]
 
 

@@ -13,7 +13,8 @@ do the I/O that turns that decision into a folder, an image or manifests:
   hashed requirements, k8s/, parity gate, manifest.json, atomic rename);
 * :mod:`.onnx_model` converts the fitted Pipeline to ONNX (preprocessing and estimator
   composed) and writes the explainer files;
-* :mod:`.dockerfile` renders the bundle's ``Dockerfile`` (pure, used by a node);
+* :mod:`.serving_image` derives the build arguments of the static serving Dockerfile
+  (``deploy/docker/serving/Dockerfile``, copied into every bundle; pure, used by a node);
 * :mod:`.deploy` renders the Kubernetes tree for an image (``python -m
   churn_mlops.release.deploy``);
 * :mod:`.pipelines_image` builds the pipelines image the Kubernetes Jobs run;

@@ -7,7 +7,8 @@ in a staging folder next to the target (the catalog's ``serving_bundle``,
 
 1. converts the model to ONNX (:mod:`churn_mlops.release.onnx_model`: ``model/model.onnx``
    plus what explanations need; nothing in the bundle runs code when loaded), writes the
-   JSON/Markdown files, the ``Dockerfile`` and the golden sample;
+   JSON/Markdown files, ``build-args.txt`` and the golden sample, and copies the static
+   ``deploy/docker/serving/Dockerfile`` of the checkout;
 2. pins the serving dependency closure at the installed versions and fills ``wheelhouse/``
    (wheels from a local cache, downloading only what is missing) plus the project's own wheel,
    built reproducibly; writes ``requirements.txt`` with the wheels' hashes;
@@ -38,13 +39,14 @@ from typing import Any
 
 from churn_mlops.provenance import git_revision
 from churn_mlops.release.errors import ExportConfigError, RequirementsError
-from churn_mlops.release.parity import check_bundle_parity
+from churn_mlops.release.parity import ParityResult, check_bundle_parity
 from churn_mlops.release.requirements import (
     Pin,
     project_extra_requirements,
     render_requirements,
     resolve_pins,
 )
+from churn_mlops.release.serving_image import SERVING_DOCKERFILE
 from churn_mlops.release.wheelhouse import build_project_wheel, fetch_wheels, source_date_epoch
 from churn_mlops.serving.bundle import MANIFEST_FILE as BUNDLE_MANIFEST_FILE
 from churn_mlops.serving.bundle import sha256_file
@@ -94,6 +96,42 @@ def _version_of(name: str) -> str | None:
         return importlib_metadata.version(name)
     except importlib_metadata.PackageNotFoundError:
         return None
+
+
+def _write_requirements(
+    data: dict[str, Any],
+    staging: Path,
+    pins: list[Pin],
+    wheels: dict[str, Path],
+    project_wheel: str,
+) -> None:
+    """``requirements.txt``: the pins with the sha256 of the wheels in ``wheelhouse/``."""
+    header = (
+        f"Serving dependencies of {data['manifest']['model']['registry_name']}"
+        f" v{data['model_version']}, pinned to the exporting environment.\n"
+        "Install offline: pip install --no-index --find-links wheelhouse --require-hashes"
+        " -r requirements.txt\n"
+        f"then: pip install --no-index --no-deps wheelhouse/{project_wheel}"
+    )
+    hashes = {name: sha256_file(path) for name, path in wheels.items()}
+    (staging / "requirements.txt").write_text(
+        render_requirements(pins, hashes, header), encoding="utf-8"
+    )
+
+
+def _packages(pins: list[Pin], project_wheel: str) -> dict[str, Any]:
+    """The manifest's ``packages``: interpreter, serving pins, substitutions, build tools."""
+    return {
+        "python": platform.python_version(),
+        "platform": platform.machine(),
+        "serving": {pin.name: pin.version for pin in pins},
+        "substituted": {pin.name: pin.installed_as for pin in pins if pin.name != pin.installed_as},
+        "project_wheel": project_wheel,
+        "build_tools": {
+            name: _version_of(name)
+            for name in ("pip", "setuptools", "onnx", "skl2onnx", "onnxmltools", "pyarrow")
+        },
+    }
 
 
 class ServingBundleBuilder:
@@ -208,6 +246,49 @@ class ServingBundleBuilder:
             logger.info("export: %s done in %.1f s", name, now - mark)
             mark = now
 
+        self._write_files(data, staging)
+        phase("model and files")
+        pins = self._pins(data["requirements"])
+        wheels = fetch_wheels(
+            pins,
+            staging / "wheelhouse",
+            cache_dir=self._wheel_cache_dir,
+            pip_args=self._pip_download_args,
+        )
+        phase("third-party wheels")
+        epoch = source_date_epoch(self._source_dir)
+        project_wheel = build_project_wheel(self._source_dir, staging / "wheelhouse", epoch=epoch)
+        phase("project wheel")
+        _write_requirements(data, staging, pins, wheels, project_wheel.name)
+        render_manifests(
+            data["image"],
+            str(data["model_version"]),
+            staging / "k8s",
+            source_dir=self._k8s_source_dir,
+        )
+        phase("k8s manifests")
+        parity = self._gate(data, staging, scratch)
+        phase("parity gate")
+        checksums = file_checksums(staging)
+        phase("checksums")
+        return {
+            "format_version": MANIFEST_FORMAT,
+            **data["manifest"],
+            "image": {**data["manifest"].get("image", {}), "reference": data["image"]},
+            "packages": _packages(pins, project_wheel.name),
+            "source": {
+                "git_commit": git_revision(self._source_dir),
+                "source_date_epoch": epoch,
+            },
+            "parity": parity.as_dict(),
+            "files": checksums,
+            "export": {
+                "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            },
+        }
+
+    def _write_files(self, data: dict[str, Any], staging: Path) -> None:
+        """The ONNX model, the texts, the golden sample and the static serving Dockerfile."""
         from churn_mlops.release.onnx_model import export_model_files
 
         golden_features = data["golden_sample"][list(data["feature_names"])]
@@ -219,38 +300,16 @@ class ServingBundleBuilder:
         for name, text in data["texts"].items():
             (staging / name).write_text(text, encoding="utf-8")
         data["golden_sample"].to_parquet(staging / "golden_sample.parquet", index=False)
-        phase("model and files")
+        dockerfile = self._source_dir / SERVING_DOCKERFILE
+        if not dockerfile.is_file():
+            raise ExportConfigError(
+                f"{dockerfile} is missing: the serving image's Dockerfile comes from the project"
+                f" checkout {self._source_dir} ({SERVING_DOCKERFILE.as_posix()})"
+            )
+        shutil.copyfile(dockerfile, staging / "Dockerfile")
 
-        pins = self._pins(data["requirements"])
-        wheelhouse = staging / "wheelhouse"
-        wheels = fetch_wheels(
-            pins,
-            wheelhouse,
-            cache_dir=self._wheel_cache_dir,
-            pip_args=self._pip_download_args,
-        )
-        phase("third-party wheels")
-        epoch = source_date_epoch(self._source_dir)
-        project_wheel = build_project_wheel(self._source_dir, wheelhouse, epoch=epoch)
-        phase("project wheel")
-        header = (
-            f"Serving dependencies of {data['manifest']['model']['registry_name']}"
-            f" v{data['model_version']}, pinned to the exporting environment.\n"
-            "Install offline: pip install --no-index --find-links wheelhouse --require-hashes"
-            " -r requirements.txt\n"
-            f"then: pip install --no-index --no-deps wheelhouse/{project_wheel.name}"
-        )
-        hashes = {name: sha256_file(path) for name, path in wheels.items()}
-        (staging / "requirements.txt").write_text(
-            render_requirements(pins, hashes, header), encoding="utf-8"
-        )
-        render_manifests(
-            data["image"],
-            str(data["model_version"]),
-            staging / "k8s",
-            source_dir=self._k8s_source_dir,
-        )
-        phase("k8s manifests")
+    def _gate(self, data: dict[str, Any], staging: Path, scratch: Path) -> ParityResult:
+        """The parity gate on the staged bundle, after a first manifest with the checksums."""
         # The app verifies its files against the manifest before loading them, the gate's
         # app included: a first manifest with the checksums, completed after the gate.
         (staging / MANIFEST_FILE).write_text(
@@ -258,7 +317,7 @@ class ServingBundleBuilder:
             + "\n",
             encoding="utf-8",
         )
-        parity = check_bundle_parity(
+        return check_bundle_parity(
             staging,
             data["golden_sample"],
             feature_names=data["feature_names"],
@@ -269,36 +328,6 @@ class ServingBundleBuilder:
             install_timeout_s=float(self._parity["install_timeout_s"]),
             startup_timeout_s=float(self._parity["startup_timeout_s"]),
         )
-        phase("parity gate")
-        checksums = file_checksums(staging)
-        phase("checksums")
-        return {
-            "format_version": MANIFEST_FORMAT,
-            **data["manifest"],
-            "image": {**data["manifest"].get("image", {}), "reference": data["image"]},
-            "packages": {
-                "python": platform.python_version(),
-                "platform": platform.machine(),
-                "serving": {pin.name: pin.version for pin in pins},
-                "substituted": {
-                    pin.name: pin.installed_as for pin in pins if pin.name != pin.installed_as
-                },
-                "project_wheel": project_wheel.name,
-                "build_tools": {
-                    name: _version_of(name)
-                    for name in ("pip", "setuptools", "onnx", "skl2onnx", "onnxmltools", "pyarrow")
-                },
-            },
-            "source": {
-                "git_commit": git_revision(self._source_dir),
-                "source_date_epoch": epoch,
-            },
-            "parity": parity.as_dict(),
-            "files": checksums,
-            "export": {
-                "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            },
-        }
 
     def _pins(self, spec: dict[str, Any]) -> list[Pin]:
         roots = [

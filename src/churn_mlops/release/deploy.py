@@ -1,17 +1,20 @@
-"""Render the Kubernetes manifests of ``deploy/k8s`` for one exported model version.
+"""Pin the image and model version of ``deploy/k8s`` for one export: a generated kustomize overlay.
 
 The kustomize tree in ``deploy/k8s`` names its images by placeholder (``churn-serving``,
-``churn-mlops-pipelines``). Rendering pins the serving image (tag or digest) in the base
-kustomization, so every serving overlay (rolling, canary tracks, blue-green colours) runs it,
-and labels the pods with the model version (``app.kubernetes.io/version``, templates only:
-selectors stay as they are, since a Deployment's selector cannot change). Nothing else is
-touched, so ``kubectl apply -k <out_dir>/rolling`` deploys exactly the exported version.
+``churn-mlops-pipelines``) in two small components, ``release/serving`` (included by
+``base``, so every serving overlay, canary tracks and blue-green colours too, goes through
+it) and ``release/pipelines`` (included by ``jobs/common``). Rendering copies the tree
+unchanged and *generates* those components anew: kustomize's ``images:`` field with
+``newName`` and ``newTag`` or ``digest``, and, for serving, the pods' model-version label
+(``app.kubernetes.io/version``, templates only: a Deployment's selector cannot change). No
+other file is read as YAML or rewritten; kustomize itself applies the pins, so ``kubectl
+apply -k <out_dir>/rolling`` deploys exactly the exported version.
 
 The export pipeline calls :func:`render_manifests` to write the ``k8s/`` folder of its bundle;
 :func:`render_manifest_tree` is the pure part, usable from a Kedro node. Ops can do the same by
 hand::
 
-    python -m churn_mlops.release.deploy --image registry.example.com/ml/churn-serving:7 \
+    python -m churn_mlops.release.deploy --image registry.example.com/ml/churn-serving:7 \\
         --model-version 7 --out dist/k8s
 """
 
@@ -20,12 +23,13 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import posixpath
 import re
 import shutil
 import sys
 import tempfile
 from collections.abc import Mapping
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import yaml
 
@@ -35,7 +39,10 @@ logger = logging.getLogger(__name__)
 SERVING_IMAGE_PLACEHOLDER = "churn-serving"
 #: Image placeholder of the pipelines container in ``deploy/k8s/jobs/common``.
 PIPELINES_IMAGE_PLACEHOLDER = "churn-mlops-pipelines"
-#: Kustomization files that carry the placeholders, relative to the tree's root.
+#: The generated components (image pins), relative to the tree's root, and the
+#: kustomizations that must include them.
+SERVING_COMPONENT = "release/serving/kustomization.yaml"
+PIPELINES_COMPONENT = "release/pipelines/kustomization.yaml"
 SERVING_KUSTOMIZATION = "base/kustomization.yaml"
 PIPELINES_KUSTOMIZATION = "jobs/common/kustomization.yaml"
 #: Pod label that carries the model version.
@@ -130,55 +137,50 @@ def _check_model_version(model_version: str) -> str:
     return model_version
 
 
-def _set_image(
-    kustomization: dict, placeholder: str, fields: Mapping[str, str], where: str
-) -> None:
-    images = kustomization.get("images") or []
-    entries = [entry for entry in images if entry.get("name") == placeholder]
-    if len(entries) != 1:
+def _require_component(files: Mapping[str, str], parent: str, component: str) -> None:
+    """Fail unless ``parent`` lists the folder of ``component`` under ``components:``."""
+    if parent not in files or component not in files:
+        missing = [path for path in (parent, component) if path not in files]
         raise ManifestRenderError(
-            f"{where} has {len(entries)} 'images:' entries named {placeholder!r}; expected "
-            "exactly one"
-        )
-    entry = entries[0]
-    for key in ("newName", "newTag", "digest"):
-        entry.pop(key, None)
-    entry.update(fields)
-
-
-def _set_version_label(kustomization: dict, model_version: str) -> None:
-    labels = [
-        group
-        for group in kustomization.get("labels") or []
-        if VERSION_LABEL in (group.get("pairs") or {})
-    ]
-    if labels:
-        labels[0]["pairs"][VERSION_LABEL] = model_version
-        return
-    # Templates only: a Deployment's selector is immutable, so the version must stay out of it.
-    kustomization.setdefault("labels", []).append(
-        {
-            "pairs": {VERSION_LABEL: model_version},
-            "includeSelectors": False,
-            "includeTemplates": True,
-        }
-    )
-
-
-def _load_kustomization(files: Mapping[str, str], path: str) -> dict:
-    if path not in files:
-        raise ManifestRenderError(
-            f"manifest tree has no {path!r}; expected the layout of deploy/k8s "
+            f"manifest tree has no {missing}; expected the layout of deploy/k8s "
             f"(files present: {sorted(files)[:10]}...)"
         )
-    loaded = yaml.safe_load(files[path])
+    loaded = yaml.safe_load(files[parent])
     if not isinstance(loaded, dict):
-        raise ManifestRenderError(f"{path} is not a YAML mapping; expected a Kustomization")
-    return loaded
+        raise ManifestRenderError(f"{parent} is not a YAML mapping; expected a Kustomization")
+    folder = PurePosixPath(component).parent
+    listed = {
+        posixpath.normpath((PurePosixPath(parent).parent / entry).as_posix())
+        for entry in loaded.get("components") or []
+    }
+    if folder.as_posix() not in listed:
+        raise ManifestRenderError(
+            f"{parent} does not list the component {folder.as_posix()!r} under 'components:'"
+            f" (it lists {sorted(listed)}): the image pinned there would not reach its pods"
+        )
 
 
-def _dump(kustomization: dict, header: str) -> str:
-    return header + yaml.safe_dump(kustomization, sort_keys=False, default_flow_style=False)
+def _component(placeholder: str, fields: Mapping[str, str], version: str | None) -> dict:
+    """A kustomize Component that pins ``placeholder`` (and labels the pods with ``version``)."""
+    component: dict = {
+        "apiVersion": "kustomize.config.k8s.io/v1alpha1",
+        "kind": "Component",
+        "images": [{"name": placeholder, **fields}],
+    }
+    if version is not None:
+        # Templates only: a Deployment's selector is immutable, so the version stays out of it.
+        component["labels"] = [
+            {
+                "pairs": {VERSION_LABEL: version},
+                "includeSelectors": False,
+                "includeTemplates": True,
+            }
+        ]
+    return component
+
+
+def _dump(component: dict, header: str) -> str:
+    return header + yaml.safe_dump(component, sort_keys=False, default_flow_style=False)
 
 
 def render_manifest_tree(
@@ -190,6 +192,9 @@ def render_manifest_tree(
 ) -> dict[str, str]:
     """Pin the serving image and the model version in a kustomize tree held in memory.
 
+    Only the generated components differ from the input: ``release/serving`` (image and
+    version label) and, with ``pipelines_image``, ``release/pipelines``.
+
     Args:
         files: the text of every file of ``deploy/k8s``, keyed by POSIX path relative to it.
         image: the serving image built from the bundle, ``name:tag`` or ``name@sha256:...``.
@@ -197,35 +202,30 @@ def render_manifest_tree(
         pipelines_image: optionally, the project image for the training and export Jobs.
 
     Returns:
-        A new mapping with the same keys; only the kustomization files that carry the
-        placeholders differ. The input is not modified.
+        A new mapping with the same keys; only the generated components differ. The input
+        is not modified.
 
     Raises:
-        ManifestRenderError: if the image, the version or the tree is not usable.
+        ManifestRenderError: if the image, the version or the tree is not usable (a
+            kustomization that does not include its component is named).
     """
     image_fields = parse_image(image)
     version = _check_model_version(model_version)
     header = (
-        f"# Rendered by churn_mlops.release.deploy for model version {version}, image {image}.\n"
-        "# The comments of the original file are in the project's deploy/k8s.\n"
+        f"# Generated by churn_mlops.release.deploy for model version {version}, image {image}.\n"
+        "# The placeholder it replaces and its comments are in the project's deploy/k8s.\n"
     )
+    _require_component(files, SERVING_KUSTOMIZATION, SERVING_COMPONENT)
     rendered = dict(files)
-
-    serving = _load_kustomization(files, SERVING_KUSTOMIZATION)
-    _set_image(serving, SERVING_IMAGE_PLACEHOLDER, image_fields, SERVING_KUSTOMIZATION)
-    _set_version_label(serving, version)
-    rendered[SERVING_KUSTOMIZATION] = _dump(serving, header)
-
+    rendered[SERVING_COMPONENT] = _dump(
+        _component(SERVING_IMAGE_PLACEHOLDER, image_fields, version), header
+    )
     if pipelines_image is not None:
-        pipelines = _load_kustomization(files, PIPELINES_KUSTOMIZATION)
-        _set_image(
-            pipelines,
-            PIPELINES_IMAGE_PLACEHOLDER,
-            parse_image(pipelines_image),
-            PIPELINES_KUSTOMIZATION,
-        )
-        rendered[PIPELINES_KUSTOMIZATION] = _dump(
-            pipelines, header.replace(f"image {image}", f"image {pipelines_image}")
+        pipelines_fields = parse_image(pipelines_image)
+        _require_component(files, PIPELINES_KUSTOMIZATION, PIPELINES_COMPONENT)
+        rendered[PIPELINES_COMPONENT] = _dump(
+            _component(PIPELINES_IMAGE_PLACEHOLDER, pipelines_fields, None),
+            header.replace(f"image {image}", f"image {pipelines_image}"),
         )
     return rendered
 

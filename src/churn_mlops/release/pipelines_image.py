@@ -11,8 +11,8 @@ is built offline, like the serving image of an export bundle, in two steps:
    installed distributions) pinned to the versions installed *here*, with each wheel's sha256;
    ``wheelhouse/`` with those wheels, taken from the export's wheel cache (only missing ones are
    downloaded); and ``app/``: ``pyproject.toml``, ``README.md``, ``src/``, ``conf/`` (never the
-   contents of ``conf/local``, where credentials live), ``deploy/k8s`` (the export renders it)
-   and the empty ``data/`` layers.
+   contents of ``conf/local``, where credentials live), ``deploy/k8s`` (the export renders it),
+   ``deploy/docker/serving`` (the export copies its Dockerfile) and the empty ``data/`` layers.
 2. :func:`build_image` runs ``docker build`` on that folder; nothing is fetched from a package
    index during the build.
 
@@ -65,7 +65,7 @@ EXCLUDE: tuple[str, ...] = ("nvidia-nccl-cu12",)
 DOCKERFILE = Path("deploy") / "docker" / "pipelines" / "Dockerfile"
 #: Project files and folders copied into ``app/`` besides ``conf/`` and the data layers.
 PROJECT_FILES = ("pyproject.toml", "README.md")
-PROJECT_TREES = ("src", "deploy/k8s", "feature_repo")
+PROJECT_TREES = ("src", "deploy/k8s", "deploy/docker/serving", "feature_repo")
 #: File marking a folder as a build context this module wrote (and may therefore empty).
 CONTEXT_MARKER = ".churn-pipelines-image"
 

@@ -39,14 +39,15 @@ class ExportedProject:
 
 def snapshot_source(destination: Path) -> Path:
     """Copy what an export builds from (``pyproject.toml``, ``README.md``, ``src/``,
-    ``deploy/k8s``) so that edits to the checkout during a test session cannot change the
-    project wheel between two exports that must be identical."""
+    ``deploy/k8s``, ``deploy/docker/serving``) so that edits to the checkout during a test
+    session cannot change the project wheel between two exports that must be identical."""
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
     destination.mkdir(parents=True)
     for name in ("pyproject.toml", "README.md"):
         shutil.copy2(PROJECT_ROOT / name, destination / name)
     shutil.copytree(PROJECT_ROOT / "src", destination / "src", ignore=ignore)
-    shutil.copytree(PROJECT_ROOT / "deploy" / "k8s", destination / "deploy" / "k8s", ignore=ignore)
+    for tree in ("deploy/k8s", "deploy/docker/serving"):
+        shutil.copytree(PROJECT_ROOT / tree, destination / tree, ignore=ignore)
     return destination
 
 

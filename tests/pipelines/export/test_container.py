@@ -1,10 +1,10 @@
 """The exported bundle as a real container: ``docker build`` offline, ``docker run``, HTTP.
 
-Builds the bundle's ``Dockerfile`` with the local base image (CI makes it with
-``deploy/docker/make_base_image.sh``; Docker Hub is out of reach), runs it read-only like the
-Kubernetes pods, and talks to it on 127.0.0.1: readiness, Docker's own HEALTHCHECK, a
-predict call with a JWT minted here (and one without), and the Prometheus metrics. Every
-container and image the test creates is removed by id.
+Builds the bundle's ``Dockerfile`` with its ``build-args.txt`` and the local base image (CI
+makes it with ``deploy/docker/make_base_image.sh``; Docker Hub is out of reach), runs it
+read-only like the Kubernetes pods, and talks to it on 127.0.0.1: readiness, Docker's own
+HEALTHCHECK, a predict call with a JWT minted here (and one without), and the Prometheus
+metrics. Every container and image the test creates is removed by id.
 """
 
 from __future__ import annotations
@@ -71,10 +71,13 @@ def docker_daemon() -> None:
 
 @pytest.fixture(scope="module")
 def image(docker_daemon, exported_project) -> Iterator[str]:
-    """The bundle's image, built offline from the bundle folder alone."""
+    """The bundle's image, built offline from the bundle folder and its build-args.txt."""
     before = _image_ids()
+    # As docs/export.md says, with the base image this machine has.
+    build_args = (exported_project.bundle / "build-args.txt").read_text().split()
     build = _docker(
         "build",
+        *build_args,
         "--network",
         "host",
         "--force-rm",

@@ -56,19 +56,16 @@ def test_every_serving_setting_is_in_the_handoff_table():
 
 
 def test_image_defaults_in_the_table_match_the_dockerfile():
-    from churn_mlops.release.dockerfile import render_dockerfile
+    from churn_mlops.release.serving_image import SERVING_DOCKERFILE
+    from tests.release.test_serving_image import declared_args
 
-    dockerfile = render_dockerfile(
-        base_image="python:3.11-slim",
-        uid=10001,
-        port=8080,
-        model_dir="/opt/churn/bundle",
-        prediction_log_dir="/var/lib/churn/predictions",
-        labels={},
-        healthcheck={"interval_s": 15, "timeout_s": 3, "start_period_s": 60, "retries": 3},
-    )
+    dockerfile = (PROJECT_ROOT / SERVING_DOCKERFILE).read_text()
+    defaults = declared_args(dockerfile)
     section = _container_section()
-    for name, value in re.findall(r"(CHURN_[A-Z_]+)=(\S+)", dockerfile):
+    found = re.findall(r"(CHURN_[A-Z_]+)=(\S+)", dockerfile)
+    assert len(found) >= 5
+    for name, value in found:
+        value = re.sub(r"\$\{([A-Z_]+)\}", lambda m: defaults[m.group(1)], value)
         assert f"| `{name}` | `{value}` |" in section, name
 
 
@@ -88,6 +85,10 @@ def test_docker_commands_use_existing_options(doc):
         ).stdout
         tokens = iter(command[2:])
         for token in tokens:
+            if token.startswith("$("):  # options read from a file: $(cat build-args.txt)
+                while not token.endswith(")"):
+                    token = next(tokens)
+                continue
             if not token.startswith("-"):
                 break  # the image (or build context): what follows is the container's command
             option = token.split("=")[0]

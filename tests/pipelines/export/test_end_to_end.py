@@ -121,7 +121,7 @@ def test_requirements_are_pinned_hashed_and_minimal(exported_project):
 
 def test_k8s_manifests_pin_the_image_and_model_version(exported_project):
     kustomization = yaml.safe_load(
-        (exported_project.bundle / "k8s" / "base" / "kustomization.yaml").read_text()
+        (exported_project.bundle / "k8s" / "release" / "serving" / "kustomization.yaml").read_text()
     )
     image = next(i for i in kustomization["images"] if i["name"] == "churn-serving")
     assert image["newName"] == "churn-serving" and image["newTag"] == "churn_model-v1"

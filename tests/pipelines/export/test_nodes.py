@@ -6,7 +6,6 @@ import copy
 import json
 import re
 from datetime import datetime, timezone
-from pathlib import PurePosixPath
 from typing import Any
 
 import numpy as np
@@ -201,7 +200,7 @@ def test_bundle_description_carries_files_lineage_and_pins(champion, split, pred
         "model_metadata.json",
         "reference_profile.json",
         "model_card.md",
-        "Dockerfile",
+        "build-args.txt",
     }
     assert payload["manifest"]["model"]["registry_name"] == "churn_model"
     assert payload["manifest"]["model"]["version"] == "3"
@@ -212,28 +211,35 @@ def test_bundle_description_carries_files_lineage_and_pins(champion, split, pred
     assert payload["parity_tolerance"] == 1e-6
 
 
-def test_dockerfile_is_offline_non_root_with_a_healthcheck(champion, split, predictions):
+def test_build_args_carry_the_container_parameters_and_the_model_labels(
+    champion, split, predictions
+):
     sample, summary = select_golden_sample(champion, split, predictions, TRAINING, _export_params())
-    dockerfile = assemble_serving_bundle(champion, sample, summary, _export_params())["texts"][
-        "Dockerfile"
-    ]
-    lines = dockerfile.splitlines()
-    assert "ARG BASE_IMAGE=python:3.11-slim" in lines
-    assert "--no-index --find-links /tmp/bundle/wheelhouse" in dockerfile
-    assert "--require-hashes -r /tmp/bundle/requirements.txt" in dockerfile
-    assert "USER 10001:10001" in lines
-    assert "EXPOSE 8080" in lines
-    assert any(line.startswith("HEALTHCHECK ") for line in lines)
-    assert "/health/ready" in dockerfile and "curl" not in dockerfile
-    assert lines[-1] == 'CMD ["python", "-m", "churn_mlops.serving"]'
-    assert 'io.churn-mlops.model.version="3"' in dockerfile
-    # The final stage never holds the wheelhouse.
-    final_stage = dockerfile.split("\nFROM ${BASE_IMAGE}\n", 1)[1]
-    assert "wheelhouse" not in final_stage
-    # Hot reloads are confined to the image's bundles, as in deploy/k8s/base/serving.env.
-    model_dir = re.search(r"CHURN_MODEL_DIR=(\S+)", final_stage).group(1)
-    reload_root = re.search(r"CHURN_RELOAD_ROOT=(\S+)", final_stage).group(1)
-    assert PurePosixPath(reload_root) in PurePosixPath(model_dir).parents
+    params = _export_params()
+    params["container"] = {"uid": 20002, "port": 9090, "model_dir": "/srv/models/churn"}
+    text = assemble_serving_bundle(champion, sample, summary, params)["texts"]["build-args.txt"]
+    args = dict(line.removeprefix("--build-arg=").split("=", 1) for line in text.splitlines())
+    assert args == {
+        "APP_UID": "20002",
+        "BASE_IMAGE": "python:3.11-slim",
+        "MODEL_DIR": "/srv/models/churn",
+        "MODEL_NAME": "churn_model",
+        "MODEL_RUN_ID": "abc123",
+        "MODEL_VERSION": "3",
+        "PORT": "9090",
+        "PREDICTION_LOG_DIR": "/var/lib/churn/predictions",
+        # Hot reloads are confined to the image's bundles, as in deploy/k8s/base/serving.env.
+        "RELOAD_ROOT": "/srv/models",
+        "REVISION": "deadbeef",
+    }
+
+
+def test_a_build_arg_the_shell_would_split_is_refused(champion, split, predictions):
+    sample, summary = select_golden_sample(champion, split, predictions, TRAINING, _export_params())
+    release = copy.deepcopy(champion)
+    release["tags"]["git_commit"] = "dead beef"
+    with pytest.raises(BundleContractError, match=r"REVISION='dead beef'"):
+        assemble_serving_bundle(release, sample, summary, _export_params())
 
 
 def test_metadata_of_another_version_is_refused(champion, split, predictions):

@@ -21,9 +21,13 @@ from churn_mlops.contracts.errors import format_validation_error
 from churn_mlops.contracts.feature_store import FeatureStoreRequirement
 from churn_mlops.pipelines.export.params import ExportParams, parse_export_params
 from churn_mlops.pipelines.training.params import parse_training_params
-from churn_mlops.release.dockerfile import render_dockerfile
 from churn_mlops.release.errors import BundleContractError, GoldenSampleError
 from churn_mlops.release.parity import EXPECTED_COLUMN
+from churn_mlops.release.serving_image import (
+    BUILD_ARGS_FILE,
+    render_build_args,
+    serving_build_args,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -305,7 +309,8 @@ def assemble_serving_bundle(
     Returns:
         The payload ``ServingBundleDataset`` writes (see its docstring): the target folder
         ``<output_dir>/<bundle_name>``, the model, the texts of ``model_metadata.json``,
-        ``reference_profile.json``, ``model_card.md`` and ``Dockerfile``, the golden sample,
+        ``reference_profile.json``, ``model_card.md`` and ``build-args.txt`` (the build
+        arguments of the static serving Dockerfile the bundle build copies), the golden sample,
         the requirement roots, the image reference for ``k8s/`` and the manifest's lineage.
 
     Raises:
@@ -320,21 +325,12 @@ def assemble_serving_bundle(
     image = f"{cfg.container.image_repository}:{bundle}"
     tags = champion_release.get("tags", {})
     container = cfg.container
-    dockerfile = render_dockerfile(
-        base_image=container.base_image,
-        uid=container.uid,
-        port=container.port,
-        model_dir=container.model_dir,
-        prediction_log_dir=container.prediction_log_dir,
-        labels={
-            "org.opencontainers.image.title": f"{model_name} serving",
-            "org.opencontainers.image.version": version,
-            "org.opencontainers.image.revision": str(tags.get("git_commit", "unknown")),
-            "io.churn-mlops.model.name": model_name,
-            "io.churn-mlops.model.version": version,
-            "io.churn-mlops.model.run-id": str(champion_release["run_id"]),
-        },
-        healthcheck=container.healthcheck.model_dump(),
+    build_args = serving_build_args(
+        container,
+        model_name=model_name,
+        model_version=version,
+        run_id=str(champion_release["run_id"]),
+        revision=str(tags.get("git_commit", "unknown")),
     )
     return {
         "bundle_dir": f"{cfg.output_dir.rstrip('/')}/{bundle}",
@@ -344,7 +340,7 @@ def assemble_serving_bundle(
             METADATA_FILE: _json_text(champion_release["model_metadata"]),
             REFERENCE_PROFILE_FILE: _json_text(champion_release["reference_profile"]),
             MODEL_CARD_FILE: champion_release["model_card"],
-            "Dockerfile": dockerfile,
+            BUILD_ARGS_FILE: render_build_args(build_args),
         },
         "golden_sample": golden_sample,
         "feature_names": names,

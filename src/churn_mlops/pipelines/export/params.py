@@ -32,17 +32,11 @@ class GoldenSampleParams(_Strict):
     outside_schema: Literal["exclude", "fail"] = "exclude"
 
 
-class HealthcheckParams(_Strict):
-    """Docker ``HEALTHCHECK`` timing (seconds) of the serving image."""
-
-    interval_s: int = Field(default=15, ge=1)
-    timeout_s: int = Field(default=3, ge=1)
-    start_period_s: int = Field(default=60, ge=0)
-    retries: int = Field(default=3, ge=1)
-
-
 class ContainerParams(_Strict):
-    """The serving image the bundle's ``Dockerfile`` builds.
+    """The build arguments of the serving image (``deploy/docker/serving/Dockerfile``).
+
+    The ``HEALTHCHECK`` timing is fixed in that file (Docker expands no build argument
+    there); ``docker run --health-interval ...`` changes it.
 
     Attributes:
         base_image: Default of the ``BASE_IMAGE`` build argument.
@@ -64,7 +58,6 @@ class ContainerParams(_Strict):
     port: int = Field(default=8080, ge=1, le=65535)
     model_dir: str = "/opt/churn/bundle"
     prediction_log_dir: str = "/var/lib/churn/predictions"
-    healthcheck: HealthcheckParams = HealthcheckParams()
 
     @field_validator("python_version")
     @classmethod
