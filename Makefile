@@ -46,8 +46,10 @@ format:
 	$(BIN)/ruff check --fix $(LINT_PATHS)
 	$(BIN)/ruff format $(LINT_PATHS)
 
+## kedro-viz on http://127.0.0.1:$(VIZ_PORT) (another port: make viz VIZ_PORT=4242).
+VIZ_PORT ?= 4141
 viz:
-	$(BIN)/kedro viz run --host 127.0.0.1 --no-browser
+	$(BIN)/kedro viz run --host 127.0.0.1 --port $(VIZ_PORT) --no-browser
 
 ## Every generated file, and the folders Spark and versioned datasets leave (the layer folders stay).
 clean-data:

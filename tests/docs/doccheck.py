@@ -223,10 +223,12 @@ def _logical_lines(block: str) -> Iterator[str]:
         yield pending
 
 
-def shell_commands(text: str) -> Iterator[list[str]]:
-    """Every simple command of a document's shell blocks and command-like inline code.
+def shell_lines(text: str) -> Iterator[str]:
+    """The command lines of a document's shell blocks, in the order written.
 
-    In ``console`` blocks only the lines after a ``$`` prompt are commands (the rest is output).
+    Backslash continuations are joined and a quoted string that spans lines stays in one line;
+    comment lines and blank lines are dropped. In ``console`` blocks only the lines after a
+    ``$`` prompt are commands (the rest is output); the prompt is removed.
     """
     for language, block in fenced_blocks(text):
         block = re.sub(r"\\\n[ \t]*", " ", block)
@@ -238,9 +240,14 @@ def shell_commands(text: str) -> Iterator[list[str]]:
                 line = line[2:]
             elif line.startswith("$ "):
                 line = line[2:]
-            if not line or line.startswith("#"):
-                continue
-            yield from split_commands(line)
+            if line and not line.startswith("#"):
+                yield line
+
+
+def shell_commands(text: str) -> Iterator[list[str]]:
+    """Every simple command of a document's shell blocks and command-like inline code."""
+    for line in shell_lines(text):
+        yield from split_commands(line)
     for span in inline_code(text):
         words = span.split()
         if words and program(words[0]) in {"kedro", "make", "python"}:
