@@ -10,7 +10,8 @@ import contextlib
 import gc
 import logging
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -22,6 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from churn_mlops import __version__
 from churn_mlops.serving.api.routes import ROUTERS, customers
 from churn_mlops.serving.api.routes.customers import CUSTOMER_PATHS, open_customer_features
+from churn_mlops.serving.batching import MicroBatcher
 from churn_mlops.serving.feature_check import check_feature_repository
 from churn_mlops.serving.metrics import AppMetrics, ObservabilityMiddleware
 from churn_mlops.serving.middleware import Admission, RequestGuardMiddleware
@@ -72,8 +74,13 @@ def _unexpected_error_handler(request: Request, exc: Exception) -> JSONResponse:
 
 
 def _openapi_with_request_models(app: FastAPI, state: AppState) -> dict[str, Any]:
-    """OpenAPI schema with the request models generated for the serving model."""
-    if app.openapi_schema is not None:
+    """OpenAPI schema with the request models generated for the serving model.
+
+    Cached per model: a hot reload may change the request models, so a new model gets a new
+    schema.
+    """
+    model = state.store.current
+    if app.openapi_schema is not None and app.state.openapi_model is model:
         return app.openapi_schema
     schema = get_openapi(
         title=app.title, version=app.version, description=app.description, routes=app.routes
@@ -88,7 +95,6 @@ def _openapi_with_request_models(app: FastAPI, state: AppState) -> dict[str, Any
                     "description": "invalid body: field paths and messages, never the values",
                     "content": {"application/json": {"schema": {"type": "object"}}},
                 }
-    model = state.store.current
     if model is not None:
         for request_model in (model.schemas.predict, model.schemas.explain):
             generated = request_model.model_json_schema(ref_template="#/components/schemas/{model}")
@@ -98,27 +104,28 @@ def _openapi_with_request_models(app: FastAPI, state: AppState) -> dict[str, Any
         for name in ("PredictRequest", "ExplainRequest"):
             components[name] = {"type": "object", "description": "available once a model loads"}
     app.openapi_schema = schema
+    app.state.openapi_model = model
     return schema
 
 
-def create_app(settings: ServingSettings | None = None) -> FastAPI:
-    """Build the serving app; nothing is loaded until the app starts (``lifespan``).
+def _log_sink(settings: ServingSettings, prefix: str) -> JsonLinesSink | None:
+    if not settings.prediction_log_enabled:
+        return None
+    return JsonLinesSink(
+        settings.prediction_log_dir,
+        prefix,
+        max_bytes=settings.prediction_log_max_bytes,
+        max_files=settings.prediction_log_max_files,
+    )
 
-    Args:
-        settings: Explicit settings (tests); default: :func:`get_settings` (environment).
 
-    Raises:
-        SettingsError: the JWT key cannot be read or is too short.
-    """
-    settings = settings or get_settings()
+def _build_state(settings: ServingSettings) -> AppState:
+    """The objects the routes share; the model store starts empty (loaded in ``lifespan``)."""
     store_ref: list[ModelStore] = []
     metrics = AppMetrics(lambda: store_ref[0].current if store_ref else None)
-    app_holder: list[FastAPI] = []
 
     def on_swap(old: LoadedModel | None, new: LoadedModel) -> None:
         metrics.on_swap(old, new)
-        if app_holder:
-            app_holder[0].openapi_schema = None  # the request models may have changed
         # The loaded libraries and model are ~200k long-lived objects: a full garbage
         # collection walking them pauses the event loop for tens to hundreds of ms (the p99).
         # Freezing moves them out of the collector's sight; it is cheap and never frees.
@@ -126,38 +133,29 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
 
     store = ModelStore(settings, on_swap=on_swap)
     store_ref.append(store)
-    log_on = settings.prediction_log_enabled
-    state = AppState(
+    return AppState(
         settings=settings,
         store=store,
         metrics=metrics,
         verifier=TokenVerifier(settings),
-        predictions=JsonLinesSink(
-            settings.prediction_log_dir,
-            "predictions",
-            max_bytes=settings.prediction_log_max_bytes,
-            max_files=settings.prediction_log_max_files,
-        )
-        if log_on
-        else None,
-        feedback=JsonLinesSink(
-            settings.prediction_log_dir,
-            "feedback",
-            max_bytes=settings.prediction_log_max_bytes,
-            max_files=settings.prediction_log_max_files,
-        )
-        if log_on
-        else None,
+        predictions=_log_sink(settings, "predictions"),
+        feedback=_log_sink(settings, "feedback"),
         admission=Admission(
             max_requests=settings.max_requests_in_flight,
             max_rows=settings.max_rows_in_flight,
             retry_after_s=settings.retry_after_s,
         ),
         rate_limiter=RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst),
+        batcher=MicroBatcher(settings.batch_max_rows),
     )
 
+
+def _lifespan(state: AppState) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """Load the model and open the feature store at start; flush and close at shutdown."""
+    settings, store = state.settings, state.store
+
     @contextlib.asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if store.current is None:
             store.load(settings.model_dir)
             gc.collect()  # not serving yet: drop load-time garbage before freezing the rest
@@ -181,27 +179,20 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            await state.batcher.close()
             stop_flushing.set()
             flusher.join(timeout=10)
             store.wait_for_reload(RELOAD_WAIT_ON_SHUTDOWN_S)
             for sink in (state.predictions, state.feedback):
                 if sink is not None:
                     sink.close()
-            metrics.model_ready.set(0)
+            state.metrics.model_ready.set(0)
 
-    docs = settings.docs_enabled
-    app = FastAPI(
-        title="churn-mlops serving",
-        version=__version__,
-        description="Churn probabilities, explanations and feedback for the champion model.",
-        lifespan=lifespan,
-        docs_url="/docs" if docs else None,
-        redoc_url="/redoc" if docs else None,
-        openapi_url="/openapi.json" if docs else None,
-    )
-    app_holder.append(app)
-    app.state.churn = state
-    app.state.customer_features = open_customer_features(settings)  # /v1/customers/*
+    return lifespan
+
+
+def _include_routes(app: FastAPI, state: AppState) -> dict[str, set[str]]:
+    """Add the routers, the OpenAPI hook and the error handlers; return methods per path."""
     for router in ROUTERS:
         # Without CHURN_FEATURE_REPO the by-id routes can only answer 503: not documented.
         documented = router is not customers.router or app.state.customer_features is not None
@@ -215,7 +206,34 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
         path, methods = getattr(route, "path", ""), getattr(route, "methods", None)
         if path and methods:
             allowed.setdefault(path, set()).update(methods)
-    known_routes = set(allowed)
+    return allowed
+
+
+def create_app(settings: ServingSettings | None = None) -> FastAPI:
+    """Build the serving app; nothing is loaded until the app starts (``lifespan``).
+
+    Args:
+        settings: Explicit settings (tests); default: :func:`get_settings` (environment).
+
+    Raises:
+        SettingsError: the JWT key cannot be read or is too short.
+    """
+    settings = settings or get_settings()
+    state = _build_state(settings)
+    docs = settings.docs_enabled
+    app = FastAPI(
+        title="churn-mlops serving",
+        version=__version__,
+        description="Churn probabilities, explanations and feedback for the champion model.",
+        lifespan=_lifespan(state),
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
+    )
+    app.state.churn = state
+    app.state.openapi_model = None
+    app.state.customer_features = open_customer_features(settings)  # /v1/customers/*
+    allowed = _include_routes(app, state)
     # Added last = outermost: shed, refused and every other answer are counted.
     app.add_middleware(
         RequestGuardMiddleware,
@@ -225,7 +243,7 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
         scoring_paths=SCORING_PATHS,
         timeout_s=settings.request_timeout_s,
     )
-    app.add_middleware(ObservabilityMiddleware, metrics=metrics, routes=known_routes)
+    app.add_middleware(ObservabilityMiddleware, metrics=state.metrics, routes=set(allowed))
     return app
 
 

@@ -175,7 +175,11 @@ def load_model(bundle_dir: Path, settings: ServingSettings) -> LoadedModel:
                 f"{bundle_dir}: feature {name!r} is {spec.kind} in the metadata but {kind}"
                 " in the reference profile"
             )
-    predictor = OnnxPredictor(bundle_dir)
+    predictor = OnnxPredictor(
+        bundle_dir,
+        threads=settings.onnx_intra_op_threads,
+        inter_op_threads=settings.onnx_inter_op_threads,
+    )
     undeclared = [c for c in predictor.input_columns if c not in metadata.feature_names]
     if undeclared:
         raise BundleError(

@@ -130,11 +130,12 @@ class OnnxPredictor:
 
     Args:
         bundle_dir: Bundle folder with ``model/model.onnx`` and ``model/explainer.json``.
-        threads: onnxruntime threads per call (1: a request never fans out over the cores;
-            concurrency comes from concurrent requests).
+        threads: onnxruntime threads per call (``intra_op_num_threads``; 1: a call never fans
+            out over the cores, concurrency comes from concurrent requests; 0: one per core).
+        inter_op_threads: onnxruntime threads across graph nodes (0: its default).
     """
 
-    def __init__(self, bundle_dir: Path, *, threads: int = 1) -> None:
+    def __init__(self, bundle_dir: Path, *, threads: int = 1, inter_op_threads: int = 1) -> None:
         import onnxruntime as ort
 
         path = bundle_dir / ONNX_MODEL_FILE
@@ -142,7 +143,7 @@ class OnnxPredictor:
             raise BundleError(f"bundle file {path} is missing")
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
+        options.inter_op_num_threads = inter_op_threads
         options.log_severity_level = 3
         try:
             self.session = ort.InferenceSession(

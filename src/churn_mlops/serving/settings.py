@@ -91,11 +91,26 @@ class ServingSettings(BaseSettings):
     max_errors_reported: int = Field(default=20, ge=1, le=1000)
 
     # --- load shedding and timeouts -------------------------------------------------------
-    max_requests_in_flight: int = Field(default=32, ge=1)
+    # Micro-batched requests are in flight together (they wait for one shared model call), so
+    # this bounds the depth of a batch as much as the work; memory is bounded by the rows.
+    max_requests_in_flight: int = Field(default=64, ge=1)
     max_rows_in_flight: int = Field(default=8000, ge=1)
     retry_after_s: int = Field(default=1, ge=1)
     request_timeout_s: float = Field(
         default=10.0, gt=0.0, description="limit for receiving a request's headers and body"
+    )
+
+    # --- model runtime --------------------------------------------------------------------
+    batch_max_rows: int = Field(
+        default=256,
+        ge=1,
+        description="most rows of concurrent /v1/predict requests scored in one model call",
+    )
+    onnx_intra_op_threads: int = Field(
+        default=1, ge=0, description="onnxruntime threads per model call; 0: one per core"
+    )
+    onnx_inter_op_threads: int = Field(
+        default=1, ge=0, description="onnxruntime threads across graph nodes; 0: its default"
     )
 
     # --- prediction log -------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from churn_mlops.serving.batching import MicroBatcher
 from churn_mlops.serving.metrics import AppMetrics
 from churn_mlops.serving.middleware import Admission
 from churn_mlops.serving.model_store import ModelStore
@@ -24,3 +25,4 @@ class AppState:
     feedback: JsonLinesSink | None
     admission: Admission
     rate_limiter: RateLimiter
+    batcher: MicroBatcher

@@ -2,7 +2,8 @@
 
 The hot route: no FastAPI dependencies (the caller check and the model read are plain
 calls), the body validated in one pass by the request model generated from the bundle's
-feature schema, the answer rendered with orjson.
+feature schema, the rows of concurrent requests scored together (micro-batching, see
+:mod:`churn_mlops.serving.batching`), the answer rendered with orjson.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from churn_mlops.serving.scoring import (
     request_id_for,
     reserve_rows,
     row_ids,
+    score_rows,
     serving_model,
     validate_body,
 )
@@ -62,7 +64,7 @@ async def predict(request: Request) -> Response:
     rows: list[dict[str, Any]] = [row.__dict__ for row in parsed.rows]  # type: ignore[attr-defined]
     reserve_rows(state, len(rows))
     try:
-        scores = await off_loop(body, lambda: model.score(rows))
+        scores = await score_rows(state, model, body, rows)
     finally:
         state.admission.release_rows(len(rows))
     request_id = request_id_for(request)
