@@ -30,7 +30,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from churn_mlops.pipelines.simulation import merge_parameters, simulate
-from churn_mlops.serving import demo
+from churn_mlops.release import demo
 
 PARAMETERS = Path(__file__).resolve().parents[1] / "conf" / "base" / "parameters_simulation.yml"
 NUMERIC = list(demo.NUMERIC)  # the feature contract (docs/data_model.md)

@@ -38,12 +38,12 @@ from churn_mlops.pipelines.data_processing.nodes import (
     prepare_events,
 )
 from churn_mlops.pipelines.data_processing.schema import DataProcessingParams
-from churn_mlops.pipelines.feature_engineering.config import FeatureEngineeringConfig
 from churn_mlops.pipelines.feature_engineering.nodes import validate_feature_parameters
 from churn_mlops.pipelines.feature_engineering.online import (
     event_feature_names,
     event_features_at,
 )
+from churn_mlops.pipelines.feature_engineering.params import FeatureEngineeringConfig
 
 logger = logging.getLogger(__name__)
 

@@ -13,15 +13,15 @@ from datetime import datetime, timedelta
 import ibis
 import ibis.expr.types as ir
 
-from churn_mlops.pipelines.feature_engineering.config import (
-    RECENCY_FEATURE,
-    USAGE_TREND_FEATURE,
-    FeatureEngineeringConfig,
-)
 from churn_mlops.pipelines.feature_engineering.nodes import (
     aggregate_event_windows,
     calendar_for_dates,
     event_features,
+)
+from churn_mlops.pipelines.feature_engineering.params import (
+    RECENCY_FEATURE,
+    USAGE_TREND_FEATURE,
+    FeatureEngineeringConfig,
 )
 
 
