@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -53,6 +54,78 @@ def time_order(
     return list(zip(order["table"], order["position"].astype(int), strict=True))
 
 
+def _ready_topics(settings: IngestionSettings, tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
+    """Wait for a broker and create the tables' topics and the dead-letter topic if missing.
+
+    Returns:
+        The client configuration of the brokers.
+    """
+    unknown = sorted(set(tables) - set(settings.topics))
+    if unknown:
+        raise IngestionError(
+            f"no topic configured for tables {unknown} (topics: {settings.topics})"
+        )
+    config = settings.kafka_config()
+    admin = wait_for_broker(
+        config,
+        attempts=settings.connect_attempts,
+        backoff_max_seconds=settings.connect_backoff_max_seconds,
+    )
+    ensure_topics(
+        admin,
+        [settings.topics[t] for t in tables] + [settings.dead_letter_topic],
+        partitions=settings.partitions,
+    )
+    return config
+
+
+def _idempotent_producer(config: dict[str, Any]) -> Producer:
+    """An exactly-once producer: idempotent, acknowledged by all in-sync replicas."""
+    return Producer(
+        {
+            **config,
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 20,
+            "logger": logging.getLogger("churn_mlops.ingestion.kafka"),
+        }
+    )
+
+
+def _send_in_order(
+    producer: Producer,
+    messages: Iterator[tuple[str, bytes, bytes]],
+    total: int,
+    *,
+    on_delivery: Callable[[KafkaError | None, Message], None],
+    rate: float | None,
+    progress: Callable[[int, int], None] | None,
+) -> None:
+    """Produce ``(topic, key, value)`` messages in the given order; the caller flushes.
+
+    Waits while the local queue is full; sends ``rate`` messages per second, or as fast as the
+    brokers take them when ``rate`` is None.
+    """
+    started = last_report = time.monotonic()
+    for sent, (topic, key, value) in enumerate(messages):
+        while True:
+            try:
+                producer.produce(topic, value=value, key=key, on_delivery=on_delivery)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        if rate is not None:
+            ahead = (sent + 1) / rate - (time.monotonic() - started)
+            if ahead > 0:
+                producer.poll(ahead)
+        elif sent % 10_000 == 0:
+            producer.poll(0)
+        now = time.monotonic()
+        if progress is not None and now - last_report >= 1.0:
+            progress(sent + 1, total)
+            last_report = now
+
+
 def publish_tables(
     settings: IngestionSettings,
     tables: dict[str, pd.DataFrame],
@@ -74,22 +147,7 @@ def publish_tables(
         BrokerUnavailableError: no broker answered.
         IngestionError: a message was not acknowledged.
     """
-    unknown = sorted(set(tables) - set(settings.topics))
-    if unknown:
-        raise IngestionError(
-            f"no topic configured for tables {unknown} (topics: {settings.topics})"
-        )
-    config = settings.kafka_config()
-    admin = wait_for_broker(
-        config,
-        attempts=settings.connect_attempts,
-        backoff_max_seconds=settings.connect_backoff_max_seconds,
-    )
-    ensure_topics(
-        admin,
-        [settings.topics[t] for t in tables] + [settings.dead_letter_topic],
-        partitions=settings.partitions,
-    )
+    config = _ready_topics(settings, tables)
     encoded = {
         table: list(encode_rows(frame, params.tables[table])) for table, frame in tables.items()
     }
@@ -100,36 +158,16 @@ def publish_tables(
         if error is not None:
             failures.append(f"{message.topic()}: {error}")
 
-    producer = Producer(
-        {
-            **config,
-            "enable.idempotence": True,
-            "acks": "all",
-            "linger.ms": 20,
-            "logger": logging.getLogger("churn_mlops.ingestion.kafka"),
-        }
+    producer = _idempotent_producer(config)
+    started = time.monotonic()
+    _send_in_order(
+        producer,
+        ((settings.topics[table], *encoded[table][position]) for table, position in order),
+        len(order),
+        on_delivery=delivered,
+        rate=rate,
+        progress=progress,
     )
-    started = last_report = time.monotonic()
-    for sent, (table, position) in enumerate(order):
-        key, value = encoded[table][position]
-        while True:
-            try:
-                producer.produce(
-                    settings.topics[table], value=value, key=key, on_delivery=delivered
-                )
-                break
-            except BufferError:
-                producer.poll(0.05)
-        if rate is not None:
-            ahead = (sent + 1) / rate - (time.monotonic() - started)
-            if ahead > 0:
-                producer.poll(ahead)
-        elif sent % 10_000 == 0:
-            producer.poll(0)
-        now = time.monotonic()
-        if progress is not None and now - last_report >= 1.0:
-            progress(sent + 1, len(order))
-            last_report = now
     remaining = producer.flush(60)
     if remaining or failures:
         raise IngestionError(

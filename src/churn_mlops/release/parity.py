@@ -226,6 +226,79 @@ def _score(base: str, rows: list[dict[str, Any]], chunk: int) -> tuple[np.ndarra
     return np.asarray(probabilities, dtype=float), versions
 
 
+def _app_env(cwd: Path, bundle_dir: Path, port: int, request_rows: int) -> dict[str, str]:
+    """The app's whole environment: the bundle's model, this port, no auth, log or docs."""
+    return {
+        **_clean_env(cwd),
+        "CHURN_MODEL_DIR": str(bundle_dir.resolve()),
+        "CHURN_HOST": "127.0.0.1",
+        "CHURN_PORT": str(port),
+        "CHURN_AUTH_ENABLED": "false",
+        "CHURN_PREDICTION_LOG_ENABLED": "false",
+        "CHURN_DOCS_ENABLED": "false",
+        "CHURN_MAX_PREDICT_ROWS": str(max(request_rows, 1)),
+        "CHURN_MAX_EXPLAIN_ROWS": "1",
+    }
+
+
+def _stop(server: subprocess.Popen[bytes]) -> None:
+    """Terminate the app, killing it if it has not exited within 30 s."""
+    stopping = time.monotonic()
+    server.terminate()
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait(timeout=30)
+    logger.debug("parity gate: app stopped in %.1f s", time.monotonic() - stopping)
+
+
+def _serve_and_score(
+    python: Path,
+    cwd: Path,
+    env: dict[str, str],
+    rows: list[dict[str, Any]],
+    *,
+    request_rows: int,
+    startup_timeout_s: float,
+    log: Path,
+) -> tuple[np.ndarray, set[str]]:
+    """Start the app on ``CHURN_PORT``, score ``rows`` once it is ready, always stop it."""
+    base = f"http://127.0.0.1:{env['CHURN_PORT']}"
+    with log.open("ab") as out:
+        server = subprocess.Popen(  # noqa: S603
+            [str(python), "-I", "-m", "churn_mlops.serving"],
+            cwd=cwd,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        _wait_ready(base, server, startup_timeout_s, log)
+        return _score(base, rows, request_rows)
+    finally:
+        _stop(server)
+
+
+def _served_gaps(
+    served: np.ndarray, expected: np.ndarray, versions: set[str], model_version: str
+) -> np.ndarray:
+    """Absolute gaps per golden row (``inf`` where not finite), after checking version, size."""
+    if versions != {str(model_version)}:
+        raise ParityError(
+            f"parity gate: the app reported model version(s) {sorted(versions)}, expected"
+            f" {model_version!r}"
+        )
+    if served.shape != expected.shape:
+        raise ParityError(
+            f"parity gate: the app returned {served.size} probabilities for {expected.size}"
+            " golden rows"
+        )
+    gaps = np.abs(served - expected)
+    gaps[~np.isfinite(gaps)] = np.inf
+    return gaps
+
+
 def check_bundle_parity(
     bundle_dir: Path,
     golden: pd.DataFrame,
@@ -262,52 +335,17 @@ def check_bundle_parity(
     started = time.monotonic()
     python = _install(work_dir / "venv", bundle_dir, cwd, install_timeout_s, log)
     installed = time.monotonic()
-    port = _free_port()
-    env = {
-        **_clean_env(cwd),
-        "CHURN_MODEL_DIR": str(bundle_dir.resolve()),
-        "CHURN_HOST": "127.0.0.1",
-        "CHURN_PORT": str(port),
-        "CHURN_AUTH_ENABLED": "false",
-        "CHURN_PREDICTION_LOG_ENABLED": "false",
-        "CHURN_DOCS_ENABLED": "false",
-        "CHURN_MAX_PREDICT_ROWS": str(max(request_rows, 1)),
-        "CHURN_MAX_EXPLAIN_ROWS": "1",
-    }
-    base = f"http://127.0.0.1:{port}"
-    with log.open("ab") as out:
-        server = subprocess.Popen(  # noqa: S603
-            [str(python), "-I", "-m", "churn_mlops.serving"],
-            cwd=cwd,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        _wait_ready(base, server, startup_timeout_s, log)
-        served, versions = _score(base, golden_rows(golden, feature_names), request_rows)
-    finally:
-        stopping = time.monotonic()
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=30)
-        logger.debug("parity gate: app stopped in %.1f s", time.monotonic() - stopping)
-    if versions != {str(model_version)}:
-        raise ParityError(
-            f"parity gate: the app reported model version(s) {sorted(versions)}, expected"
-            f" {model_version!r}"
-        )
+    served, versions = _serve_and_score(
+        python,
+        cwd,
+        _app_env(cwd, bundle_dir, _free_port(), request_rows),
+        golden_rows(golden, feature_names),
+        request_rows=request_rows,
+        startup_timeout_s=startup_timeout_s,
+        log=log,
+    )
     expected = golden[EXPECTED_COLUMN].to_numpy(dtype=float)
-    if served.shape != expected.shape:
-        raise ParityError(
-            f"parity gate: the app returned {served.size} probabilities for {expected.size}"
-            " golden rows"
-        )
-    gaps = np.abs(served - expected)
-    gaps[~np.isfinite(gaps)] = np.inf
+    gaps = _served_gaps(served, expected, versions, model_version)
     worst = int(np.argmax(gaps)) if gaps.size else 0
     max_gap = float(gaps.max()) if gaps.size else 0.0
     logger.info(

@@ -161,6 +161,7 @@ def _primary_counts(
 
 
 def _log_validation(tables: dict[str, dict[str, Any]], failures: list[dict[str, Any]]) -> None:
+    """Log each table's row counts and ignored columns, and every soft failure."""
     for name, stats in tables.items():
         logger.info(
             "%s: %d raw rows, %d exact duplicates dropped, %s quarantined, %s to primary",

@@ -397,60 +397,86 @@ def compile_rules(
                 converted=source_column(name) in table.columns,
             )
         )
-        if column_spec.required_when:
-            conditions = column_spec.required_when
-            if all(other in table.columns for other in conditions):
+        rules.extend(_required_when_rule(table, name, column_spec, spec))
+        rules.extend(_conversion_rule(table, name, column_spec, params.boolean_text))
+    rules.extend(_unique_rule(table, spec))
+    rules.extend(_reference_rules(table, spec))
+    return rules
 
-                def required_when(t: ir.Table, _n=name, _c=conditions) -> ir.BooleanValue:
-                    applies = ibis.or_(*(t[o].isin(list(v)) for o, v in _c.items()))
-                    return (_is_null(t[_n]) & applies).fill_null(False)
 
-                rules.append(
-                    RowRule(
-                        column=name,
-                        rule="required_when",
-                        expected="not null when "
-                        + " or ".join(f"{o} in {list(v)}" for o, v in conditions.items()),
-                        soft=spec.is_soft(name, "required_when"),
-                        violation=required_when,
-                        value=lambda t, _n=name: t[_n],
-                        scope="table",
-                    )
-                )
-        source = source_column(name)
-        if source in table.columns:
-            rule = "boolean_text" if column_spec.dtype == "boolean" else "integral"
-            expected = (
-                f"one of {params.boolean_text.true + params.boolean_text.false}"
-                if rule == "boolean_text"
-                else "a whole number"
-            )
-            rules.append(
-                RowRule(
-                    column=name,
-                    rule=rule,
-                    expected=expected,
-                    soft=False,
-                    violation=lambda t, _n=name, _s=source: (
-                        ~_is_null(t[_s]) & t[_n].isnull()
-                    ).fill_null(False),
-                    value=lambda t, _s=source: t[_s],
-                    scope="table",
-                )
-            )
-    key = [k for k in spec.unique_key if k in table.columns]
-    if key and len(key) == len(spec.unique_key):
-        rules.append(
-            RowRule(
-                column=spec.unique_key_name,
-                rule="unique",
-                expected="unique",
-                soft=spec.is_soft(spec.unique_key_name, "unique"),
-                violation=lambda t, _k=key: t.count().over(group_by=[t[k] for k in _k]) > 1,
-                value=lambda t, _k=key: row_id_expr(t, _k),
-                scope="unique",
-            )
+def _required_when_rule(
+    table: ir.Table, name: str, column_spec: ColumnSchema, spec: TableSchema
+) -> list[RowRule]:
+    """``name`` must not be null where another column holds one of the listed values."""
+    conditions = column_spec.required_when
+    if not conditions or not all(other in table.columns for other in conditions):
+        return []
+
+    def required_when(t: ir.Table) -> ir.BooleanValue:
+        applies = ibis.or_(*(t[o].isin(list(v)) for o, v in conditions.items()))
+        return (_is_null(t[name]) & applies).fill_null(False)
+
+    return [
+        RowRule(
+            column=name,
+            rule="required_when",
+            expected="not null when "
+            + " or ".join(f"{o} in {list(v)}" for o, v in conditions.items()),
+            soft=spec.is_soft(name, "required_when"),
+            violation=required_when,
+            value=lambda t: t[name],
+            scope="table",
         )
+    ]
+
+
+def _conversion_rule(
+    table: ir.Table, name: str, column_spec: ColumnSchema, boolean_text: BooleanText
+) -> list[RowRule]:
+    """A converted column's source value must convert (a whole number, a known truth value)."""
+    source = source_column(name)
+    if source not in table.columns:
+        return []
+    rule = "boolean_text" if column_spec.dtype == "boolean" else "integral"
+    expected = (
+        f"one of {boolean_text.true + boolean_text.false}"
+        if rule == "boolean_text"
+        else "a whole number"
+    )
+    return [
+        RowRule(
+            column=name,
+            rule=rule,
+            expected=expected,
+            soft=False,
+            violation=lambda t: (~_is_null(t[source]) & t[name].isnull()).fill_null(False),
+            value=lambda t: t[source],
+            scope="table",
+        )
+    ]
+
+
+def _unique_rule(table: ir.Table, spec: TableSchema) -> list[RowRule]:
+    """The unique key, when all its columns are present."""
+    key = [k for k in spec.unique_key if k in table.columns]
+    if not key or len(key) != len(spec.unique_key):
+        return []
+    return [
+        RowRule(
+            column=spec.unique_key_name,
+            rule="unique",
+            expected="unique",
+            soft=spec.is_soft(spec.unique_key_name, "unique"),
+            violation=lambda t: t.count().over(group_by=[t[k] for k in key]) > 1,
+            value=lambda t: row_id_expr(t, key),
+            scope="unique",
+        )
+    ]
+
+
+def _reference_rules(table: ir.Table, spec: TableSchema) -> list[RowRule]:
+    """Each foreign key whose found-flag column the annotation added."""
+    rules: list[RowRule] = []
     for fk in spec.foreign_keys:
         flag = fk_flag_column(fk.column)
         if flag not in table.columns:
