@@ -177,3 +177,27 @@ def test_missing_source_column_is_named(tmp_path: Path, table: pd.DataFrame):
     dtypes = table.drop(columns="usage_trend").dtypes.to_dict()
     with pytest.raises(FeatureDefinitionError, match="lacks columns \\['usage_trend'\\]"):
         build_feature_definitions(store_config(), dtypes, str(tmp_path / "t.parquet"))
+
+
+def test_pushed_rows_serve_at_once_and_what_a_materialization_does_to_them(
+    tmp_path: Path, table: pd.DataFrame, fs_yaml: str
+):
+    """docs/streaming.md, "Online freshness": a push is served without materialization; the
+    next materialization writes the snapshot row back in SQLite, Redis keeps the newer row."""
+    repository = build_repository(tmp_path, table, fs_yaml_file=fs_yaml)
+    config = store_config()
+    activity = list(config.feature_views["customer_activity"])
+    latest = table[table.customer_id == 5].sort_values("snapshot_date").tail(1)
+    pushed = latest[["customer_id", "snapshot_date", *activity]].copy()
+    pushed["snapshot_date"] = (pushed["snapshot_date"] + timedelta(days=10)).dt.tz_localize("UTC")
+    pushed["sessions_30d"] += 5
+
+    assert repository.push(config.push_source, pushed) == 1
+
+    fresh = repository.online_features([5])
+    assert fresh.rows[0]["sessions_30d"] == latest.sessions_30d.iloc[0] + 5
+    assert fresh.event_times[0] == pushed.snapshot_date.iloc[0]
+    nodes.materialize_online_features(repository, repository.registration(), table, config)
+    after = repository.online_features([5]).rows[0]["sessions_30d"]
+    kept = "redis" in fs_yaml
+    assert after == latest.sessions_30d.iloc[0] + (5 if kept else 0)

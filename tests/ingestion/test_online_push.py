@@ -117,14 +117,18 @@ def test_published_events_refresh_the_customers_online_row_without_materializati
     assert consumer.metrics.online_rows_pushed._value.get() == 1
     assert consumer.metrics.online_push_failures._value.get() == 0
 
-    # A replay of older activity never replaces the newer online row.
-    late = activity_tables()["events"].iloc[[0]].assign(event_time=NEWEST - pd.Timedelta(days=9))
-    publish_tables(settings, {"events": late}, params)
+    # A replay of older activity never replaces the newer online row, and a customer
+    # without a landed sign-up (their events fail the foreign key) is not pushed either.
+    events = activity_tables()["events"]
+    late = events.iloc[[0]].assign(event_time=NEWEST - pd.Timedelta(days=9))
+    unknown = late.assign(customer_id=OTHER)  # newer than OTHER's materialized row
+    publish_tables(settings, {"events": pd.concat([late, unknown])}, params)
     replay = consume(settings, params, push)
-    assert replay.metrics.rows_written.labels(table="events")._value.get() == 1
+    assert replay.metrics.rows_written.labels(table="events")._value.get() == 2
     assert replay.metrics.online_rows_pushed._value.get() == 0
-    again = FeatureRepository(repository.repo_path).online_features([CUSTOMER])
+    again = FeatureRepository(repository.repo_path).online_features([CUSTOMER, OTHER])
     assert again.rows[0] == row and again.event_times[0] == after.event_times[0]
+    assert again.rows[1] == before.rows[1] and again.event_times[1] == before.event_times[1]
 
 
 def test_a_failed_push_leaves_the_batch_landed_and_committed(
