@@ -88,6 +88,8 @@ def test_serving_extra_is_read_from_pyproject():
 
 
 def test_missing_or_conflicting_distribution_is_named(tmp_path: Path):
+    with pytest.raises(RequirementsError, match=r"not-a-real-dist .*is not installed"):
+        resolution_inputs(["not-a-real-dist"])
     inputs = resolution_inputs([])
     with pytest.raises(RequirementsError, match=r"not-a-real-dist is not installed"):
         pins_of("not-a-real-dist==1.0\n", inputs)

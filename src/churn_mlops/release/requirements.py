@@ -130,18 +130,28 @@ def resolution_inputs(
     exclude: Iterable[str] = (),
 ) -> ResolutionInputs:
     """Roots with substitutions applied and exclusions dropped, the installed versions as
-    constraints, and overrides that keep the excluded and substituted distributions out."""
+    constraints, and overrides that keep the excluded and substituted distributions out.
+
+    Raises:
+        RequirementsError: a root is not a valid requirement or is not installed here.
+    """
     subs = {canonicalize_name(k): canonicalize_name(v) for k, v in (substitutions or {}).items()}
     excluded = {canonicalize_name(name) for name in exclude}
+    installed = installed_versions()
     kept = []
     for text in roots:
         requirement = _parse(text, "the export roots")
         name = canonicalize_name(requirement.name)
         if name in excluded:
             continue
+        applies = requirement.marker is None or requirement.marker.evaluate()
+        if applies and name not in installed:
+            raise RequirementsError(
+                f"{text} (a root of the closure) is not installed in this environment; install"
+                " the project with its serving extra: pip install -e '.[serving]'"
+            )
         requirement.name = subs.get(name, requirement.name)
         kept.append(str(requirement))
-    installed = installed_versions()
     for original, twin in subs.items():
         if original in installed:
             installed[twin] = installed[original]
