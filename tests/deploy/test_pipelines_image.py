@@ -35,9 +35,10 @@ from churn_mlops.release.pipelines_image import (
     build_image,
     copy_project,
     default_tag,
-    image_pins,
+    image_inputs,
     prepare_context,
 )
+from churn_mlops.release.wheelhouse import fill_wheelhouse
 from tests.deploy.conftest import PROJECT_ROOT
 from tests.pipelines.export.conftest import WHEEL_CACHE
 from tests.tools import missing
@@ -63,8 +64,9 @@ SMALL_SIMULATION = ",".join(
 # ------------------------------------------------------------------------ without Docker
 
 
-def test_pins_are_the_installed_runtime_without_dev_spark_or_gpu_extras() -> None:
-    pins = image_pins(PROJECT_ROOT / "pyproject.toml")
+def test_pins_are_the_installed_runtime_without_dev_spark_or_gpu_extras(tmp_path: Path) -> None:
+    inputs = image_inputs(PROJECT_ROOT / "pyproject.toml")
+    pins, _ = fill_wheelhouse(inputs, tmp_path / "wheelhouse", cache_dir=WHEEL_CACHE)
     names = {pin.name for pin in pins}
 
     for pin in pins:

@@ -4,9 +4,10 @@ Build and release code, apart from the runtime: the export pipeline
 (``churn_mlops.pipelines.export``) decides *what* goes into a serving bundle; the modules here
 do the I/O that turns that decision into a folder, an image or manifests:
 
-* :mod:`.requirements` pins the serving dependency closure from the installed environment;
-* :mod:`.wheelhouse` fetches those wheels (cache first, then the package index) and builds the
-  project's own wheel reproducibly;
+* :mod:`.requirements` pins a dependency closure at the installed versions with
+  ``uv pip compile`` (installed versions as constraints, local wheels only, hashes);
+* :mod:`.wheelhouse` fetches those wheels (cache first, then the package index), has uv
+  resolve and hash them in the wheelhouse, and builds the project's own wheel reproducibly;
 * :mod:`.parity` installs the bundle into a fresh virtual environment, starts its app and
   compares its answers with the golden sample;
 * :mod:`.bundle` builds a serving bundle from the export pipeline's description (wheels,

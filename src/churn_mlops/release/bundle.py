@@ -9,9 +9,10 @@ in a staging folder next to the target (the catalog's ``serving_bundle``,
    plus what explanations need; nothing in the bundle runs code when loaded), writes the
    JSON/Markdown files, ``build-args.txt`` and the golden sample, and copies the static
    ``deploy/docker/serving/Dockerfile`` of the checkout;
-2. pins the serving dependency closure at the installed versions and fills ``wheelhouse/``
-   (wheels from a local cache, downloading only what is missing) plus the project's own wheel,
-   built reproducibly; writes ``requirements.txt`` with the wheels' hashes;
+2. pins the serving dependency closure at the installed versions with ``uv pip compile``
+   against local wheels and fills ``wheelhouse/`` (wheels from a local cache, downloading
+   only what is missing) plus the project's own wheel, built reproducibly; writes uv's
+   hash-pinned ``requirements.txt``;
 3. renders ``k8s/`` with :func:`churn_mlops.release.deploy.render_manifests`;
 4. writes ``manifest.json`` with the sha256 of every file (the app refuses to load a file
    that does not match), runs the parity gate (:mod:`churn_mlops.release.parity`: the served
@@ -42,12 +43,12 @@ from churn_mlops.release.errors import ExportConfigError, RequirementsError
 from churn_mlops.release.parity import ParityResult, check_bundle_parity
 from churn_mlops.release.requirements import (
     Pin,
+    ResolutionInputs,
     project_extra_requirements,
-    render_requirements,
-    resolve_pins,
+    resolution_inputs,
 )
 from churn_mlops.release.serving_image import SERVING_DOCKERFILE
-from churn_mlops.release.wheelhouse import build_project_wheel, fetch_wheels, source_date_epoch
+from churn_mlops.release.wheelhouse import build_project_wheel, fill_wheelhouse, source_date_epoch
 from churn_mlops.serving.bundle import MANIFEST_FILE as BUNDLE_MANIFEST_FILE
 from churn_mlops.serving.bundle import sha256_file
 
@@ -99,24 +100,18 @@ def _version_of(name: str) -> str | None:
 
 
 def _write_requirements(
-    data: dict[str, Any],
-    staging: Path,
-    pins: list[Pin],
-    wheels: dict[str, Path],
-    project_wheel: str,
+    data: dict[str, Any], staging: Path, hashed: str, project_wheel: str
 ) -> None:
-    """``requirements.txt``: the pins with the sha256 of the wheels in ``wheelhouse/``."""
+    """``requirements.txt``: uv's hash-pinned closure under a header saying how to install."""
     header = (
         f"Serving dependencies of {data['manifest']['model']['registry_name']}"
-        f" v{data['model_version']}, pinned to the exporting environment.\n"
+        f" v{data['model_version']}, pinned to the exporting environment (uv pip compile).\n"
         "Install offline: pip install --no-index --find-links wheelhouse --require-hashes"
         " -r requirements.txt\n"
         f"then: pip install --no-index --no-deps wheelhouse/{project_wheel}"
     )
-    hashes = {name: sha256_file(path) for name, path in wheels.items()}
-    (staging / "requirements.txt").write_text(
-        render_requirements(pins, hashes, header), encoding="utf-8"
-    )
+    comments = "".join(f"# {line}\n" for line in header.splitlines())
+    (staging / "requirements.txt").write_text(comments + hashed, encoding="utf-8")
 
 
 def _packages(pins: list[Pin], project_wheel: str) -> dict[str, Any]:
@@ -248,9 +243,8 @@ class ServingBundleBuilder:
 
         self._write_files(data, staging)
         phase("model and files")
-        pins = self._pins(data["requirements"])
-        wheels = fetch_wheels(
-            pins,
+        pins, hashed = fill_wheelhouse(
+            self._inputs(data["requirements"]),
             staging / "wheelhouse",
             cache_dir=self._wheel_cache_dir,
             pip_args=self._pip_download_args,
@@ -259,7 +253,7 @@ class ServingBundleBuilder:
         epoch = source_date_epoch(self._source_dir)
         project_wheel = build_project_wheel(self._source_dir, staging / "wheelhouse", epoch=epoch)
         phase("project wheel")
-        _write_requirements(data, staging, pins, wheels, project_wheel.name)
+        _write_requirements(data, staging, hashed, project_wheel.name)
         render_manifests(
             data["image"],
             str(data["model_version"]),
@@ -329,15 +323,16 @@ class ServingBundleBuilder:
             startup_timeout_s=float(self._parity["startup_timeout_s"]),
         )
 
-    def _pins(self, spec: dict[str, Any]) -> list[Pin]:
+    def _inputs(self, spec: dict[str, Any]) -> ResolutionInputs:
         roots = [
             *project_extra_requirements(self._source_dir / "pyproject.toml", spec["extras"]),
             *spec["distributions"],
         ]
-        pins = resolve_pins(roots, substitutions=spec["substitutions"], exclude=spec["exclude"])
-        if not pins:
+        if not roots:
             raise RequirementsError("the serving dependency closure is empty")
-        return pins
+        return resolution_inputs(
+            roots, substitutions=spec["substitutions"], exclude=spec["exclude"]
+        )
 
     @staticmethod
     def _swap_in(staging: Path, target: Path) -> None:

@@ -8,7 +8,8 @@ is built offline, like the serving image of an export bundle, in two steps:
 1. :func:`prepare_context` writes a build context folder (default ``dist/pipelines-image/``):
    ``deploy/docker/pipelines/Dockerfile``; ``requirements.txt``, the project's whole runtime
    (``dependencies`` plus the ``serving`` extra, which the export pipeline pins from the
-   installed distributions) pinned to the versions installed *here*, with each wheel's sha256;
+   installed distributions) pinned to the versions installed *here* by ``uv pip compile``,
+   with each wheel's sha256;
    ``wheelhouse/`` with those wheels, taken from the export's wheel cache (only missing ones are
    downloaded); and ``app/``: ``pyproject.toml``, ``README.md``, ``src/``, ``conf/`` (never the
    contents of ``conf/local``, where credentials live), ``deploy/k8s`` (the export renders it),
@@ -37,16 +38,15 @@ from pathlib import Path
 import click
 
 from churn_mlops.provenance import UNKNOWN, git_revision
-from churn_mlops.release.bundle import sha256_file
 from churn_mlops.release.deploy import PIPELINES_IMAGE_PLACEHOLDER
 from churn_mlops.release.errors import ExportError
 from churn_mlops.release.requirements import (
     Pin,
+    ResolutionInputs,
     project_requirements,
-    render_requirements,
-    resolve_pins,
+    resolution_inputs,
 )
-from churn_mlops.release.wheelhouse import fetch_wheels
+from churn_mlops.release.wheelhouse import fill_wheelhouse
 
 logger = logging.getLogger(__name__)
 
@@ -106,16 +106,16 @@ def default_tag(revision: str, repository: str = DEFAULT_REPOSITORY) -> str:
     return f"{repository}:{sha[:7]}{'-dirty' if dirty else ''}"
 
 
-def image_pins(
+def image_inputs(
     pyproject: Path, extras: Iterable[str] = EXTRAS, exclude: Iterable[str] = EXCLUDE
-) -> list[Pin]:
-    """The project's runtime closure (``dependencies`` + ``extras``) at its installed versions.
+) -> ResolutionInputs:
+    """What ``uv pip compile`` resolves for the image: the project's runtime (``dependencies``
+    + ``extras``) with the installed versions as constraints.
 
     Raises:
-        RequirementsError: a needed distribution is not installed here (install the project
-            with ``pip install -e '.[serving]'``) or breaks a requirement on the way.
+        RequirementsError: ``pyproject`` has no such extra or an invalid requirement.
     """
-    return resolve_pins(project_requirements(pyproject, extras), exclude=exclude)
+    return resolution_inputs(project_requirements(pyproject, extras), exclude=exclude)
 
 
 def copy_project(source_dir: Path, app_dir: Path) -> None:
@@ -205,10 +205,11 @@ def prepare_context(
     dockerfile = source_dir / DOCKERFILE
     if not dockerfile.is_file():
         raise PipelinesImageError(f"{dockerfile} is missing: {source_dir} is not a checkout")
-    pins = image_pins(source_dir / "pyproject.toml", extras, exclude)
+    inputs = image_inputs(source_dir / "pyproject.toml", extras, exclude)
     _empty_context(context_dir)
-    wheels = fetch_wheels(pins, context_dir / "wheelhouse", cache_dir=cache_dir, pip_args=pip_args)
-    hashes = {name: sha256_file(path) for name, path in wheels.items()}
+    pins, hashed = fill_wheelhouse(
+        inputs, context_dir / "wheelhouse", cache_dir=cache_dir, pip_args=pip_args
+    )
     revision = git_revision(source_dir)
     # No commit or date in here: the file keys Docker's cache of the dependency layer.
     header = (
@@ -217,9 +218,8 @@ def prepare_context(
         "Installed offline: pip install --no-index --no-deps --find-links wheelhouse"
         " --require-hashes -r requirements.txt"
     )
-    (context_dir / "requirements.txt").write_text(
-        render_requirements(pins, hashes, header), encoding="utf-8"
-    )
+    comments = "".join(f"# {line}\n" for line in header.splitlines())
+    (context_dir / "requirements.txt").write_text(comments + hashed, encoding="utf-8")
     shutil.copyfile(dockerfile, context_dir / "Dockerfile")
     copy_project(source_dir, context_dir / "app")
     logger.info("build context %s: %d pinned wheels, project %s", context_dir, len(pins), revision)

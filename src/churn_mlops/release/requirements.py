@@ -1,12 +1,19 @@
-"""Pin the serving app's dependency closure to the versions installed in this environment.
+"""Pin a dependency closure to the versions installed here, with ``uv pip compile``.
 
 The serving container must run the model with the very library versions that trained and
-evaluated it, so nothing is re-resolved against an index: starting from the project's
-``serving`` extra and the model's runtime libraries, the closure is walked through the
-*installed* distributions' metadata (``importlib.metadata``), each one pinned to its installed
-version. Substitutions swap a distribution for a drop-in twin that provides the same import
-package (``xgboost`` -> ``xgboost-cpu``, same version, without the 300 MB NCCL library of the
-GPU build); exclusions drop what the twin does not need (``nvidia-nccl-cu12``).
+evaluated it, so the closure is resolved by uv with every *installed* distribution as a
+constraint (``pip freeze`` style: ``name==version``), against local wheels only (``--no-index
+--find-links``): first the wheel cache, to learn which wheels the bundle needs, then the
+bundle's own ``wheelhouse/`` with ``--generate-hashes`` for ``requirements.txt``
+(:func:`churn_mlops.release.wheelhouse.fill_wheelhouse` runs both). A pin whose version differs
+from the installed one is refused.
+
+Substitutions swap a distribution for a drop-in twin that provides the same import package
+(``xgboost`` -> ``xgboost-cpu``, same version, without the 300 MB NCCL library of the GPU
+build): the twin replaces the original among the roots and takes its installed version as
+constraint, and the original is overridden out of the resolution. Exclusions drop a
+distribution wherever it appears (``nvidia-nccl-cu12``; ``redis``, which the image never
+imports). Both become uv ``--override`` lines with a marker that never holds.
 
 The pipelines image (:mod:`churn_mlops.release.pipelines_image`) pins the project's whole runtime
 (``dependencies`` plus the ``serving`` extra) the same way.
@@ -14,7 +21,10 @@ The pipelines image (:mod:`churn_mlops.release.pipelines_image`) pins the projec
 
 from __future__ import annotations
 
+import re
+import subprocess
 import sys
+import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from importlib import metadata
@@ -22,7 +32,6 @@ from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
-from packaging.version import Version
 
 from churn_mlops.release.errors import RequirementsError
 
@@ -94,93 +103,135 @@ def _parse(text: str, where: str) -> Requirement:
         raise RequirementsError(f"requirement {text!r} of {where} is not valid: {exc}") from exc
 
 
-def resolve_pins(
+def installed_versions() -> dict[str, str]:
+    """``{canonical name: version}`` of every distribution installed here (``pip freeze``)."""
+    versions: dict[str, str] = {}
+    for dist in metadata.distributions():
+        name = dist.metadata["Name"]
+        if name:  # the first one on sys.path wins, as for imports
+            versions.setdefault(canonicalize_name(name), dist.version)
+    return versions
+
+
+@dataclass(frozen=True)
+class ResolutionInputs:
+    """The three files ``uv pip compile`` reads: roots, constraints and overrides."""
+
+    roots: list[str]
+    constraints: list[str]
+    overrides: list[str]
+    substitutions: dict[str, str]
+
+
+def resolution_inputs(
     roots: Iterable[str],
     *,
     substitutions: Mapping[str, str] | None = None,
     exclude: Iterable[str] = (),
-) -> list[Pin]:
-    """Pin every distribution the ``roots`` need, at its installed version.
-
-    Args:
-        roots: Requirement strings (``"fastapi>=0.115,<1"``, ``"uvicorn[standard]"``,
-            ``"numpy"``); extras are followed, environment markers are evaluated for this
-            interpreter and platform.
-        substitutions: Canonical name -> the distribution installed in its place, at the
-            same version.
-        exclude: Canonical names left out of the closure (and their own dependencies).
-
-    Returns:
-        The pins sorted by name.
+) -> ResolutionInputs:
+    """Roots with substitutions applied and exclusions dropped, the installed versions as
+    constraints, and overrides that keep the excluded and substituted distributions out.
 
     Raises:
-        RequirementsError: a needed distribution is not installed, or its installed version
-            does not satisfy a requirement on the way (the message names both).
+        RequirementsError: a root is not a valid requirement or is not installed here.
     """
-    substitutions = {canonicalize_name(k): v for k, v in (substitutions or {}).items()}
+    subs = {canonicalize_name(k): canonicalize_name(v) for k, v in (substitutions or {}).items()}
     excluded = {canonicalize_name(name) for name in exclude}
-    versions: dict[str, str] = {}
-    extras_seen: dict[str, set[str]] = {}
-    queue = [(_parse(text, "the export roots"), "the export roots") for text in roots]
-    while queue:
-        requirement, needed_by = queue.pop()
+    installed = installed_versions()
+    kept = []
+    for text in roots:
+        requirement = _parse(text, "the export roots")
         name = canonicalize_name(requirement.name)
         if name in excluded:
             continue
-        try:
-            dist = metadata.distribution(name)
-        except metadata.PackageNotFoundError as exc:
+        applies = requirement.marker is None or requirement.marker.evaluate()
+        if applies and name not in installed:
             raise RequirementsError(
-                f"{requirement} (needed by {needed_by}) is not installed in this environment; "
-                "install the project with its serving extra: pip install -e '.[serving]'"
-            ) from exc
-        version = dist.version
-        if requirement.specifier and not requirement.specifier.contains(
-            Version(version), prereleases=True
-        ):
-            raise RequirementsError(
-                f"{needed_by} needs {requirement} but {name} {version} is installed"
+                f"{text} (a root of the closure) is not installed in this environment; install"
+                " the project with its serving extra: pip install -e '.[serving]'"
             )
-        first_visit = name not in versions
-        new_extras = set(requirement.extras) - extras_seen.get(name, set())
-        if not first_visit and not new_extras:
-            continue
-        versions[name] = version
-        extras_seen.setdefault(name, set()).update(new_extras)
-        # A first visit follows the plain requirements and the requested extras; a revisit
-        # only what the newly requested extras add.
-        active = ({""} | new_extras) if first_visit else new_extras
-        for text in dist.requires or []:
-            child = _parse(text, f"{name} {version}")
-            if child.marker is None:
-                applies = first_visit
-            else:
-                applies = any(child.marker.evaluate({"extra": extra}) for extra in active)
-            if applies:
-                queue.append((child, f"{name} {version}"))
-    return sorted(
-        Pin(name=canonicalize_name(substitutions.get(name, name)), version=v, installed_as=name)
-        for name, v in versions.items()
+        requirement.name = subs.get(name, requirement.name)
+        kept.append(str(requirement))
+    for original, twin in subs.items():
+        if original in installed:
+            installed[twin] = installed[original]
+    never = '; sys_platform == "never"'
+    return ResolutionInputs(
+        roots=kept,
+        constraints=[f"{n}=={v}" for n, v in sorted(installed.items()) if n not in excluded],
+        overrides=[f"{name}{never}" for name in sorted(excluded | set(subs))],
+        substitutions=subs,
     )
 
 
-def render_requirements(pins: Iterable[Pin], hashes: Mapping[str, str], header: str) -> str:
-    """``requirements.txt`` with one ``name==version --hash=sha256:...`` line per pin.
+def compile_requirements(
+    inputs: ResolutionInputs,
+    find_links: Path,
+    *,
+    generate_hashes: bool = False,
+    timeout_s: float = 300.0,
+) -> str:
+    """``uv pip compile`` of ``inputs`` against the wheels in ``find_links`` alone.
 
-    Hash-checking mode makes ``pip install --require-hashes`` refuse any other file, so the
-    image installs byte-for-byte the wheels the parity gate tested.
-
-    Args:
-        pins: The pinned distributions.
-        hashes: Canonical name -> sha256 of its wheel in the wheelhouse.
-        header: Comment lines (without ``#``) written on top.
+    Returns:
+        The requirements text uv writes (``name==version`` lines, with ``--hash`` options when
+        ``generate_hashes``), without uv's header and annotations.
 
     Raises:
-        RequirementsError: a pin has no wheel hash.
+        RequirementsError: uv finds no solution among those wheels (its message says which
+            distribution or version is missing).
     """
-    lines = [f"# {line}" if line else "#" for line in header.splitlines()]
-    for pin in pins:
-        if pin.name not in hashes:
-            raise RequirementsError(f"no wheel for {pin.requirement} in the wheelhouse")
-        lines.append(f"{pin.requirement} \\\n    --hash=sha256:{hashes[pin.name]}")
-    return "\n".join(lines) + "\n"
+    from uv import find_uv_bin
+
+    with tempfile.TemporaryDirectory(prefix="churn-uv-") as scratch:
+        folder = Path(scratch)
+        for name, lines in (
+            ("roots.in", inputs.roots),
+            ("constraints.txt", inputs.constraints),
+            ("overrides.txt", inputs.overrides),
+        ):
+            (folder / name).write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+        command = [
+            find_uv_bin(), "pip", "compile", "roots.in", "--constraint", "constraints.txt",
+            "--override", "overrides.txt", "--no-index", "--find-links", str(find_links.absolute()),
+            "--python", sys.executable, "--no-header", "--no-annotate", "--quiet",
+            "--no-config", "--output-file", "requirements.txt",
+            *(["--generate-hashes"] if generate_hashes else []),
+        ]  # fmt: skip
+        try:
+            proc = subprocess.run(  # noqa: S603 - fixed argument list, no shell
+                command, cwd=folder, capture_output=True, text=True, timeout=timeout_s, check=False
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise RequirementsError(f"uv pip compile did not finish in {timeout_s:.0f} s") from exc
+        if proc.returncode != 0:
+            raise RequirementsError(
+                f"uv pip compile found no solution among the wheels in {find_links}:\n"
+                f"{(proc.stderr or proc.stdout).strip()[-3000:]}"
+            )
+        return (folder / "requirements.txt").read_text(encoding="utf-8")
+
+
+def pins_of(text: str, inputs: ResolutionInputs) -> list[Pin]:
+    """The pins of a compiled requirements text, each checked against the installed version.
+
+    Raises:
+        RequirementsError: a pinned distribution is not installed here, or at another version
+            (the message names both).
+    """
+    installed = installed_versions()
+    originals = {twin: original for original, twin in inputs.substitutions.items()}
+    pins = []
+    for name, version in re.findall(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)", text, flags=re.M):
+        name = canonicalize_name(name)
+        source = originals.get(name, name)
+        if installed.get(source) != version:
+            found = installed.get(source)
+            raise RequirementsError(
+                f"{name}=={version} is in the resolved closure but "
+                + (f"{source} {found} is installed" if found else f"{source} is not installed")
+                + " in this environment; install the project with its serving extra:"
+                " pip install -e '.[serving]'"
+            )
+        pins.append(Pin(name=name, version=version, installed_as=source))
+    return sorted(pins)

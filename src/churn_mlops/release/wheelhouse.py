@@ -1,8 +1,10 @@
 """Fill a bundle's ``wheelhouse/``: pinned third-party wheels and the project's own wheel.
 
-Third-party wheels are byte-identical files from the package index, so they are kept in a
-local cache folder keyed by file name; only the pins the cache lacks are downloaded (one
-``pip download --no-deps --only-binary=:all:`` call). The project wheel is built with
+:func:`fill_wheelhouse` resolves the closure with ``uv pip compile`` (installed versions as
+constraints, :mod:`churn_mlops.release.requirements`) against local wheels only, copies those
+wheels and hash-pins them. Third-party wheels are byte-identical files from the package index,
+so they are kept in a local cache folder keyed by file name; only when the cache lacks some
+does ``pip download`` fetch the closure. The project wheel is built with
 ``pip wheel --no-build-isolation`` from a clean copy of the source tree, with
 ``SOURCE_DATE_EPOCH`` fixed to the last commit's time, so two builds of the same source give
 the same bytes.
@@ -23,8 +25,13 @@ from packaging.tags import Tag, sys_tags
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 
-from churn_mlops.release.errors import WheelhouseError
-from churn_mlops.release.requirements import Pin
+from churn_mlops.release.errors import RequirementsError, WheelhouseError
+from churn_mlops.release.requirements import (
+    Pin,
+    ResolutionInputs,
+    compile_requirements,
+    pins_of,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -137,6 +144,66 @@ def fetch_wheels(
         shutil.copyfile(wheel, target)
         found[pin.name] = target
     return found
+
+
+def _download_closure(
+    inputs: ResolutionInputs, cache_dir: Path, pip_args: Sequence[str], timeout_s: float
+) -> None:
+    """``pip download`` the closure of the roots at the installed versions into the cache."""
+    with tempfile.TemporaryDirectory(prefix="churn-download-") as scratch:
+        roots, constraints = Path(scratch) / "roots.in", Path(scratch) / "constraints.txt"
+        roots.write_text("\n".join(inputs.roots) + "\n", encoding="utf-8")
+        constraints.write_text("\n".join(inputs.constraints) + "\n", encoding="utf-8")
+        _run(
+            [
+                sys.executable, "-m", "pip", "download", "--only-binary=:all:",
+                "--disable-pip-version-check", "--quiet", "--dest", str(cache_dir),
+                "--find-links", str(cache_dir), *pip_args,
+                "-r", str(roots), "-c", str(constraints),
+            ],
+            what="pip download of the closure",
+            timeout=timeout_s,
+        )  # fmt: skip
+
+
+def fill_wheelhouse(
+    inputs: ResolutionInputs,
+    destination: Path,
+    *,
+    cache_dir: Path,
+    pip_args: Sequence[str] = (),
+    timeout_s: float = 900.0,
+) -> tuple[list[Pin], str]:
+    """Resolve the closure with uv, copy its wheels into ``destination``, hash-pin it there.
+
+    The closure is resolved against the wheel cache first; when the cache lacks a wheel,
+    ``pip download`` fetches the closure into it (pip's configuration and ``pip_args`` choose
+    the index) and uv resolves again. The final ``uv pip compile --generate-hashes`` sees only
+    ``destination``, so ``requirements.txt`` installs from the wheelhouse alone.
+
+    Returns:
+        The pins and the hash-pinned requirements text (uv's, without header).
+
+    Raises:
+        RequirementsError: no solution at the installed versions, or a pin is not installed.
+        WheelhouseError: a wheel cannot be downloaded for this interpreter.
+    """
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        closure = compile_requirements(inputs, cache_dir)
+    except RequirementsError as first:
+        logger.info("the wheel cache %s lacks wheels of the closure (%s)", cache_dir, first)
+        _download_closure(inputs, cache_dir, pip_args, timeout_s)
+        closure = compile_requirements(inputs, cache_dir)
+    pins = pins_of(closure, inputs)
+    fetch_wheels(pins, destination, cache_dir=cache_dir, pip_args=pip_args, timeout_s=timeout_s)
+    hashed = compile_requirements(inputs, destination, generate_hashes=True)
+    if pins_of(hashed, inputs) != pins:
+        raise RequirementsError(
+            f"uv resolved the wheelhouse {destination} differently from the wheel cache"
+            f" {cache_dir}; expected {[p.requirement for p in pins]}"
+        )
+    return pins, hashed
 
 
 def source_date_epoch(source_dir: Path) -> int:
