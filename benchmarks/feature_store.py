@@ -54,7 +54,11 @@ from benchmarks.serving.bench import (  # noqa: E402
     start_app,
     stop,
 )
-from churn_mlops.release.demo import make_demo_bundle, make_synthetic_features  # noqa: E402
+from churn_mlops.release.demo import (  # noqa: E402
+    load_demo_pipeline,
+    make_demo_bundle,
+    make_synthetic_features,
+)
 
 BUSINESS = {"retained_customer_value": 500.0, "offer_cost": 40.0, "offer_success_rate": 0.3}
 
@@ -203,10 +207,10 @@ def _batch_product(folder: str) -> None:
     repository = FeatureRepository(root / "repo" / "feature_repo")
     features = nodes.fetch_scoring_features(repository, spine, config)
     t1 = time.perf_counter()
-    champion = {"version": "1", "model": pipeline, "metadata": {"threshold": 0.3}}
+    champion = {"version": "1", "model": pipeline, "model_metadata": {"threshold": 0.3}}
     ranked = nodes.score_customers(features, champion, BUSINESS, {"top_reasons": 3}, config)
     t2 = time.perf_counter()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = peak_mib()
     print(
         json.dumps(
             {
@@ -237,14 +241,12 @@ def _batch_pyfunc(folder: str) -> None:
 def batch_part(args: argparse.Namespace, work: Path) -> None:
     import joblib
 
-    from churn_mlops.serving.bundle import load_pipeline
-
     n = args.customers
     print(f"== batch: {n:,} customers")
     bundle = make_demo_bundle(work / "batch_bundle", n_rows=5000, model_version="1")
     table = synthetic_table(n, seed=3)
     build_repo(work / "batch" / "repo", table, "feature_store.yaml")
-    joblib.dump(load_pipeline(bundle), work / "batch" / "model.joblib")
+    joblib.dump(load_demo_pipeline(bundle), work / "batch" / "model.joblib")
     table[["customer_id", "snapshot_date"]].to_parquet(work / "batch" / "spine.parquet")
     features = table.drop(columns=["customer_id", "snapshot_date", "churned"])
     features.to_parquet(work / "batch" / "features.parquet")

@@ -78,6 +78,12 @@ def test_bundle_holds_the_contract_with_lineage_and_checksums(exported_project):
 
     metadata = json.loads((bundle / "model_metadata.json").read_text())
     assert metadata["model_version"] == "1" and metadata["run_id"] == champion.run_id
+    # The feature views the model reads: in its metadata, the manifest and the version's tags.
+    needs = manifest["feature_store"]
+    assert needs["online_store"] == "redis" and needs["feature_service"] == "churn_model"
+    views = [view["name"] for view in needs["feature_views"]]
+    assert views == [view["name"] for view in metadata["feature_store"]["feature_views"]]
+    assert champion.tags["feature_store.views"] == ",".join(views)
     golden = pd.read_parquet(bundle / "golden_sample.parquet")
     features = [f["name"] for f in metadata["features"]]
     assert list(golden.columns) == ["customer_id", "snapshot_date", *features, EXPECTED_COLUMN]
