@@ -39,6 +39,12 @@ def unsigned_token(**claims) -> str:
     return f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64(payload)}."
 
 
+def from_now(seconds: int) -> Callable[[], int]:
+    """A time claim ``seconds`` from when the test runs (not from collection: a long suite
+    would otherwise reach a "future" ``nbf`` before the test runs)."""
+    return lambda: int(time.time()) + seconds
+
+
 @pytest.fixture
 def verifier(tmp_path: Path) -> TokenVerifier:
     return TokenVerifier(ServingSettings(model_dir=tmp_path, jwt_key=JWT_KEY))
@@ -47,19 +53,20 @@ def verifier(tmp_path: Path) -> TokenVerifier:
 @pytest.mark.parametrize(
     ("claims", "key", "reason"),
     [
-        ({"exp": int(time.time()) - 60}, JWT_KEY, "token expired"),
+        ({"exp": from_now(-60)}, JWT_KEY, "token expired"),
         ({}, "another-secret-key-of-enough-length-0123456", "token signature is invalid"),
         ({"aud": "someone-else"}, JWT_KEY, "token audience is not accepted"),
         ({"iss": "evil"}, JWT_KEY, "token issuer is not accepted"),
         ({"exp": None}, JWT_KEY, "lacks the 'exp' claim"),
         ({"aud": None}, JWT_KEY, "lacks the 'aud' claim"),
-        ({"nbf": int(time.time()) + 3600}, JWT_KEY, "not valid yet"),
+        ({"nbf": from_now(3600)}, JWT_KEY, "not valid yet"),
     ],
 )
 def test_bad_tokens_are_401_with_a_reason(
     verifier: TokenVerifier, make_token: Callable[..., str], claims, key, reason
 ) -> None:
-    token = make_token(key=key, **claims)
+    resolved = {name: value() if callable(value) else value for name, value in claims.items()}
+    token = make_token(key=key, **resolved)
     with pytest.raises(AuthError, match=reason) as caught:
         verifier.authorize(f"Bearer {token}", "predict")
     assert caught.value.status == 401
