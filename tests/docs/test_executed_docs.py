@@ -307,8 +307,8 @@ def test_quickstart_runs_as_written(tmp_path: Path) -> None:
 def test_serving_page_runs_as_written(tmp_path: Path) -> None:
     """Every command of docs/serving.md, in order, on the demo bundles it builds.
 
-    Measured (``-s`` prints a time per line): 164 s wall on the shared 2-core development
-    machine at a load average of 15, 23 s CPU of the commands; the two demo bundles are most
-    of it (about 10 s each on a quiet machine).
+    Measured (``-s`` prints a time per line) on the shared 2-core development machine: 23 s
+    wall at a load average of 4 (16 s CPU of the commands), 164 s at a load of 15; the two
+    demo bundles are most of it.
     """
     run_in_copy(SERVING, tmp_path)
