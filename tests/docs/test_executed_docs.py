@@ -170,7 +170,7 @@ SERVING = Page(
     },
     substitutions={"/tmp/": "{tmp}/"},
     files={
-        "python -m churn_mlops.serving.demo dist/demo-bundle": ["dist/demo-bundle/manifest.json"]
+        "python -m churn_mlops.release.demo dist/demo-bundle": ["dist/demo-bundle/manifest.json"]
     },
     keys={
         "/v1/predict": {"predictions", "probability", "label", "model_version", "request_id"},
