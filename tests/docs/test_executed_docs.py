@@ -293,11 +293,10 @@ def test_quickstart_runs_as_written(tmp_path: Path) -> None:
     """Every command of docs/quickstart.md, in order.
 
     Measured (``-s`` prints a time per line) on the shared 2-core development machine, far
-    over the ~4 minutes aimed at: sections 1-3 took 1,740 s wall at a load average of 6-20
-    (271 s CPU of the commands; each MLflow UI 160-210 s to answer, each ``kedro`` command
-    50-280 s), sections 4-8 805 s at a load of 2-8. About 30 ``kedro``/``python`` processes
-    at 10-25 s of CPU each (imports and MLflow included) are the floor; a quiet CI runner
-    should need 10-15 minutes.
+    over the ~4 minutes aimed at: one uninterrupted run took 717 s wall at a load average of
+    1.4-4.5, 591 s CPU of the commands (about 30 ``kedro``/``python`` processes at 10-40 s
+    each, imports and MLflow included; each MLflow UI about 45 s to answer). At a load of
+    6-20 sections 1-3 alone took 1,740 s.
     """
     run_in_copy(QUICKSTART, tmp_path)
 
@@ -307,8 +306,8 @@ def test_quickstart_runs_as_written(tmp_path: Path) -> None:
 def test_serving_page_runs_as_written(tmp_path: Path) -> None:
     """Every command of docs/serving.md, in order, on the demo bundles it builds.
 
-    Measured (``-s`` prints a time per line) on the shared 2-core development machine: 23 s
-    wall at a load average of 4 (16 s CPU of the commands), 164 s at a load of 15; the two
-    demo bundles are most of it.
+    Measured (``-s`` prints a time per line) on the shared 2-core development machine: 14-23 s
+    wall at a load average of 1.4-4 (16 s CPU of the commands), 164 s at a load of 15; the
+    two demo bundles are most of it.
     """
     run_in_copy(SERVING, tmp_path)
