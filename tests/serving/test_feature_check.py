@@ -36,7 +36,10 @@ def _register(root: Path, table: pd.DataFrame, feature_views: dict[str, list[str
     shutil.copytree(PROJECT_ROOT / "feature_repo", root / "feature_repo")
     (root / "data" / "04_feature").mkdir(parents=True)
     repository = FeatureRepository(root / "feature_repo", offline_source=write_table(root, table))
-    params = {**store_parameters(), "feature_views": feature_views}
+    committed = store_parameters()
+    # Push sources exist only for views that exist: keep the pushed views that remain.
+    pushed = [name for name in committed.get("pushed_views", []) if name in feature_views]
+    params = {**committed, "feature_views": feature_views, "pushed_views": pushed}
     config = parse_feature_store_config(params, feature_list())
     nodes.register_feature_views(repository, nodes.define_feature_views(table, config, repository))
     return root / "feature_repo"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+from kedro.io import DataCatalog, MemoryDataset
+
 from churn_mlops.contracts.metadata import ModelMetadata
 from churn_mlops.pipelines.evaluation import nodes
 from tests.feature_store.support import store_parameters
@@ -49,9 +51,19 @@ def test_registration_tags_carry_the_service_and_views(
     assert tags["feature_store.view.customer_activity"] == "latest"
 
 
-def test_a_feature_list_outside_the_views_records_none_and_says_why(caplog):
+def test_a_feature_list_outside_the_views_records_none_and_says_why(
+    caplog, xgboost_model, splits, decision_threshold
+):
     own = [*feature_list(), {"name": "nps_score", "kind": "numeric", "description": "NPS"}]
     setup = nodes.validate_evaluation_parameters(evaluation_params(), training_params(), own)
     with caplog.at_level(logging.WARNING):
-        assert nodes.describe_feature_views(store_parameters(), setup) is None
+        views = nodes.describe_feature_views(store_parameters(), setup)
     assert "nps_score" in caplog.text and "cannot be served by customer id" in caplog.text
+    # The node's output travels through a Kedro dataset, which refuses ``None``.
+    catalog = DataCatalog({"model_feature_views": MemoryDataset()})
+    catalog.save("model_feature_views", views)
+    train = splits[0].assign(nps_score=7.0)
+    meta = nodes.build_model_metadata(
+        xgboost_model, train, decision_threshold, {}, setup, catalog.load("model_feature_views")
+    )
+    assert meta["feature_store"] is None

@@ -62,16 +62,17 @@ def build_reference_profile(
 
 def describe_feature_views(
     feature_store_params: dict[str, Any], setup: EvaluationSetup
-) -> dict[str, Any] | None:
+) -> dict[str, Any]:
     """The Feast feature service and views that serve the model's features by customer id.
 
     Built from ``params:feature_store`` (what ``kedro run --pipeline feature_store``
     registers), so it needs no Feast registry. When those views do not hold exactly the
     model's features (bring-your-own-data with its own feature list), the model is not
-    servable by id: the warning says why and the result is ``None``.
+    servable by id: the warning says why and the result is ``{}`` (a Kedro dataset cannot
+    hold ``None``; :func:`build_model_metadata` records it as ``feature_store: null``).
 
     Returns:
-        A :class:`FeatureStoreRequirement` as JSON data, or ``None``.
+        A :class:`FeatureStoreRequirement` as JSON data, or ``{}``.
     """
     try:
         config = FeatureStoreConfig.model_validate(
@@ -83,7 +84,7 @@ def describe_feature_views(
             " version records no feature views and cannot be served by customer id: %s",
             "; ".join(error["msg"] for error in exc.errors()),
         )
-        return None
+        return {}
     return config.requirement().model_dump(mode="json")
 
 
@@ -101,7 +102,8 @@ def build_model_metadata(
     registration dataset fills them in. Numeric ``min``/``max`` are the bounds declared in the
     feature list (``None`` when not declared); the training range is given as
     ``observed_min``/``observed_max``. ``feature_store`` is ``feature_views``: the Feast views
-    serving the features by customer id (:func:`describe_feature_views`).
+    serving the features by customer id (:func:`describe_feature_views`); ``None`` when
+    there are none (``{}`` from that node).
     """
     cfg = setup.evaluation
     specs = setup.features
@@ -130,7 +132,7 @@ def build_model_metadata(
         "score": "predict_proba(X)[:, 1]: churn risk within the label horizon (class-weighted "
         "training; see the model card's calibration section)",
         "features": feature_entries,
-        "feature_store": feature_views,
+        "feature_store": feature_views or None,
     }
 
 
