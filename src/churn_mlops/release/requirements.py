@@ -12,8 +12,8 @@ Substitutions swap a distribution for a drop-in twin that provides the same impo
 (``xgboost`` -> ``xgboost-cpu``, same version, without the 300 MB NCCL library of the GPU
 build): the twin replaces the original among the roots and takes its installed version as
 constraint, and the original is overridden out of the resolution. Exclusions drop a
-distribution wherever it appears (``nvidia-nccl-cu12``; ``redis``, which the image never
-imports). Both become uv ``--override`` lines with a marker that never holds.
+distribution wherever it appears (``nvidia-nccl-cu12``, which xgboost's GPU build pulls). Both
+become uv ``--override`` lines with a marker that never holds.
 
 The pipelines image (:mod:`churn_mlops.release.pipelines_image`) pins the project's whole runtime
 (``dependencies`` plus the ``serving`` extra) the same way.

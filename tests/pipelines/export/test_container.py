@@ -14,8 +14,10 @@ import re
 import secrets
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import jwt
@@ -23,6 +25,8 @@ import pandas as pd
 import pytest
 
 from churn_mlops.release.parity import EXPECTED_COLUMN, golden_rows
+from tests.feature_store.support import redis_server  # noqa: F401 - fixture
+from tests.pipelines.export.conftest import export_env
 from tests.tools import missing
 
 # The first test builds the shared exported project too (minutes on a busy machine).
@@ -109,9 +113,8 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture
-def container(image: str) -> Iterator[tuple[str, str, str]]:
-    """``(container id, base URL, JWT key)`` of the image running read-only on 127.0.0.1."""
+def _run_container(image: str, *options: str) -> tuple[str, str, str]:
+    """Start ``image`` read-only on 127.0.0.1 with ``options``; ``(id, base URL, JWT key)``."""
     port, key = _free_port(), secrets.token_hex(32)
     cid = _docker(
         "run",
@@ -133,12 +136,20 @@ def container(image: str) -> Iterator[tuple[str, str, str]]:
         f"CHURN_PORT={port}",
         "-e",
         f"CHURN_JWT_KEY={key}",
+        *options,
         image,
     ).stdout.strip()
+    return cid, f"http://127.0.0.1:{port}", key
+
+
+@pytest.fixture
+def container(image: str) -> Iterator[tuple[str, str, str]]:
+    """``(container id, base URL, JWT key)`` of the image running read-only on 127.0.0.1."""
+    started = _run_container(image)
     try:
-        yield cid, f"http://127.0.0.1:{port}", key
+        yield started
     finally:
-        _docker("rm", "--force", cid, check=False)
+        _docker("rm", "--force", started[0], check=False)
 
 
 def _wait_ready(cid: str, base: str, timeout: float = 180) -> None:
@@ -205,3 +216,71 @@ def test_container_answers_predict_health_and_metrics(container, exported_projec
         health = _docker("inspect", "--format", "{{.State.Health.Status}}", cid).stdout.strip()
         time.sleep(1)
     assert health == "healthy"
+
+
+@pytest.fixture
+def redis_feature_store(exported_project, redis_server: str) -> str:  # noqa: F811
+    """The exported project's features registered and materialized into a real Redis:
+    ``kedro run --env redis --pipeline feature_store``, as docs/feature_store.md says."""
+    env = {**export_env(exported_project.root, exported_project.source_dir)}
+    env["REDIS_CONNECTION_STRING"] = redis_server
+    proc = subprocess.run(
+        [str(Path(sys.executable).with_name("kedro")), "run", "--env", "redis",
+         "--pipeline", "feature_store"],
+        cwd=exported_project.root, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return redis_server
+
+
+def test_container_scores_customers_by_id_through_feast_and_redis(
+    image, exported_project, redis_feature_store, monkeypatch
+):
+    """The bundle of a model with feature views carries Feast: mounted repository + Redis
+    connection string (as the k8s component feature-store does) -> scores by customer id,
+    equal to the vector endpoint on the same online features."""
+    from churn_mlops.feature_store.repository import FeatureRepository
+
+    root = exported_project.root
+    cid, base, key = _run_container(
+        image,
+        "--volume", f"{root / 'feature_repo'}:/opt/churn/features/feature_repo:ro",
+        "--volume", f"{root / 'data' / '04_feature'}:/opt/churn/features/data/04_feature:ro",
+        "-e", "CHURN_FEATURE_REPO=/opt/churn/features/feature_repo",
+        "-e", "CHURN_FEATURE_STORE_YAML=feature_store.redis.yaml",
+        "-e", f"REDIS_CONNECTION_STRING={redis_feature_store}",
+        "-e", f"CHURN_FEATURE_MAX_AGE_S={10 * 365 * 86400}",
+    )  # fmt: skip
+    try:
+        _wait_ready(cid, base)
+        table = pd.read_parquet(root / "data" / "05_model_input" / "model_input_table.parquet")
+        # Customers of the latest snapshot: materialization writes each one's latest row.
+        latest = table[table["snapshot_date"] == table["snapshot_date"].max()]
+        ids = sorted(latest["customer_id"].unique().tolist())[:4]
+        auth = {"Authorization": f"Bearer {_token(key)}"}
+        answer = httpx.post(
+            f"{base}/v1/customers/predict",
+            json={"customer_ids": [*ids, 987654321]},
+            headers=auth,
+            timeout=30,
+        )
+        assert answer.status_code == 200, answer.text + _docker("logs", cid).stderr[-3000:]
+        body = answer.json()
+        assert body["online_store"] == "redis"
+        results = body["results"]
+        assert [r["status"] for r in results] == ["found"] * len(ids) + ["not_found"]
+        # The same online rows, read here through Feast, scored by the vector endpoint.
+        monkeypatch.setenv("REDIS_CONNECTION_STRING", redis_feature_store)
+        online = FeatureRepository(
+            root / "feature_repo", fs_yaml_file="feature_store.redis.yaml"
+        ).online_features(ids)
+        assert all(row is not None for row in online.rows)
+        vector = httpx.post(
+            f"{base}/v1/predict", json={"rows": online.rows}, headers=auth, timeout=30
+        )
+        assert vector.status_code == 200, vector.text
+        expected = [p["probability"] for p in vector.json()["predictions"]]
+        assert [r["probability"] for r in results[:-1]] == pytest.approx(expected, abs=1e-9)
+        assert all(r["model_version"] == "1" for r in results)
+    finally:
+        _docker("rm", "--force", cid, check=False)

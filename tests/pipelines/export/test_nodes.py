@@ -304,6 +304,24 @@ def test_a_model_without_feature_views_records_none(champion, split, predictions
     assert payload["manifest"]["feature_store"] is None
 
 
+@pytest.mark.parametrize("by_id", [True, False])
+def test_feast_joins_the_image_requirements_only_for_a_model_served_by_customer_id(
+    champion, split, predictions, by_id
+):
+    release = copy.deepcopy(champion)
+    if by_id:
+        release["model_metadata"]["feature_store"] = FEATURE_STORE
+    params = {
+        **_export_params(),
+        "feature_store": {"distributions": ["feast[duckdb,redis]", "async-timeout"]},
+    }
+    sample, summary = select_golden_sample(release, split, predictions, TRAINING, params)
+    payload = assemble_serving_bundle(release, sample, summary, params)
+    expected = ["numpy", "feast[duckdb,redis]", "async-timeout"] if by_id else ["numpy"]
+    assert payload["requirements"]["distributions"] == expected
+    assert "feature_store" not in payload["requirements"]  # only what the bundle build reads
+
+
 def test_a_broken_feature_store_record_is_named(champion, split, predictions):
     release = copy.deepcopy(champion)
     release["model_metadata"]["feature_store"] = {"feature_service": "churn_model"}

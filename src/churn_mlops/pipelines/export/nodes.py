@@ -332,6 +332,7 @@ def assemble_serving_bundle(
         run_id=str(champion_release["run_id"]),
         revision=str(tags.get("git_commit", "unknown")),
     )
+    manifest = _bundle_manifest(champion_release, bundle, golden_sample_summary, cfg)
     return {
         "bundle_dir": f"{cfg.output_dir.rstrip('/')}/{bundle}",
         "model": champion_release["model"],
@@ -345,11 +346,22 @@ def assemble_serving_bundle(
         "golden_sample": golden_sample,
         "feature_names": names,
         "parity_tolerance": cfg.golden_sample.tolerance,
-        "requirements": cfg.requirements.model_dump(),
+        "requirements": _requirement_roots(
+            cfg, by_customer_id=manifest["feature_store"] is not None
+        ),
         "python_version": container.python_version,
         "image": image,
-        "manifest": _bundle_manifest(champion_release, bundle, golden_sample_summary, cfg),
+        "manifest": manifest,
     }
+
+
+def _requirement_roots(cfg: ExportParams, *, by_customer_id: bool) -> dict[str, Any]:
+    """``export.requirements``, plus ``export.feature_store.distributions`` (Feast) when the
+    model is served by customer id."""
+    roots = cfg.requirements.model_dump()
+    if by_customer_id:
+        roots["distributions"] = [*roots["distributions"], *cfg.feature_store.distributions]
+    return roots
 
 
 def _bundle_manifest(

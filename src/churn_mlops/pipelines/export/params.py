@@ -98,9 +98,13 @@ class FeatureStoreParams(_Strict):
         online_store: Online store type the serving pods read (``redis``: the Kubernetes
             component ``deploy/k8s/components/feature-store``; ``sqlite``: one machine).
             Recorded in ``manifest.json`` with the feature views the model needs.
+        distributions: What the image adds to ``requirements`` when the model records feature
+            views (it is served by customer id): Feast with the stores its
+            ``feature_store*.yaml`` name, pinned like the rest.
     """
 
     online_store: OnlineStore = "redis"
+    distributions: list[str] = Field(default_factory=list)
 
 
 class ExportParams(_Strict):
