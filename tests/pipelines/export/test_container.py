@@ -22,7 +22,8 @@ import jwt
 import pandas as pd
 import pytest
 
-from churn_mlops.release.parity import EXPECTED_COLUMN, golden_rows
+from churn_mlops.contracts.artifacts import EXPECTED_COLUMN
+from churn_mlops.release.parity import golden_rows
 from tests.tools import missing
 
 # The first test builds the shared exported project too (minutes on a busy machine).

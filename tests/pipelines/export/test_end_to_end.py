@@ -20,11 +20,11 @@ import yaml
 from kedro.io import DatasetError
 from mlflow import MlflowClient
 
+from churn_mlops.contracts.artifacts import EXPECTED_COLUMN
 from churn_mlops.datasets.serving_bundle import ServingBundleDataset
 from churn_mlops.pipelines.export.nodes import assemble_serving_bundle
 from churn_mlops.release.bundle import file_checksums
 from churn_mlops.release.errors import ParityError
-from churn_mlops.release.parity import EXPECTED_COLUMN
 from tests.conftest import kedro_env
 from tests.pipelines.export.conftest import WHEEL_CACHE, run_export
 

@@ -180,6 +180,12 @@ def _gate_and_registration() -> Pipeline:
                 name="build_model_card",
             ),
             Node(
+                nodes.build_golden_sample,
+                inputs=["test_split", "test_predictions", SETUP],
+                outputs="registration_golden_sample",
+                name="build_golden_sample",
+            ),
+            Node(
                 nodes.prepare_model_registration,
                 inputs=[
                     "trained_model",
@@ -190,6 +196,7 @@ def _gate_and_registration() -> Pipeline:
                     "split_summary",
                     "test_metrics",
                     "test_split",
+                    "registration_golden_sample",
                     SETUP,
                 ],
                 outputs="registered_model",
