@@ -74,6 +74,7 @@ def test_bundle_holds_the_contract_with_lineage_and_checksums(exported_project):
 
     parity = manifest["parity"]
     assert parity["passed"] and parity["rows"] == 200
+    assert manifest["golden_sample"]["source"] == "model_version"  # stored by the evaluation
     assert parity["max_abs_diff"] <= parity["tolerance"] == 1e-6
 
     metadata = json.loads((bundle / "model_metadata.json").read_text())
