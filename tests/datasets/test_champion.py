@@ -11,6 +11,7 @@ import pytest
 from kedro.io import DataCatalog, DatasetError
 
 from churn_mlops.datasets import MlflowChampionDataset, MlflowModelRegistrationDataset
+from churn_mlops.datasets.champion import VERSION_FILES
 from churn_mlops.registry import ChampionRegistry
 from tests.datasets.test_model_registry import _payload
 
@@ -30,7 +31,9 @@ def test_champion_is_loaded_with_its_files_and_lineage(tmp_path, model_name, sma
     model, rows = small_model
     outcome = _register(tmp_path, model_name, model, rows, promote=True)
 
-    champion = MlflowChampionDataset(model_name=model_name).load()
+    champion = MlflowChampionDataset(
+        model_name=model_name, required_files=list(VERSION_FILES)
+    ).load()
 
     assert champion["version"] == outcome["version"] == "1"
     assert champion["run_id"] == outcome["run_id"]
@@ -41,7 +44,8 @@ def test_champion_is_loaded_with_its_files_and_lineage(tmp_path, model_name, sma
     assert champion["model_metadata"]["run_id"] == outcome["run_id"]
     assert champion["model_card"] == f"# card v1 run {outcome['run_id']}"
     assert champion["reference_profile"] == {"features": {}, "score": {}}
-    assert champion["golden_sample"] is None  # optional, and this version has none
+    registered = _payload(model, rows, promote=True, champion=None)["golden_sample"]
+    pd.testing.assert_frame_equal(champion["golden_sample"], registered)
     assert (datetime.now(timezone.utc) - champion["registered_at"]).total_seconds() < 600
     np.testing.assert_allclose(
         champion["model"].predict_proba(rows)[:, 1], model.predict_proba(rows)[:, 1], atol=1e-12
@@ -73,29 +77,27 @@ def test_if_missing_none_loads_none(model_name):
     assert MlflowChampionDataset(model_name=model_name, if_missing="none").load() is None
 
 
-def test_a_missing_required_file_names_the_version_and_file(tmp_path, model_name, small_model):
-    model, rows = small_model
-    _register(tmp_path, model_name, model, rows, promote=True)
+def _register_model_only(model_name, model) -> None:
+    """A champion logged and registered without the evaluation's files (not by the pipeline)."""
+    with mlflow.start_run():
+        info = mlflow.sklearn.log_model(
+            model, name="model", serialization_format="pickle", pip_requirements=["scikit-learn"]
+        )
+    version = mlflow.register_model(info.model_uri, model_name).version
+    ChampionRegistry(model_name).promote(str(version), reason="test")
+
+
+def test_a_missing_required_file_names_the_version_and_file(model_name, small_model):
+    _register_model_only(model_name, small_model[0])
     dataset = MlflowChampionDataset(model_name=model_name, required_files=["golden_sample.parquet"])
     with pytest.raises(DatasetError, match=rf"{model_name} v1 .* has no golden_sample.parquet"):
         dataset.load()
 
 
-def test_a_golden_sample_is_read_when_the_version_carries_one(tmp_path, model_name, small_model):
-    model, rows = small_model
-    outcome = _register(tmp_path, model_name, model, rows, promote=True)
-    registry = ChampionRegistry(model_name)
-    (logged,) = mlflow.search_logged_models(
-        filter_string=f"source_run_id = '{outcome['run_id']}'", output_format="list"
-    )
-    model_id = logged.model_id
-    sample = rows.head(4).assign(expected=0.5)
-    sample.to_parquet(tmp_path / "golden_sample.parquet", index=False)
-    registry.client.log_model_artifact(model_id, str(tmp_path / "golden_sample.parquet"))
-    champion = MlflowChampionDataset(
-        model_name=model_name, required_files=["golden_sample.parquet"]
-    ).load()
-    pd.testing.assert_frame_equal(champion["golden_sample"], sample)
+def test_files_a_version_lacks_and_does_not_require_load_as_none(model_name, small_model):
+    _register_model_only(model_name, small_model[0])
+    champion = MlflowChampionDataset(model_name=model_name, required_files=[]).load()
+    assert champion["golden_sample"] is None and champion["model_metadata"] is None
 
 
 def test_bad_options_are_refused_when_the_catalog_is_built(model_name):

@@ -9,6 +9,7 @@ import pytest
 from kedro.io import DatasetError
 from mlflow import MlflowClient
 
+from churn_mlops.contracts.artifacts import EXPECTED_COLUMN
 from churn_mlops.datasets import MlflowModelRegistrationDataset
 from churn_mlops.registry import RUN_ID_TOKEN, VERSION_TOKEN, ChampionRegistry
 
@@ -33,6 +34,9 @@ def _payload(model, rows, *, promote: bool, champion: str | None, reason: str = 
         },
         "model_card": f"# card v{VERSION_TOKEN} run {RUN_ID_TOKEN}",
         "reference_profile": {"features": {}, "score": {}},
+        "golden_sample": rows.head(5).assign(
+            **{EXPECTED_COLUMN: model.predict_proba(rows.head(5))[:, 1]}
+        ),
         "decision": {"promote": promote, "reason": reason, "champion_version": champion},
     }
 
@@ -75,7 +79,13 @@ def test_first_promoted_model_becomes_champion_with_its_files(
     folder = mlflow.artifacts.download_artifacts(f"models:/{model_name}@champion")
     shipped = json.loads((__import__("pathlib").Path(folder) / "model_metadata.json").read_text())
     assert shipped["model_version"] == "1"
-    for name in ("reference_profile.json", "model_card.md", "MLmodel", "input_example.json"):
+    for name in (
+        "reference_profile.json",
+        "model_card.md",
+        "golden_sample.parquet",
+        "MLmodel",
+        "input_example.json",
+    ):
         assert (__import__("pathlib").Path(folder) / name).exists(), name
 
 

@@ -1,4 +1,5 @@
-"""File names of a registered model version's artifacts and of a serving bundle."""
+"""File names of a registered model version's artifacts and of a serving bundle, and the
+golden sample's expected-probability column."""
 
 from __future__ import annotations
 
@@ -14,7 +15,12 @@ MODEL_CARD_FILE = "model_card.md"
 """The human-readable model card."""
 
 GOLDEN_SAMPLE_FILE = "golden_sample.parquet"
-"""Rows and their expected scores that every export must reproduce."""
+"""Test-split rows and the probabilities the evaluation gave them, stored with the version at
+registration; every export and ``kedro models rebuild`` must reproduce them."""
+
+EXPECTED_COLUMN = "expected_probability"
+"""Column of a golden sample (registered version and serving bundle) holding the evaluation
+pipeline's probability."""
 
 BUNDLE_MODEL_FILE = str(PurePosixPath("model") / "model.onnx")
 """The registered Pipeline (preprocessing and estimator) as one ONNX graph, in a serving bundle."""

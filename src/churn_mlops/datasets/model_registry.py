@@ -1,6 +1,7 @@
 """The dataset that writes the MLflow model registry for the evaluation pipeline.
 
-:class:`MlflowModelRegistrationDataset` logs the trained model with its evaluation files,
+:class:`MlflowModelRegistrationDataset` logs the trained model with its evaluation files
+(metadata, model card, reference profile, golden sample),
 registers a new version, tags it, points ``challenger`` at it and applies the gate decision
 computed by a node. The champion is read back by
 :class:`churn_mlops.datasets.champion.MlflowChampionDataset`.
@@ -20,7 +21,12 @@ from typing import Any
 
 from kedro.io import AbstractDataset, DatasetError
 
-from churn_mlops.contracts.artifacts import METADATA_FILE, MODEL_CARD_FILE, REFERENCE_PROFILE_FILE
+from churn_mlops.contracts.artifacts import (
+    GOLDEN_SAMPLE_FILE,
+    METADATA_FILE,
+    MODEL_CARD_FILE,
+    REFERENCE_PROFILE_FILE,
+)
 from churn_mlops.datasets._model_logging import log_sklearn_model
 from churn_mlops.fingerprint import PACKAGE_LOCK_TAG, installed_packages, packages_fingerprint
 from churn_mlops.provenance import git_revision
@@ -39,11 +45,12 @@ class MlflowModelRegistrationDataset(AbstractDataset[dict[str, Any], dict[str, A
 
         {"model": Pipeline, "input_example": DataFrame, "logging": {...},
          "tags": {str: str}, "metadata": {...}, "model_card": str,
-         "reference_profile": {...},
+         "reference_profile": {...}, "golden_sample": DataFrame,
          "decision": {"promote": bool, "reason": str, "champion_version": str | None}}
 
     and, in this order: logs the model to the active run (signature, input example, the
-    reference profile, model card and metadata inside the model's folder), registers it as a
+    reference profile, model card, metadata and ``golden_sample.parquet`` inside the model's
+    folder, where ``MlflowChampionDataset`` reads them), registers it as a
     new version with the tags plus the git commit, writes ``model_metadata.json`` (now with
     the version and run id) and the model card locally, points ``challenger`` at the version,
     and then moves ``champion`` only if the decision says so *and* the champion is still the
@@ -89,6 +96,7 @@ class MlflowModelRegistrationDataset(AbstractDataset[dict[str, Any], dict[str, A
             "metadata",
             "model_card",
             "reference_profile",
+            "golden_sample",
             "decision",
         } - set(data)
         if missing:
@@ -136,17 +144,7 @@ class MlflowModelRegistrationDataset(AbstractDataset[dict[str, Any], dict[str, A
         metadata = {**data["metadata"], "model_version": version, "run_id": run_id}
         card = data["model_card"].replace(VERSION_TOKEN, version).replace(RUN_ID_TOKEN, run_id)
         self._write_local(metadata, card)
-        with tempfile.TemporaryDirectory() as folder:
-            for name, content in (
-                (METADATA_FILE, json.dumps(metadata, indent=2)),
-                (MODEL_CARD_FILE, card),
-                (REFERENCE_PROFILE_FILE, json.dumps(data["reference_profile"], indent=2)),
-            ):
-                path = Path(folder) / name
-                path.write_text(content, encoding="utf-8")
-                registry.client.log_model_artifact(info.model_id, str(path))
-                if name != REFERENCE_PROFILE_FILE:  # already in the run as evaluation/...
-                    mlflow.log_artifact(str(path))
+        _log_version_files(mlflow, registry, info.model_id, metadata, card, data)
         registry.set_challenger(version)
         mlflow.set_tags({"registered_model": self._model_name, "registered_version": version})
 
@@ -233,6 +231,31 @@ class MlflowModelRegistrationDataset(AbstractDataset[dict[str, Any], dict[str, A
             "champion_alias": self._champion_alias,
             "challenger_alias": self._challenger_alias,
         }
+
+
+def _log_version_files(
+    mlflow: Any,
+    registry: ChampionRegistry,
+    model_id: str,
+    metadata: dict[str, Any],
+    card: str,
+    data: dict[str, Any],
+) -> None:
+    """Log the version's files into the model's folder; metadata and card also to the run."""
+    with tempfile.TemporaryDirectory() as folder:
+        texts = {
+            METADATA_FILE: json.dumps(metadata, indent=2),
+            MODEL_CARD_FILE: card,
+            REFERENCE_PROFILE_FILE: json.dumps(data["reference_profile"], indent=2),
+        }
+        for name, content in texts.items():
+            (Path(folder) / name).write_text(content, encoding="utf-8")
+        data["golden_sample"].to_parquet(Path(folder) / GOLDEN_SAMPLE_FILE, index=False)
+        for name in [*texts, GOLDEN_SAMPLE_FILE]:
+            registry.client.log_model_artifact(model_id, str(Path(folder) / name))
+        # The profile is already in the run (evaluation/...); the sample is the version's own.
+        for name in (METADATA_FILE, MODEL_CARD_FILE):
+            mlflow.log_artifact(str(Path(folder) / name))
 
 
 def _tag_value(value: Any) -> str:

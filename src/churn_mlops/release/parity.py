@@ -30,12 +30,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from churn_mlops.contracts.artifacts import EXPECTED_COLUMN
 from churn_mlops.release.errors import ParityError
 
 logger = logging.getLogger(__name__)
-
-#: Column of the golden sample holding the evaluation pipeline's probability.
-EXPECTED_COLUMN = "expected_probability"
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,7 @@ def test_registration_tags_carry_the_service_and_views(
     }
     payload = nodes.prepare_model_registration(
         xgboost_model, meta, "card", {}, {"promote": True, "reason": "r", "champion_version": None},
-        summary, {}, splits[2], setup,
+        summary, {}, splits[2], splits[2].head(0), setup,
     )  # fmt: skip
     tags = payload["tags"]
     assert tags["feature_store.service"] == "churn_model"

@@ -486,8 +486,9 @@ def test_model_card_has_every_section_and_registry_placeholders(evaluation_outpu
 
 
 def test_registration_payload_carries_tags_files_and_decision(
-    evaluation_outputs, xgboost_model, splits, setup
+    evaluation_outputs, xgboost_model, splits, test_predictions, setup
 ):
+    golden = nodes.build_golden_sample(splits[2], test_predictions, setup)
     payload = nodes.prepare_model_registration(
         xgboost_model,
         evaluation_outputs["metadata"],
@@ -497,8 +498,10 @@ def test_registration_payload_carries_tags_files_and_decision(
         evaluation_outputs["summary"],
         evaluation_outputs["metrics"],
         splits[2],
+        golden,
         setup,
     )
+    assert payload["golden_sample"] is golden
     tags = payload["tags"]
     assert tags["data_fingerprint"] == evaluation_outputs["summary"]["data_fingerprint"]
     assert tags["features"].split(",") == _names(setup)

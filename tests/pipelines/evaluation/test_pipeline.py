@@ -18,7 +18,7 @@ from tests.feature_store.support import store_parameters
 
 def test_pipeline_wiring():
     pipeline = create_pipeline()
-    assert len({n.name for n in pipeline.nodes}) == len(pipeline.nodes) == 21
+    assert len({n.name for n in pipeline.nodes}) == len(pipeline.nodes) == 22
     assert pipeline.inputs() == {
         "trained_model",
         "train_split",

@@ -24,7 +24,8 @@ import jwt
 import pandas as pd
 import pytest
 
-from churn_mlops.release.parity import EXPECTED_COLUMN, golden_rows
+from churn_mlops.contracts.artifacts import EXPECTED_COLUMN
+from churn_mlops.release.parity import golden_rows
 from tests.feature_store.support import redis_server  # noqa: F401 - fixture
 from tests.pipelines.export.conftest import export_env
 from tests.tools import missing

@@ -20,11 +20,11 @@ import yaml
 from kedro.io import DatasetError
 from mlflow import MlflowClient
 
+from churn_mlops.contracts.artifacts import EXPECTED_COLUMN
 from churn_mlops.datasets.serving_bundle import ServingBundleDataset
 from churn_mlops.pipelines.export.nodes import assemble_serving_bundle
 from churn_mlops.release.bundle import file_checksums
 from churn_mlops.release.errors import ParityError
-from churn_mlops.release.parity import EXPECTED_COLUMN
 from tests.conftest import kedro_env
 from tests.pipelines.export.conftest import WHEEL_CACHE, run_export
 
@@ -74,6 +74,7 @@ def test_bundle_holds_the_contract_with_lineage_and_checksums(exported_project):
 
     parity = manifest["parity"]
     assert parity["passed"] and parity["rows"] == 200
+    assert manifest["golden_sample"]["source"] == "model_version"  # stored by the evaluation
     assert parity["max_abs_diff"] <= parity["tolerance"] == 1e-6
 
     metadata = json.loads((bundle / "model_metadata.json").read_text())

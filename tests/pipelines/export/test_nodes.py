@@ -15,10 +15,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from churn_mlops.contracts.artifacts import EXPECTED_COLUMN
 from churn_mlops.pipelines.export.nodes import assemble_serving_bundle, select_golden_sample
 from churn_mlops.pipelines.export.params import parse_export_params
 from churn_mlops.release.errors import BundleContractError, ExportConfigError, GoldenSampleError
-from churn_mlops.release.parity import EXPECTED_COLUMN
 
 FEATURES = ["age", "monthly_fee", "contract"]
 TRAINING = {

@@ -2,8 +2,9 @@
 
 :mod:`.metrics` (scores, threshold, test metrics, calibration, segments), :mod:`.explanations`
 (SHAP), :mod:`.behaviour` (model-behaviour checks), :mod:`.packaging` (reference profile,
-metadata, registration payload), :mod:`.model_card` (Jinja2 template) and :mod:`.gate` (the
-promotion decision). This module validates the parameters and re-exports every node.
+metadata, golden sample, registration payload), :mod:`.model_card` (Jinja2 template) and
+:mod:`.gate` (the promotion decision). This module validates the parameters and re-exports
+every node.
 
 All nodes are pure: the champion arrives already loaded (a catalog dataset) and the decision
 leaves as data for ``MlflowModelRegistrationDataset`` to carry out.
@@ -43,6 +44,7 @@ from churn_mlops.pipelines.evaluation.model_card import (
     build_model_card,
 )
 from churn_mlops.pipelines.evaluation.packaging import (
+    build_golden_sample,
     build_model_metadata,
     build_reference_profile,
     describe_feature_views,
@@ -57,6 +59,7 @@ from churn_mlops.pipelines.training.params import parse_training_params
 __all__ = [
     "SCORE",
     "TEST_METRICS",
+    "build_golden_sample",
     "build_model_card",
     "build_model_metadata",
     "build_reference_profile",

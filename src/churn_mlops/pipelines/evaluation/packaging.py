@@ -1,4 +1,5 @@
-"""Evaluation nodes: what a registered version carries (reference profile, metadata, tags)."""
+"""Evaluation nodes: what a registered version carries (reference profile, metadata, golden
+sample, tags)."""
 
 from __future__ import annotations
 
@@ -10,14 +11,19 @@ import pandas as pd
 from pydantic import ValidationError
 from sklearn.pipeline import Pipeline
 
+from churn_mlops.contracts.artifacts import EXPECTED_COLUMN
 from churn_mlops.contracts.feature_store import FeatureStoreRequirement
 from churn_mlops.feature_store.config import FeatureStoreConfig
 from churn_mlops.pipelines.evaluation.common import (
+    SCORE,
     as_number,
+    key_columns,
+    require_columns,
 )
 from churn_mlops.pipelines.evaluation.params import (
     EvaluationSetup,
 )
+from churn_mlops.pipelines.training.errors import FeatureContractError
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +61,58 @@ def build_reference_profile(
         scores=scores,
     )
     return {**profile_to_dict(profile), "source": "train_split", "rows": len(frame)}
+
+
+# --------------------------------------------------------------------------- golden sample
+
+
+def build_golden_sample(
+    test_split: pd.DataFrame,
+    test_predictions: pd.DataFrame,
+    setup: EvaluationSetup,
+) -> pd.DataFrame:
+    """Test-split rows with the probability this evaluation gave each (``golden_sample.parquet``).
+
+    Stored with the registered version by ``MlflowModelRegistrationDataset``, so that the
+    export's parity check and ``kedro models rebuild`` compare with the version's own scores
+    even after a later evaluation (of a challenger the gate refused, say) has overwritten the
+    local ``test_split`` and ``test_predictions``.
+
+    Returns:
+        The key columns (``training.id_columns`` and ``time_column``), the features in
+        metadata order and :data:`EXPECTED_COLUMN` (the ``score`` of ``test_predictions``):
+        a draw of ``evaluation.golden_sample.rows`` rows seeded by its ``seed`` (the whole
+        split when it is smaller), in test-split order.
+
+    Raises:
+        FeatureContractError: A column is missing, or the predictions are not one score per
+            test-split row.
+    """
+    cfg = setup.evaluation.golden_sample
+    keys = key_columns(setup.training)
+    names = [s.name for s in setup.features]
+    require_columns(test_split, [*keys, *names], "test_split")
+    require_columns(test_predictions, [*keys, SCORE], "test_predictions")
+    try:
+        scored = test_split[[*keys, *names]].merge(
+            test_predictions[[*keys, SCORE]], on=keys, how="inner", validate="one_to_one"
+        )
+    except pd.errors.MergeError as exc:
+        raise FeatureContractError(f"the key columns {keys} are not unique: {exc}") from exc
+    if len(scored) != len(test_split) or len(test_predictions) != len(test_split):
+        raise FeatureContractError(
+            f"test_predictions ({len(test_predictions)} rows) does not score each of the"
+            f" {len(test_split)} test_split rows once (joined on {keys}: {len(scored)} match)"
+        )
+    rng = np.random.default_rng(cfg.seed)
+    picked = np.sort(rng.choice(len(scored), size=min(cfg.rows, len(scored)), replace=False))
+    sample = scored.iloc[picked].rename(columns={SCORE: EXPECTED_COLUMN})
+    logger.info(
+        "Golden sample: %d of %d test rows with their scores, stored with the version",
+        len(sample),
+        len(test_split),
+    )
+    return sample.reset_index(drop=True)
 
 
 # --------------------------------------------------------------------------- packaging
@@ -145,9 +203,13 @@ def prepare_model_registration(
     split_summary: dict[str, Any],
     test_metrics: dict[str, float],
     test_split: pd.DataFrame,
+    golden_sample: pd.DataFrame,
     setup: EvaluationSetup,
 ) -> dict[str, Any]:
     """Assemble what ``MlflowModelRegistrationDataset`` registers: model, files, tags, decision.
+
+    The files are the metadata, the model card, the reference profile and the golden sample
+    (:func:`build_golden_sample`).
 
     Tags carry the data fingerprint, feature list, training months, every test metric and
     the Feast feature service and views (``feature_store.*``, when the metadata names them)
@@ -176,6 +238,7 @@ def prepare_model_registration(
         "metadata": model_metadata,
         "model_card": model_card,
         "reference_profile": reference_profile,
+        "golden_sample": golden_sample,
         "decision": {
             "promote": promotion_decision["promote"],
             "reason": promotion_decision["reason"],

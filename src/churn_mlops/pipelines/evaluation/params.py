@@ -113,6 +113,27 @@ class ProfileParams(_Strict):
     n_bins: int = Field(default=10, ge=2)
 
 
+#: Fewest rows the golden sample stores: the export draws ``export.golden_sample.rows`` (200)
+#: from it, after leaving out rows its request validation would refuse.
+MIN_GOLDEN_SAMPLE_ROWS = 200
+
+
+class GoldenSampleParams(_Strict):
+    """``golden_sample.parquet``, stored with every registered version.
+
+    Test-split rows with the probability the evaluation gave each: the export's parity check
+    and ``kedro models rebuild`` compare with them, whatever later evaluations write locally.
+
+    Attributes:
+        rows: Rows stored, a seeded draw kept in test-split order (the whole test split when
+            it is smaller); at least :data:`MIN_GOLDEN_SAMPLE_ROWS`, what the export draws from.
+        seed: Seed of the draw.
+    """
+
+    rows: int = Field(default=2000, ge=MIN_GOLDEN_SAMPLE_ROWS, le=1_000_000)
+    seed: int = 0
+
+
 class GateParams(_Strict):
     """The promotion gate: challenger vs champion on the same test split.
 
@@ -150,6 +171,7 @@ class EvaluationParams(_Strict):
     shap: ShapParams = ShapParams()
     behaviour: BehaviourParams = BehaviourParams()
     reference_profile: ProfileParams = ProfileParams()
+    golden_sample: GoldenSampleParams = GoldenSampleParams()
     gate: GateParams = GateParams()
     registry: RegistryParams = RegistryParams()
 

@@ -119,8 +119,8 @@ def _explanations_and_checks() -> Pipeline:
     )
 
 
-def _gate_and_registration() -> Pipeline:
-    """Score the champion, decide the gate, and package what the registry keeps."""
+def _gate() -> Pipeline:
+    """Score the champion on the same test split and decide the gate."""
     return Pipeline(
         [
             Node(
@@ -141,6 +141,14 @@ def _gate_and_registration() -> Pipeline:
                 outputs="promotion_decision",
                 name="decide_promotion",
             ),
+        ]
+    )
+
+
+def _registration() -> Pipeline:
+    """Package what the registry keeps with the version: metadata, card, golden sample."""
+    return Pipeline(
+        [
             Node(
                 nodes.describe_feature_views,
                 inputs=["params:feature_store", SETUP],
@@ -180,6 +188,12 @@ def _gate_and_registration() -> Pipeline:
                 name="build_model_card",
             ),
             Node(
+                nodes.build_golden_sample,
+                inputs=["test_split", "test_predictions", SETUP],
+                outputs="registration_golden_sample",
+                name="build_golden_sample",
+            ),
+            Node(
                 nodes.prepare_model_registration,
                 inputs=[
                     "trained_model",
@@ -190,6 +204,7 @@ def _gate_and_registration() -> Pipeline:
                     "split_summary",
                     "test_metrics",
                     "test_split",
+                    "registration_golden_sample",
                     SETUP,
                 ],
                 outputs="registered_model",
@@ -202,4 +217,4 @@ def _gate_and_registration() -> Pipeline:
 def create_pipeline(**kwargs: object) -> Pipeline:
     """Validate parameters, score the splits, measure, explain, check behaviour, decide the
     gate and register the model."""
-    return _scores_and_metrics() + _explanations_and_checks() + _gate_and_registration()
+    return _scores_and_metrics() + _explanations_and_checks() + _gate() + _registration()

@@ -16,13 +16,17 @@ import numpy as np
 import pandas as pd
 from pydantic import ValidationError
 
-from churn_mlops.contracts.artifacts import METADATA_FILE, MODEL_CARD_FILE, REFERENCE_PROFILE_FILE
+from churn_mlops.contracts.artifacts import (
+    EXPECTED_COLUMN,
+    METADATA_FILE,
+    MODEL_CARD_FILE,
+    REFERENCE_PROFILE_FILE,
+)
 from churn_mlops.contracts.errors import format_validation_error
 from churn_mlops.contracts.feature_store import FeatureStoreRequirement
 from churn_mlops.pipelines.export.params import ExportParams, parse_export_params
 from churn_mlops.pipelines.training.params import parse_training_params
 from churn_mlops.release.errors import BundleContractError, GoldenSampleError
-from churn_mlops.release.parity import EXPECTED_COLUMN
 from churn_mlops.release.serving_image import (
     BUILD_ARGS_FILE,
     render_build_args,
@@ -125,7 +129,11 @@ def _golden_pool(
     names: list[str],
     version: str,
 ) -> tuple[pd.DataFrame, str, list[str]]:
-    """The rows to draw from, where they come from, and the key columns they carry."""
+    """The rows to draw from, where they come from, and the key columns they carry.
+
+    The golden sample the evaluation stored with the version (``"model_version"``); for a
+    version registered before evaluations stored one, the local evaluation outputs.
+    """
     registered = champion_release.get("golden_sample")
     if registered is None:
         pool = _from_evaluation_outputs(test_split, test_predictions, keys, names)
@@ -186,12 +194,22 @@ def _reproduction_gaps(
             f"the golden sample ({source}) does not hold the scores of {version}: the"
             f" registered model differs by up to {gaps[worst]:.3g} (tolerance"
             f" {tolerance:g}) on {int(np.sum(gaps > tolerance))} of {len(gaps)} rows,"
-            f" worst at {where}. The local evaluation outputs belong to another model (the"
-            " last evaluation ran a challenger the gate refused?): re-run"
-            " `kedro run --pipelines training,evaluation` for the champion's data, or export"
-            " a version whose golden sample is stored in the registry"
+            f" worst at {where}. {_REPRODUCTION_HINTS[source]}"
         )
     return gaps
+
+
+#: What a golden sample the champion does not reproduce means, by where it came from.
+_REPRODUCTION_HINTS = {
+    "evaluation_outputs": "This version stores no golden sample (it was registered before"
+    " the evaluation stored one), and the local evaluation outputs belong to another model"
+    " (the last evaluation ran a challenger the gate refused?): re-run"
+    " `kedro run --pipelines training,evaluation` for the champion's data, or register and"
+    " export a new version",
+    "model_version": "The registered model no longer scores the rows of its own"
+    " golden_sample.parquet like its evaluation did: this environment's packages differ"
+    " from the training run's (`kedro models rebuild` names them)",
+}
 
 
 def select_golden_sample(
