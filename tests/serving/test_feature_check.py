@@ -45,10 +45,17 @@ def _register(root: Path, table: pd.DataFrame, feature_views: dict[str, list[str
     return root / "feature_repo"
 
 
-def _bundle_needing(bundle: Path, folder: Path, online_store: str = "sqlite") -> Path:
-    """A copy of ``bundle`` whose metadata and manifest name the committed feature views."""
+def _bundle_needing(
+    bundle: Path, folder: Path, online_store: str = "sqlite", extra_view: str | None = None
+) -> Path:
+    """A copy of ``bundle`` whose metadata and manifest name the committed feature views
+    (with ``age`` moved to a view ``extra_view`` when given)."""
     copy = shutil.copytree(bundle, folder)
     requirement = store_config().requirement().model_dump(mode="json")
+    if extra_view is not None:
+        for view in requirement["feature_views"]:
+            view["features"] = [name for name in view["features"] if name != "age"]
+        requirement["feature_views"].append({"name": extra_view, "features": ["age"]})
     metadata = json.loads((copy / "model_metadata.json").read_text())
     (copy / "model_metadata.json").write_text(
         json.dumps({**metadata, "feature_store": requirement})
@@ -128,3 +135,28 @@ def test_another_feature_service_is_named():
     served = {view.name: list(view.features) for view in needed.feature_views}
     (gap,) = feature_store_gaps(needed, needed.feature_names, "other_model", served)
     assert gap == "its feature service is 'other_model', the model reads 'churn_model'"
+
+
+def test_a_hot_reload_needing_a_missing_view_is_refused_and_the_old_model_serves(
+    xgb_bundle: Path,
+    make_settings: Callable[..., Any],
+    tmp_path: Path,
+    table,
+    admin_auth: dict[str, str],
+):
+    repo = _register(tmp_path / "project", table, store_parameters()["feature_views"])
+    serving = _bundle_needing(xgb_bundle, tmp_path / "bundle")
+    newer = _bundle_needing(xgb_bundle, tmp_path / "newer", extra_view="customer_extra")
+    with TestClient(create_app(make_settings(serving, feature_repo=repo))) as client:
+        before = client.get("/v1/model", headers=admin_auth).json()
+        started = client.post(
+            "/v1/admin/reload", json={"model_dir": str(newer)}, headers=admin_auth
+        )
+        assert started.status_code == 202, started.text
+        client.app.state.churn.store.wait_for_reload(timeout=60)
+        status = client.get("/v1/admin/reload", headers=admin_auth).json()
+        assert status["state"] == "failed"
+        assert "FeatureRepositoryError" in status["error"]
+        assert "['customer_extra'] are missing" in status["error"]
+        assert client.app.state.churn.store.current.bundle_dir == serving
+        assert client.get("/v1/model", headers=admin_auth).json() == before

@@ -12,7 +12,7 @@ import logging
 import threading
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -33,6 +33,9 @@ from churn_mlops.serving.schemas import clean_error_list
 from churn_mlops.serving.security import RateLimiter, TokenVerifier
 from churn_mlops.serving.settings import ServingSettings, get_settings
 from churn_mlops.serving.state import AppState
+
+if TYPE_CHECKING:  # Feast is imported only when a repository is configured
+    from churn_mlops.feature_store.repository import FeatureRepository
 
 logger = logging.getLogger(__name__)
 
@@ -119,8 +122,13 @@ def _log_sink(settings: ServingSettings, prefix: str) -> JsonLinesSink | None:
     )
 
 
-def _build_state(settings: ServingSettings) -> AppState:
-    """The objects the routes share; the model store starts empty (loaded in ``lifespan``)."""
+def _build_state(
+    settings: ServingSettings, customer_features: FeatureRepository | None = None
+) -> AppState:
+    """The objects the routes share; the model store starts empty (loaded in ``lifespan``).
+
+    A hot-reloaded bundle must pass the same feature-repository check as the first one.
+    """
     store_ref: list[ModelStore] = []
     metrics = AppMetrics(lambda: store_ref[0].current if store_ref else None)
 
@@ -131,7 +139,10 @@ def _build_state(settings: ServingSettings) -> AppState:
         # Freezing moves them out of the collector's sight; it is cheap and never frees.
         gc.freeze()
 
-    store = ModelStore(settings, on_swap=on_swap)
+    def admit(model: LoadedModel) -> None:
+        check_feature_repository(customer_features, model)
+
+    store = ModelStore(settings, on_swap=on_swap, admit=admit)
     store_ref.append(store)
     return AppState(
         settings=settings,
@@ -219,7 +230,8 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
         SettingsError: the JWT key cannot be read or is too short.
     """
     settings = settings or get_settings()
-    state = _build_state(settings)
+    customer_features = open_customer_features(settings)  # /v1/customers/*
+    state = _build_state(settings, customer_features)
     docs = settings.docs_enabled
     app = FastAPI(
         title="churn-mlops serving",
@@ -232,7 +244,7 @@ def create_app(settings: ServingSettings | None = None) -> FastAPI:
     )
     app.state.churn = state
     app.state.openapi_model = None
-    app.state.customer_features = open_customer_features(settings)  # /v1/customers/*
+    app.state.customer_features = customer_features
     allowed = _include_routes(app, state)
     # Added last = outermost: shed, refused and every other answer are counted.
     app.add_middleware(

@@ -237,15 +237,19 @@ class ModelStore:
     Args:
         settings: Serving settings (limits and policies baked into the request models).
         on_swap: Called with ``(old, new)`` right after a new model starts serving.
+        admit: Called with a hot-reloaded model before it serves; raising refuses it and the
+            current model keeps serving (the app checks the feature repository here).
     """
 
     def __init__(
         self,
         settings: ServingSettings,
         on_swap: Callable[[LoadedModel | None, LoadedModel], None] | None = None,
+        admit: Callable[[LoadedModel], None] | None = None,
     ) -> None:
         self.settings = settings
         self._on_swap = on_swap
+        self._admit = admit
         self._current: LoadedModel | None = None
         self._reload_lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -323,6 +327,8 @@ class ModelStore:
         started = self._status.started_at
         try:
             model = load_model(bundle_dir, self.settings)
+            if self._admit is not None:
+                self._admit(model)
             self._swap(model)
             self._status = ReloadStatus(
                 state="succeeded",
