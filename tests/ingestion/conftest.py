@@ -22,7 +22,7 @@ import pytest
 
 from churn_mlops.ingestion.cli import load_project_config
 from churn_mlops.ingestion.settings import IngestionSettings
-from churn_mlops.pipelines.data_processing.schema import DataProcessingParams
+from churn_mlops.pipelines.data_processing.params import DataProcessingParams
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 GROUP_JOIN_TIMEOUT_S = 60

@@ -18,7 +18,7 @@ from churn_mlops.ingestion.errors import InvalidEvent
 from churn_mlops.ingestion.landing import Landing, OffsetRange
 from churn_mlops.ingestion.producer import time_order
 from churn_mlops.ingestion.settings import IngestionSettings
-from churn_mlops.pipelines.data_processing.schema import TABLES
+from churn_mlops.pipelines.data_processing.params import TABLES
 from tests.pipelines.data_processing.conftest import valid_frames
 
 

@@ -21,7 +21,7 @@ def load_project_config(project_path: Path, env: str) -> tuple[Any, Any, Any]:
     """
     from churn_mlops import settings as project_settings
     from churn_mlops.ingestion.settings import IngestionSettings
-    from churn_mlops.pipelines.data_processing.schema import (
+    from churn_mlops.pipelines.data_processing.params import (
         DataProcessingParams,
     )
 

@@ -33,7 +33,7 @@ from churn_mlops.ingestion.errors import IngestionError
 from churn_mlops.ingestion.landing import Landing, OffsetRange, quarantine_record
 from churn_mlops.ingestion.metrics import IngestionMetrics
 from churn_mlops.ingestion.settings import IngestionSettings
-from churn_mlops.pipelines.data_processing.schema import DataProcessingParams
+from churn_mlops.pipelines.data_processing.params import DataProcessingParams
 
 if TYPE_CHECKING:  # Feast, Ibis and the pipelines load only when the push step is on
     from churn_mlops.ingestion.online_push import OnlinePush

@@ -30,16 +30,16 @@ import pyarrow.compute as pc
 import pyarrow.json as pj
 
 from churn_mlops.ingestion.errors import InvalidEvent
+from churn_mlops.pipelines.data_processing.params import (
+    TABLES,
+    DataProcessingParams,
+    TableSchema,
+)
 from churn_mlops.pipelines.data_processing.rules import (
     HIDDEN_PREFIX,
     RowRule,
     compile_rules,
     prepare_table,
-)
-from churn_mlops.pipelines.data_processing.schema import (
-    TABLES,
-    DataProcessingParams,
-    TableSchema,
 )
 
 KEY_COLUMN = "customer_id"

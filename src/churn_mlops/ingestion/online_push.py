@@ -37,7 +37,7 @@ from churn_mlops.pipelines.data_processing.nodes import (
     prepare_customers,
     prepare_events,
 )
-from churn_mlops.pipelines.data_processing.schema import DataProcessingParams
+from churn_mlops.pipelines.data_processing.params import DataProcessingParams
 from churn_mlops.pipelines.feature_engineering.nodes import validate_feature_parameters
 from churn_mlops.pipelines.feature_engineering.online import (
     event_feature_names,

@@ -20,7 +20,7 @@ from churn_mlops.ingestion.broker import ensure_topics, wait_for_broker
 from churn_mlops.ingestion.contract import encode_rows, event_time_column
 from churn_mlops.ingestion.errors import IngestionError
 from churn_mlops.ingestion.settings import IngestionSettings
-from churn_mlops.pipelines.data_processing.schema import TABLES, DataProcessingParams
+from churn_mlops.pipelines.data_processing.params import TABLES, DataProcessingParams
 
 logger = logging.getLogger(__name__)
 

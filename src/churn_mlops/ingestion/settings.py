@@ -13,7 +13,7 @@ from typing import Any, Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from churn_mlops.pipelines.data_processing.schema import TABLES
+from churn_mlops.pipelines.data_processing.params import TABLES
 
 
 class IngestionSettings(BaseSettings):

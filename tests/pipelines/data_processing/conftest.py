@@ -12,7 +12,7 @@ import pytest
 
 from churn_mlops import settings
 from churn_mlops.pipelines.data_processing.nodes import parse_data_processing_parameters
-from churn_mlops.pipelines.data_processing.schema import DataProcessingParams
+from churn_mlops.pipelines.data_processing.params import DataProcessingParams
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 

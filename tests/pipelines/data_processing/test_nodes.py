@@ -17,7 +17,7 @@ from churn_mlops.pipelines.data_processing.errors import (
     DataProcessingConfigError,
     DataValidationError,
 )
-from churn_mlops.pipelines.data_processing.schema import DataProcessingParams
+from churn_mlops.pipelines.data_processing.params import DataProcessingParams
 from tests.pipelines.data_processing.conftest import Frames, as_ibis, load_parameters
 
 PREPARE = {

@@ -13,13 +13,13 @@ import ibis
 import ibis.expr.types as ir
 from pandera.errors import SchemaError, SchemaErrorReason, SchemaErrors
 
+from churn_mlops.pipelines.data_processing.params import DataProcessingParams, TableSchema
 from churn_mlops.pipelines.data_processing.rules import (
     HIDDEN_PREFIX,
     RowRule,
     build_pandera_schema,
     row_id_expr,
 )
-from churn_mlops.pipelines.data_processing.schema import DataProcessingParams, TableSchema
 
 
 def _failure(

@@ -11,8 +11,8 @@ import logging
 
 import ibis.expr.types as ir
 
+from churn_mlops.pipelines.data_processing.params import TableSchema
 from churn_mlops.pipelines.data_processing.rules import normalise_column, normalise_text
-from churn_mlops.pipelines.data_processing.schema import TableSchema
 
 logger = logging.getLogger(__name__)
 

@@ -19,6 +19,11 @@ from churn_mlops.pipelines.data_processing.errors import (
 )
 from churn_mlops.pipelines.data_processing.failures import count_and_describe, pandera_failures
 from churn_mlops.pipelines.data_processing.mapping_checks import warn_unmatched_mappings
+from churn_mlops.pipelines.data_processing.params import (
+    TABLES,
+    DataProcessingParams,
+    TableSchema,
+)
 from churn_mlops.pipelines.data_processing.rules import (
     HIDDEN_PREFIX,
     RowRule,
@@ -27,11 +32,6 @@ from churn_mlops.pipelines.data_processing.rules import (
     ibis_dtype,
     prepare_table,
     row_id_expr,
-)
-from churn_mlops.pipelines.data_processing.schema import (
-    TABLES,
-    DataProcessingParams,
-    TableSchema,
 )
 
 logger = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ import ibis.expr.types as ir
 import pandera.ibis as pa
 
 from churn_mlops.pipelines.data_processing.errors import DataProcessingConfigError
-from churn_mlops.pipelines.data_processing.schema import (
+from churn_mlops.pipelines.data_processing.params import (
     BooleanText,
     ColumnSchema,
     DataProcessingParams,
