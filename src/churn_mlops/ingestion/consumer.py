@@ -32,6 +32,7 @@ from churn_mlops.ingestion.contract import (
 from churn_mlops.ingestion.errors import IngestionError
 from churn_mlops.ingestion.landing import Landing, OffsetRange, quarantine_record
 from churn_mlops.ingestion.metrics import IngestionMetrics
+from churn_mlops.ingestion.push_worker import PushWorker
 from churn_mlops.ingestion.settings import IngestionSettings
 from churn_mlops.pipelines.data_processing.params import DataProcessingParams
 
@@ -61,6 +62,7 @@ class IngestionConsumer:
         self.settings = settings
         self.metrics = metrics or IngestionMetrics()
         self.online_push = online_push
+        self._push_worker: PushWorker | None = None
         self.landing = Landing(settings.landing_dir)
         self._decoders = {
             topic: EventDecoder(table, params.tables[table])
@@ -162,6 +164,8 @@ class IngestionConsumer:
             self.flush()
         finally:
             self._consumer.close()
+            if self._push_worker is not None:
+                self._push_worker.close(timeout=self.settings.push_drain_seconds)
             logger.info("consumer closed")
 
     # ---------------------------------------------------------------------- rebalancing
@@ -243,19 +247,24 @@ class IngestionConsumer:
         return len(messages)
 
     def _push_online(self, landed: dict[str, list[pa.Table]]) -> None:
-        """Refresh the online features of the batch's customers. It runs after the commit:
-        the landed files are what exactly-once is about; a failed push leaves the batch
-        committed and the online rows as they were (the next push or materialization
-        refreshes them)."""
+        """Hand the batch's customers to the push worker, which refreshes their online
+        features on its own thread (push_worker.py) while this loop goes on landing. It runs
+        after the commit: the landed files are what exactly-once is about; a failed push
+        leaves the batch committed and the online rows as they were (the next push or
+        materialization refreshes them)."""
         if self.online_push is None or not landed.get(self.online_push.table):
             return
-        try:
-            pushed = self.online_push.refresh(landed[self.online_push.table])
-        except Exception:
-            logger.exception("online push failed; online rows keep their last pushed values")
-            self.metrics.online_push_failures.inc()
-            return
-        self.metrics.online_rows_pushed.inc(pushed)
+        if self._push_worker is None:
+            self._push_worker = PushWorker(
+                self.online_push.refresh,
+                on_pushed=self.metrics.online_rows_pushed.inc,
+                on_failed=self.metrics.online_push_failures.inc,
+            )
+        self._push_worker.submit(landed[self.online_push.table])
+
+    def wait_for_pushes(self, timeout: float | None = None) -> bool:
+        """Block until every handed-over batch is pushed (for tests and batch use)."""
+        return self._push_worker is None or self._push_worker.wait_idle(timeout)
 
     def _land(
         self, offsets: OffsetRange, batch: list[Message]

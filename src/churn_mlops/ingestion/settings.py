@@ -40,7 +40,10 @@ class IngestionSettings(BaseSettings):
         client_config: Any further librdkafka setting (``{"ssl.endpoint.identification.algorithm":
             "https"}``), passed to both clients as is.
         push_online_features: After each committed batch, push the recomputed activity
-            features of its customers to the online feature store (online_push.py).
+            features of its customers to the online feature store (online_push.py), on a
+            background thread (push_worker.py).
+        push_drain_seconds: At shutdown, how long to wait for pushes still queued (keep it
+            under the pod's termination grace period minus the last batch's landing).
         feature_repo_path: The Feast feature repository folder (relative: to the project).
         feature_store_yaml: Its configuration file (``feature_store.redis.yaml`` for Redis).
     """
@@ -66,6 +69,7 @@ class IngestionSettings(BaseSettings):
     ssl_ca_location: str | None = None
     client_config: dict[str, str] = Field(default_factory=dict)
     push_online_features: bool = False
+    push_drain_seconds: float = Field(default=30.0, ge=0)
     feature_repo_path: Path = Path("feature_repo")
     feature_store_yaml: str = "feature_store.yaml"
 
