@@ -262,10 +262,6 @@ class IngestionConsumer:
             )
         self._push_worker.submit(landed[self.online_push.table])
 
-    def wait_for_pushes(self, timeout: float | None = None) -> bool:
-        """Block until every handed-over batch is pushed (for tests and batch use)."""
-        return self._push_worker is None or self._push_worker.wait_idle(timeout)
-
     def _land(
         self, offsets: OffsetRange, batch: list[Message]
     ) -> tuple[str, pa.Table, list[dict[str, Any]]]:

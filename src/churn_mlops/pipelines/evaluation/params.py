@@ -118,7 +118,7 @@ class ProfileParams(_Strict):
 MIN_GOLDEN_SAMPLE_ROWS = 200
 
 
-class GoldenSampleParams(_Strict):
+class StoredGoldenSampleParams(_Strict):
     """``golden_sample.parquet``, stored with every registered version.
 
     Test-split rows with the probability the evaluation gave each: the export's parity check
@@ -171,7 +171,7 @@ class EvaluationParams(_Strict):
     shap: ShapParams = ShapParams()
     behaviour: BehaviourParams = BehaviourParams()
     reference_profile: ProfileParams = ProfileParams()
-    golden_sample: GoldenSampleParams = GoldenSampleParams()
+    golden_sample: StoredGoldenSampleParams = StoredGoldenSampleParams()
     gate: GateParams = GateParams()
     registry: RegistryParams = RegistryParams()
 
