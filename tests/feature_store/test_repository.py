@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from pathlib import Path
 
@@ -123,6 +124,38 @@ def test_online_store_holds_each_customers_latest_row(
         expected = by_id.loc[cid]
         assert online.event_times[i] == pd.Timestamp(expected.snapshot_date).tz_localize("UTC")
         assert online.rows[i] == {name: expected[name] for name in names}
+
+
+def test_online_reads_equal_feasts_get_online_features(
+    tmp_path: Path, table: pd.DataFrame, fs_yaml: str
+):
+    """The direct ``online_read`` path answers what Feast's public API answers, value for value."""
+    repository = build_repository(tmp_path, table, fs_yaml_file=fs_yaml)
+    ids = [3, 1, 7, 8, 999_999, 3]  # a repeated id and an unknown one
+
+    online = repository.online_features(ids)
+
+    feast_rows = repository.store.get_online_features(
+        features=repository.store.get_feature_service(repository.feature_service),
+        entity_rows=[{"customer_id": cid} for cid in ids],
+    ).to_dict()
+    names = [f["name"] for f in feature_list()]
+    for i in range(len(ids)):
+        if ids[i] == 999_999:
+            assert online.rows[i] is None
+            continue
+        assert online.rows[i] == {name: feast_rows[name][i] for name in names}
+
+
+def test_redis_is_read_asynchronously_and_sqlite_is_not(
+    tmp_path: Path, table: pd.DataFrame, fs_yaml: str
+):
+    repository = build_repository(tmp_path, table, fs_yaml_file=fs_yaml)
+    ids = [1, 7, 999_999]
+
+    assert repository.native_async_reads is ("redis" in fs_yaml)
+    if repository.native_async_reads:
+        assert asyncio.run(repository.online_features_async(ids)) == repository.online_features(ids)
 
 
 def test_events_changed_after_materialization_show_only_after_the_next_one(

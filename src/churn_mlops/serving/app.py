@@ -11,6 +11,7 @@ import gc
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any
 
@@ -158,6 +159,9 @@ def _build_state(
         ),
         rate_limiter=RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst),
         batcher=MicroBatcher(settings.batch_max_rows),
+        lookup_executor=ThreadPoolExecutor(
+            settings.feature_lookup_threads, thread_name_prefix="churn-feature-lookup"
+        ),
     )
 
 

@@ -35,6 +35,11 @@ INLINE_BODY_BYTES = 16 * 1024
 """Bodies up to this size are validated and scored on the event loop (tens of microseconds);
 larger ones on a worker thread, so that big batches never stall liveness probes."""
 
+INLINE_ROWS = 24
+"""By-id requests with up to this many found customers are scored on the event loop (about
+the rows of an ``INLINE_BODY_BYTES`` body: an id is a few bytes, so its body size says
+nothing about the work)."""
+
 
 def choose_request_id(given: str | None) -> str:
     """The caller's ``X-Request-ID`` when it is a short safe token, else 32 random hex digits."""
@@ -148,15 +153,15 @@ def reserve_rows(state: AppState, n_rows: int) -> None:
 
 
 async def score_rows(
-    state: AppState, model: LoadedModel, body: bytes, rows: list[dict[str, Any]]
+    state: AppState, model: LoadedModel, rows: list[dict[str, Any]], *, inline: bool
 ) -> npt.NDArray[np.float64]:
-    """Probabilities of validated rows of ``/v1/predict``.
+    """Probabilities of validated rows (``/v1/predict``, ``/v1/customers/predict``).
 
-    Small bodies go through the app's micro-batcher, which scores the rows of every request
-    that reached it during one event-loop turn in one model call on the loop; large bodies
-    are scored alone on a worker thread (they are batches already, and must not stall the
-    loop).
+    Small requests (``inline``) go through the app's micro-batcher, which scores the rows of
+    every request that reached it during one event-loop turn in one model call on the loop;
+    large ones are scored alone on a worker thread (they are batches already, and must not
+    stall the loop).
     """
-    if len(body) > INLINE_BODY_BYTES:
+    if not inline:
         return await anyio.to_thread.run_sync(lambda: model.score(rows))
     return await state.batcher.score(model.predictor, rows)

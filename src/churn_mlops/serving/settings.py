@@ -127,6 +127,12 @@ class ServingSettings(BaseSettings):
         default="feature_store.yaml",
         description="configuration in feature_repo (feature_store.redis.yaml: Redis)",
     )
+    feature_lookup_threads: int = Field(
+        default=2,
+        ge=1,
+        description="worker threads for online reads of a store without async reads (SQLite);"
+        " Redis is read asynchronously on the event loop",
+    )
     feature_max_age_s: float = Field(
         default=45 * 86400.0, gt=0, description="online rows older than this are flagged stale"
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from churn_mlops.serving.batching import MicroBatcher
@@ -26,3 +27,7 @@ class AppState:
     admission: Admission
     rate_limiter: RateLimiter
     batcher: MicroBatcher
+    lookup_executor: ThreadPoolExecutor
+    """Threads for online reads of stores without async reads (``CHURN_FEATURE_LOOKUP_THREADS``):
+    a few, not the 40 of the shared pool, so that concurrent by-id requests queue for one
+    SQLite connection instead of contending for it and the GIL."""

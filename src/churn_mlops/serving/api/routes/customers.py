@@ -9,8 +9,8 @@ unknown id is a ``not_found`` row, not a failed batch, and a row older than
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
@@ -25,12 +25,13 @@ from churn_mlops.serving.api.responses import SCORING, Responses
 from churn_mlops.serving.deps import BEARER_SECURITY
 from churn_mlops.serving.model_store import LoadedModel
 from churn_mlops.serving.prediction_log import utc_now_iso
-from churn_mlops.serving.runtime import Explanation
 from churn_mlops.serving.scoring import (
+    INLINE_ROWS,
     check_caller,
     request_id_for,
     reserve_rows,
     row_ids,
+    score_rows,
     serving_model,
     validate_body,
 )
@@ -127,9 +128,6 @@ class CustomersExplainResponse(BaseModel):
     results: list[CustomerExplanation]
 
 
-_open_lock = threading.Lock()
-
-
 def customer_features(request: Request) -> FeatureRepository:
     """The app's feature repository (opened once, on first use or at start-up).
 
@@ -152,11 +150,18 @@ def open_customer_features(settings: ServingSettings) -> FeatureRepository | Non
     return FeatureRepository(settings.feature_repo, fs_yaml_file=settings.feature_store_yaml)
 
 
-def _lookup(repository: FeatureRepository, ids: list[int]) -> OnlineFeatures:
-    with _open_lock:  # the first call opens the store; Feast's registry cache is not locked
-        repository.store  # noqa: B018 - opens it
+async def _lookup(state: AppState, repository: FeatureRepository, ids: list[int]) -> OnlineFeatures:
+    """Online rows of the ids: on the event loop for a store with async reads (Redis), else on
+    the app's few lookup threads (SQLite).
+
+    Raises:
+        HTTPException: 503 when the store cannot be read (the cause is logged).
+    """
     try:
-        return repository.online_features(ids)
+        if repository.native_async_reads:
+            return await repository.online_features_async(ids)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(state.lookup_executor, repository.online_features, ids)
     except Exception as exc:
         logger.error("online feature lookup failed: %s", exc, exc_info=exc)
         raise HTTPException(
@@ -204,25 +209,13 @@ class _Found:
     now: datetime
 
 
-def _read_rows(repository: FeatureRepository, model: LoadedModel, ids: list[int]) -> _Found:
-    online = _lookup(repository, ids)
+async def _read_rows(
+    state: AppState, repository: FeatureRepository, model: LoadedModel, ids: list[int]
+) -> _Found:
+    online = await _lookup(state, repository, ids)
     found = _model_rows(model, online)
     rows = [_ordered(model, online.rows[i]) for i in found]
     return _Found(online=online, found=found, rows=rows, now=datetime.now(timezone.utc))
-
-
-def _read_and_score(
-    repository: FeatureRepository, model: LoadedModel, ids: list[int]
-) -> tuple[_Found, list[float]]:
-    read = _read_rows(repository, model, ids)
-    return read, model.score(read.rows).tolist()
-
-
-def _read_and_explain(
-    repository: FeatureRepository, model: LoadedModel, ids: list[int], top_k: int
-) -> tuple[_Found, list[Explanation]]:
-    read = _read_rows(repository, model, ids)
-    return read, model.predictor.explain(read.rows, top_k) if read.rows else []
 
 
 def _freshness(moment: datetime | None, now: datetime, max_age_s: float) -> dict[str, Any] | None:
@@ -263,7 +256,9 @@ async def predict_customers(request: Request) -> Response:
     repository = customer_features(request)
     reserve_rows(state, len(ids))
     try:
-        read, probabilities = await run_in_threadpool(_read_and_score, repository, model, ids)
+        read = await _read_rows(state, repository, model, ids)
+        scores = await score_rows(state, model, read.rows, inline=len(read.rows) <= INLINE_ROWS)
+        probabilities: list[float] = scores.tolist() if read.rows else []
     finally:
         state.admission.release_rows(len(ids))
     request_id = request_id_for(request)
@@ -329,8 +324,9 @@ async def explain_customers(request: Request) -> Response:
     top_k = body.top_k or min(state.settings.explain_top_k, len(model.feature_names))
     reserve_rows(state, len(ids))
     try:
-        read, explanations = await run_in_threadpool(
-            _read_and_explain, repository, model, ids, top_k
+        read = await _read_rows(state, repository, model, ids)
+        explanations = (
+            await run_in_threadpool(model.predictor.explain, read.rows, top_k) if read.rows else []
         )
     finally:
         state.admission.release_rows(len(ids))

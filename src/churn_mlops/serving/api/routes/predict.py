@@ -18,6 +18,7 @@ from churn_mlops.serving.deps import BEARER_SECURITY
 from churn_mlops.serving.prediction_log import utc_now_iso
 from churn_mlops.serving.schemas import PredictResponse
 from churn_mlops.serving.scoring import (
+    INLINE_BODY_BYTES,
     check_caller,
     off_loop,
     request_id_for,
@@ -64,7 +65,7 @@ async def predict(request: Request) -> Response:
     rows: list[dict[str, Any]] = [row.__dict__ for row in parsed.rows]  # type: ignore[attr-defined]
     reserve_rows(state, len(rows))
     try:
-        scores = await score_rows(state, model, body, rows)
+        scores = await score_rows(state, model, rows, inline=len(body) <= INLINE_BODY_BYTES)
     finally:
         state.admission.release_rows(len(rows))
     request_id = request_id_for(request)
