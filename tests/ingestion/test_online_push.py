@@ -3,7 +3,9 @@ online store: fresh activity features online without a materialization run."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -163,3 +165,59 @@ def test_only_views_of_event_features_can_be_pushed(parameters, project_config) 
     changed["feature_store"]["pushed_views"] = []
     with pytest.raises(OnlinePushError, match="pushed_views is empty"):
         online_push_from_parameters(changed, settings, params, PROJECT_ROOT)
+
+
+def test_a_slow_push_does_not_hold_up_landing_and_commits(
+    broker: Broker, make_settings, project_config, parameters, tmp_path: Path
+) -> None:
+    """While a push is stuck, the consume loop goes on landing and committing new batches."""
+    _, params = project_config
+    table = make_model_input_table(n_customers=20, n_months=3, seed=5, start="2023-04-01")
+    repository = build_repository(tmp_path / "project", table)
+    settings = make_settings(
+        broker.bootstrap, push_online_features=True, feature_repo_path=repository.repo_path
+    )
+    real = online_push_from_parameters(parameters, settings, params, PROJECT_ROOT)
+    entered, release = threading.Event(), threading.Event()
+    pushed_rows: list[int] = []
+
+    class HeldPush(OnlinePush):
+        """The real push, held at its start until the test lets it go."""
+
+        def refresh(self, landed):  # type: ignore[no-untyped-def]
+            pushed_rows.append(sum(t.num_rows for t in landed))
+            entered.set()
+            assert release.wait(RUN_TIMEOUT_S), "the test never released the push"
+            return super().refresh(landed)
+
+    push = HeldPush(**{f.name: getattr(real, f.name) for f in dataclasses.fields(real)})
+    tables = activity_tables()
+    events = tables["events"]
+    publish_tables(settings, {"customers": tables["customers"], "events": events.iloc[:2]}, params)
+    consumer = IngestionConsumer(settings, params, online_push=push)
+    thread = threading.Thread(target=consumer.run)
+    thread.start()
+    try:
+        assert entered.wait(RUN_TIMEOUT_S), "the first batch was never handed to the push"
+        written = consumer.metrics.rows_written.labels(table="events")
+        assert written._value.get() == 2
+
+        publish_tables(settings, {"events": events.iloc[2:]}, params)
+        deadline = time.monotonic() + 30  # a batch lands in about a second
+        while written._value.get() < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+        # rows_written counts after the commit: the second batch was landed and committed
+        # while the first push was still held.
+        assert written._value.get() == 4
+        assert pushed_rows == [2] and not release.is_set()
+    finally:
+        release.set()
+        consumer.stop()
+        thread.join(timeout=RUN_TIMEOUT_S)
+    assert not thread.is_alive(), "consumer did not stop"
+    # At shutdown the worker pushed the batch that waited; the newest event is online.
+    assert pushed_rows == [2, 2]
+    after = FeatureRepository(repository.repo_path).online_features([CUSTOMER])
+    assert after.event_times[0] == NEWEST.tz_localize("UTC")
+    assert consumer.metrics.online_push_failures._value.get() == 0
