@@ -30,9 +30,9 @@ test: install-dev
 	$(BIN)/python -m pytest
 
 ## The unit tests only (no Docker, Spark, browser, Prometheus or end-to-end runs): the fast loop.
-FAST_MARKERS := not slow and not docker and not spark and not browser and not prometheus
+FAST_MARKERS := not slow and not docker and not spark and not browser and not prometheus and not kafka
 test-fast: install-dev
-	$(BIN)/python -m pytest -m "$(FAST_MARKERS)"
+	$(BIN)/python -m pytest -n auto -m "$(FAST_MARKERS)"
 
 ## The linters CI runs before the tests (.ci/run, .github/workflows/ci.yml, .pre-commit-config.yaml).
 LINT_PATHS := src tests benchmarks

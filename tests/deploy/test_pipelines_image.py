@@ -64,6 +64,7 @@ SMALL_SIMULATION = ",".join(
 # ------------------------------------------------------------------------ without Docker
 
 
+@pytest.mark.slow  # resolves the runtime closure with pip (about 30 s)
 def test_pins_are_the_installed_runtime_without_dev_spark_or_gpu_extras(tmp_path: Path) -> None:
     inputs = image_inputs(PROJECT_ROOT / "pyproject.toml")
     pins, _ = fill_wheelhouse(inputs, tmp_path / "wheelhouse", cache_dir=WHEEL_CACHE)

@@ -37,7 +37,7 @@ from tests.ingestion.conftest import (
 )
 from tests.pipelines.data_processing.conftest import valid_frames, write_raw
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = [pytest.mark.timeout(240), pytest.mark.kafka]  # a real broker (Tansu)
 
 PRIMARY = ("customers_primary", "events_primary", "churn_records_primary", "quarantine")
 SUBPROCESS_TIMEOUT_S = 120

@@ -27,7 +27,7 @@ from tests.ingestion.conftest import PROJECT_ROOT, Broker
 from tests.pipelines.data_processing.conftest import valid_frames
 from tests.pipelines.training.synthetic import make_model_input_table
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.timeout(300), pytest.mark.kafka]  # a real broker (Tansu)
 
 CUSTOMER = 3
 OTHER = 4

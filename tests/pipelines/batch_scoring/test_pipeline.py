@@ -15,6 +15,8 @@ from churn_mlops.datasets.monitoring import JsonLinesLogDataset
 from churn_mlops.feature_store.repository import FeatureRepository
 from tests.notebooks.small_project import build_small_project, run_kedro
 
+pytestmark = pytest.mark.slow  # two `kedro run`s of a small project (about a minute)
+
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
