@@ -68,6 +68,18 @@ def consume(settings: IngestionSettings, params, push: OnlinePush | None) -> Ing
     return consumer
 
 
+def pushing(
+    make_settings, broker: Broker, root: Path
+) -> tuple[FeatureRepository, IngestionSettings]:
+    """A registered, materialized repository of 20 customers and settings that push to it."""
+    table = make_model_input_table(n_customers=20, n_months=3, seed=5, start="2023-04-01")
+    repository = build_repository(root, table)
+    settings = make_settings(
+        broker.bootstrap, push_online_features=True, feature_repo_path=repository.repo_path
+    )
+    return repository, settings
+
+
 def test_push_is_off_unless_switched_on(monkeypatch: pytest.MonkeyPatch) -> None:
     settings, _, _ = load_project_config(PROJECT_ROOT, "streaming")
     assert settings.push_online_features is False
@@ -79,14 +91,8 @@ def test_published_events_refresh_the_customers_online_row_without_materializati
     broker: Broker, make_settings, project_config, parameters, tmp_path: Path
 ) -> None:
     _, params = project_config
-    table = make_model_input_table(n_customers=20, n_months=3, seed=5, start="2023-04-01")
-    repository = build_repository(tmp_path / "project", table)
+    repository, settings = pushing(make_settings, broker, tmp_path / "project")
     before = repository.online_features([CUSTOMER, OTHER])
-    settings = make_settings(
-        broker.bootstrap,
-        push_online_features=True,
-        feature_repo_path=repository.repo_path,
-    )
     push = online_push_from_parameters(parameters, settings, params, PROJECT_ROOT)
 
     publish_tables(settings, activity_tables(), params)
@@ -172,11 +178,7 @@ def test_a_slow_push_does_not_hold_up_landing_and_commits(
 ) -> None:
     """While a push is stuck, the consume loop goes on landing and committing new batches."""
     _, params = project_config
-    table = make_model_input_table(n_customers=20, n_months=3, seed=5, start="2023-04-01")
-    repository = build_repository(tmp_path / "project", table)
-    settings = make_settings(
-        broker.bootstrap, push_online_features=True, feature_repo_path=repository.repo_path
-    )
+    repository, settings = pushing(make_settings, broker, tmp_path / "project")
     real = online_push_from_parameters(parameters, settings, params, PROJECT_ROOT)
     entered, release = threading.Event(), threading.Event()
     pushed_rows: list[int] = []

@@ -52,12 +52,14 @@ class _OnlineReader:
         views: ``(FeatureView, feature names the service projects)`` per view.
         join_key: Entity key column (``customer_id``).
         key_type: Feast ``ValueType`` of the entity key, as registered (INT64 or STRING).
+        async_reads: The store implements ``online_read_async`` itself (Redis: yes, SQLite: no).
     """
 
     store: Any
     views: list[tuple[Any, list[str]]]
     join_key: str
     key_type: Any
+    async_reads: bool
 
     def entity_keys(self, customer_ids: list[Any]) -> list[Any]:
         """Feast's ``EntityKey`` protos of the ids, typed as ``get_online_features`` types them."""
@@ -285,10 +287,7 @@ class FeatureRepository:
     @property
     def native_async_reads(self) -> bool:
         """Whether the online store reads asynchronously itself (Redis: yes; SQLite: no)."""
-        from feast.infra.online_stores.online_store import OnlineStore
-
-        store_class = type(self._reader().store)
-        return bool(store_class.online_read_async is not OnlineStore.online_read_async)
+        return self._reader().async_reads
 
     def online_features(self, customer_ids: list[Any]) -> OnlineFeatures:
         """The online feature row of each customer, ``None`` where the store has none.
@@ -302,12 +301,7 @@ class FeatureRepository:
         reader = self._reader()
         if not customer_ids:
             return OnlineFeatures(customer_ids=[], rows=[], event_times=[])
-        keys = reader.entity_keys(customer_ids)
-        reads = [
-            # a copy of the names: Redis's online_read appends its timestamp field to the list
-            reader.store.online_read(self.store.config, view, keys, list(names))
-            for view, names in reader.views
-        ]
+        reads = [reader.store.online_read(*args) for args in self._read_args(customer_ids)]
         return _assemble(customer_ids, reader.views, reads)
 
     async def online_features_async(self, customer_ids: list[Any]) -> OnlineFeatures:
@@ -318,28 +312,34 @@ class FeatureRepository:
         reader = self._reader()
         if not customer_ids:
             return OnlineFeatures(customer_ids=[], rows=[], event_times=[])
-        keys = reader.entity_keys(customer_ids)
         reads = await asyncio.gather(
-            *(
-                reader.store.online_read_async(self.store.config, view, keys, list(names))
-                for view, names in reader.views
-            )
+            *(reader.store.online_read_async(*args) for args in self._read_args(customer_ids))
         )
         return _assemble(customer_ids, reader.views, list(reads))
+
+    def _read_args(self, customer_ids: list[Any]) -> list[tuple[Any, Any, list[Any], list[str]]]:
+        """``(config, view, entity keys, feature names)`` of each view's ``online_read``."""
+        reader = self._reader()
+        keys = reader.entity_keys(customer_ids)
+        # a copy of the names: Redis's online_read appends its timestamp field to the list
+        return [(self.store.config, view, keys, list(names)) for view, names in reader.views]
 
     def _reader(self) -> _OnlineReader:
         if self._online_reader is None:
             from feast.infra.online_stores.helpers import get_online_store_from_config
+            from feast.infra.online_stores.online_store import OnlineStore
 
+            store = get_online_store_from_config(self.store.config.online_store)
             views = [
                 (self.store.get_feature_view(p.name), [f.name for f in p.features])
                 for p in self._service().feature_view_projections
             ]
             self._online_reader = _OnlineReader(
-                store=get_online_store_from_config(self.store.config.online_store),
+                store=store,
                 views=views,
                 join_key=self.join_key,
                 key_type=views[0][0].entity_columns[0].dtype.to_value_type(),
+                async_reads=type(store).online_read_async is not OnlineStore.online_read_async,
             )
         return self._online_reader
 

@@ -257,8 +257,10 @@ async def predict_customers(request: Request) -> Response:
     reserve_rows(state, len(ids))
     try:
         read = await _read_rows(state, repository, model, ids)
-        scores = await score_rows(state, model, read.rows, inline=len(read.rows) <= INLINE_ROWS)
-        probabilities: list[float] = scores.tolist() if read.rows else []
+        probabilities: list[float] = []
+        if read.rows:  # nobody found: nothing to score
+            inline = len(read.rows) <= INLINE_ROWS
+            probabilities = (await score_rows(state, model, read.rows, inline=inline)).tolist()
     finally:
         state.admission.release_rows(len(ids))
     request_id = request_id_for(request)
