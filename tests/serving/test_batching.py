@@ -126,3 +126,29 @@ def test_onnx_session_threads_come_from_the_settings(
     settings = make_settings(xgb_bundle, onnx_intra_op_threads=2, onnx_inter_op_threads=3)
     options = load_model(xgb_bundle, settings).predictor.session.get_session_options()
     assert (options.intra_op_num_threads, options.inter_op_num_threads) == (2, 3)
+
+
+def test_a_coroutine_function_is_awaited_and_requests_queued_meanwhile_share_the_next_call() -> (
+    None
+):
+    calls: list[list[int]] = []
+
+    async def read(ids: list[int]) -> list[int]:
+        calls.append(list(ids))
+        await asyncio.sleep(0.01)  # requests arriving now queue for the next call
+        return [i * 10 for i in ids]
+
+    async def run() -> list[Any]:
+        batcher = MicroBatcher(max_batch_rows=64)
+        try:
+            first = asyncio.ensure_future(batcher.call(read, [1]))
+            await asyncio.sleep(0)  # the first call starts alone
+            await asyncio.sleep(0)
+            rest = [batcher.call(read, [i, i + 100]) for i in range(2, 6)]
+            return [await first, *(await asyncio.gather(*rest))]
+        finally:
+            await batcher.close()
+
+    answers = asyncio.run(run())
+    assert answers == [[10], *([i * 10, (i + 100) * 10] for i in range(2, 6))]
+    assert calls == [[1], [2, 102, 3, 103, 4, 104, 5, 105]]

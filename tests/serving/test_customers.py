@@ -249,3 +249,59 @@ def test_openapi_documents_the_routes_only_with_a_feature_store(
         assert body["required"] == ["customer_ids"]
         assert with_store[path]["post"]["security"] == [{"HTTPBearer": []}]
         assert path not in without
+
+
+def test_concurrent_requests_share_online_reads_and_get_their_own_customers(
+    xgb_bundle: Path,
+    make_settings: Callable[..., ServingSettings],
+    repo_root: Path,
+    store_yaml: str,
+    auth: dict[str, str],
+):
+    import asyncio
+
+    import httpx
+
+    settings = make_settings(
+        xgb_bundle,
+        feature_repo=repo_root / "feature_repo",
+        feature_store_yaml=store_yaml,
+        feature_max_age_s=365 * 86400.0,
+    )
+    app = create_app(settings)
+    state = app.state.churn
+    asks = [[cid, 424242 + cid] if cid % 3 == 0 else [cid] for cid in range(1, 17)]
+
+    async def post_all(bodies: list[list[int]]) -> list[dict[str, Any]]:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+                together = await asyncio.gather(
+                    *(
+                        client.post(
+                            "/v1/customers/predict", json={"customer_ids": ids}, headers=auth
+                        )
+                        for ids in bodies
+                    )
+                )
+                alone = [
+                    await client.post(
+                        "/v1/customers/predict", json={"customer_ids": ids}, headers=auth
+                    )
+                    for ids in bodies
+                ]
+        return [
+            (a.json()["results"], b.json()["results"]) for a, b in zip(together, alone, strict=True)
+        ]
+
+    answers = asyncio.run(post_all(asks))
+
+    for ids, (together, alone) in zip(asks, answers, strict=True):
+        assert [r["customer_id"] for r in together] == ids
+        assert [r["status"] for r in together] == ["found"] + ["not_found"] * (len(ids) - 1)
+        assert [r["probability"] for r in together] == pytest.approx(
+            [r["probability"] for r in alone], abs=1e-12
+        )
+    assert state.lookup_batcher.batched_requests == 2 * len(asks)
+    # the sequential requests needed one read each; the concurrent ones shared reads
+    assert state.lookup_batcher.batches - len(asks) < len(asks)

@@ -42,6 +42,14 @@ class OnlineFeatures:
     rows: list[dict[str, Any] | None]
     event_times: list[datetime | None]
 
+    def __getitem__(self, index: slice) -> OnlineFeatures:
+        """The customers ``index`` selects (a batched read hands each request its own)."""
+        return OnlineFeatures(
+            customer_ids=self.customer_ids[index],
+            rows=self.rows[index],
+            event_times=self.event_times[index],
+        )
+
 
 @dataclass(frozen=True)
 class _OnlineReader:

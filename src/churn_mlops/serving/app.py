@@ -159,6 +159,7 @@ def _build_state(
         ),
         rate_limiter=RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst),
         batcher=MicroBatcher(settings.batch_max_rows),
+        lookup_batcher=MicroBatcher(settings.batch_max_rows, name="feature lookup"),
         lookup_executor=ThreadPoolExecutor(
             settings.feature_lookup_threads, thread_name_prefix="churn-feature-lookup"
         ),
@@ -195,6 +196,7 @@ def _lifespan(state: AppState) -> Callable[[FastAPI], AbstractAsyncContextManage
             yield
         finally:
             await state.batcher.close()
+            await state.lookup_batcher.close()
             stop_flushing.set()
             flusher.join(timeout=10)
             store.wait_for_reload(RELOAD_WAIT_ON_SHUTDOWN_S)

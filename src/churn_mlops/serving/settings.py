@@ -104,7 +104,8 @@ class ServingSettings(BaseSettings):
     batch_max_rows: int = Field(
         default=256,
         ge=1,
-        description="most rows of concurrent /v1/predict requests scored in one model call",
+        description="most rows (or customer ids) of concurrent requests in one model call "
+        "(or one online-store read)",
     )
     onnx_intra_op_threads: int = Field(
         default=1, ge=0, description="onnxruntime threads per model call; 0: one per core"

@@ -27,6 +27,9 @@ class AppState:
     admission: Admission
     rate_limiter: RateLimiter
     batcher: MicroBatcher
+    """Scoring calls of small requests (``/v1/predict``, ``/v1/customers/*``)."""
+    lookup_batcher: MicroBatcher
+    """Online-store reads of small by-id requests (``/v1/customers/*``)."""
     lookup_executor: ThreadPoolExecutor
     """Threads for online reads of stores without async reads (``CHURN_FEATURE_LOOKUP_THREADS``):
     a few, not the 40 of the shared pool, so that concurrent by-id requests queue for one
