@@ -3,8 +3,8 @@
 Each entry is a deprecation or advice inside a library the project depends on, that a user can
 do nothing about and that reads like a failure in the middle of a run's log. Warnings raised by
 the project itself, and any other library warning, still show. Remove an entry when the library
-that raises it is upgraded past it (``tests/test_quiet_runs.py`` runs a pipeline and fails on any
-warning in its output).
+that raises it is upgraded past it (``tests/notebooks/test_quiet_runs.py`` runs the notebooks
+and ``kedro models list`` and fails on any warning in their output).
 """
 
 from __future__ import annotations

@@ -38,6 +38,7 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
+from churn_mlops.progress import progress
 from churn_mlops.provenance import git_revision
 from churn_mlops.release.errors import ExportConfigError, RequirementsError
 from churn_mlops.release.parity import ParityResult, check_bundle_parity
@@ -73,6 +74,17 @@ PAYLOAD_KEYS = frozenset(
 MANIFEST_FILE = BUNDLE_MANIFEST_FILE.as_posix()
 MANIFEST_FORMAT = 2  # 2: the model is model/model.onnx (was model/model.joblib)
 _PARITY_DEFAULTS = {"request_rows": 100, "install_timeout_s": 600.0, "startup_timeout_s": 180.0}
+
+
+EXPORT_PHASES = (
+    "model and files",
+    "third-party wheels",
+    "project wheel",
+    "k8s manifests",
+    "parity gate",
+    "checksums",
+)
+"""The export's steps, in order: each is timed in the manifest and advances the progress bar."""
 
 
 def file_checksums(folder: Path, *, skip: frozenset[str] = frozenset({MANIFEST_FILE})) -> dict:
@@ -230,15 +242,29 @@ class ServingBundleBuilder:
     def _build(
         self, data: dict[str, Any], staging: Path, scratch: Path, phases: dict[str, float]
     ) -> dict[str, Any]:
+        with progress(len(EXPORT_PHASES), "export", "step") as bar:
+            return self._build_phases(data, staging, scratch, phases, bar)
+
+    def _build_phases(
+        self,
+        data: dict[str, Any],
+        staging: Path,
+        scratch: Path,
+        phases: dict[str, float],
+        bar: Any,
+    ) -> dict[str, Any]:
         from churn_mlops.release.deploy import render_manifests
 
         mark = time.monotonic()
 
         def phase(name: str) -> None:
+            assert name in EXPORT_PHASES, name
             nonlocal mark
             now = time.monotonic()
             phases[name] = now - mark
             logger.info("export: %s done in %.1f s", name, now - mark)
+            bar.set_postfix_str(f"{name} done", refresh=False)
+            bar.update(1)
             mark = now
 
         self._write_files(data, staging)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from churn_mlops.progress import PROGRESS_ENV
 from tests.conftest import PROJECT_ROOT, kedro_env
 from tests.notebooks.small_project import build_small_project
 
@@ -61,13 +62,17 @@ def export_env(project_dir: Path, source_dir: Path) -> dict[str, str]:
 
 
 def run_export(
-    project_dir: Path, source_dir: Path, *extra: str, check: bool = True
+    project_dir: Path,
+    source_dir: Path,
+    *extra: str,
+    check: bool = True,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess:
     """``kedro run --pipeline export`` in ``project_dir``, building from ``source_dir``."""
     proc = subprocess.run(
         [str(Path(sys.executable).with_name("kedro")), "run", "--pipeline", "export", *extra],
         cwd=project_dir,
-        env=export_env(project_dir, source_dir),
+        env={**export_env(project_dir, source_dir), **(env or {})},
         capture_output=True,
         text=True,
         timeout=900,
@@ -87,7 +92,7 @@ def exported_project(tmp_path_factory: pytest.TempPathFactory) -> ExportedProjec
     source = snapshot_source(base / "source")
     root = base / "project"
     build_small_project(root)
-    proc = run_export(root, source)
+    proc = run_export(root, source, env={PROGRESS_ENV: "1"})  # as on a terminal
     bundle = root / "dist" / "churn_model-v1"
     assert bundle.is_dir(), f"no bundle in {root / 'dist'}: {sorted((root / 'dist').iterdir())}"
     return ExportedProject(

@@ -132,6 +132,16 @@ def test_requirements_are_pinned_hashed_and_minimal(exported_project):
     assert set(hashes) <= set(on_disk.values())
 
 
+def test_the_export_shows_one_progress_bar_over_its_timed_phases(exported_project):
+    from churn_mlops.release.bundle import EXPORT_PHASES
+
+    log = exported_project.export_log
+    assert log.count("export: 100%") == 1
+    assert f"{len(EXPORT_PHASES)}/{len(EXPORT_PHASES)} [" in log and "checksums done" in log
+    phases = exported_project.manifest()["export"]["phases_s"]
+    assert list(phases) == [*EXPORT_PHASES, "cleanup"]
+
+
 def test_k8s_manifests_pin_the_image_and_model_version(exported_project):
     kustomization = yaml.safe_load(
         (exported_project.bundle / "k8s" / "release" / "serving" / "kustomization.yaml").read_text()

@@ -548,12 +548,18 @@ def test_metrics_are_finite_and_named(synthetic_champion, reference_table):
 
 
 @pytest.mark.slow
-def test_evidently_report_is_standalone_html(synthetic_champion, reference_table):
+def test_evidently_report_is_standalone_html(
+    synthetic_champion, reference_table, monkeypatch, capsys
+):
+    from churn_mlops.progress import PROGRESS_ENV
+
     rows, _ = rows_for(synthetic_champion, with_window(reference_table, age_shift=12))
     small = pd.concat(
         [rows.loc[rows["in_window"]].head(300), rows.loc[~rows["in_window"]].head(600)]
     )
+    monkeypatch.setenv(PROGRESS_ENV, "1")
     html = build_evidently_report(small, synthetic_champion, config())
+    assert capsys.readouterr().err.count("monitoring report: 100%") == 1  # one progress bar
     assert html.lstrip().lower().startswith("<html") or "<!doctype html" in html[:200].lower()
     assert "age" in html and len(html) > 10_000
     skipped = build_evidently_report(small.loc[small["in_window"]], synthetic_champion, config())

@@ -272,3 +272,20 @@ def test_profiles_carry_latent_traits_with_mean_one(hazard_config: Any) -> None:
     raw = build_raw_customers(profiles, hazard_config)
     assert tuple(raw.columns) == CUSTOMER_COLUMNS
     assert "latent_engagement_baseline" in profiles.columns  # the profile itself is not mutated
+
+
+def test_the_month_loop_shows_one_progress_bar(
+    small_parameters: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from churn_mlops.pipelines.simulation.nodes import validate_parameters
+    from churn_mlops.progress import PROGRESS_ENV
+
+    config = validate_parameters(small_parameters)
+    months = config.burn_in_months + config.n_months
+    monkeypatch.setenv(PROGRESS_ENV, "1")
+    simulate(small_parameters)
+    err = capsys.readouterr().err
+    assert err.count("simulation: 100%") == 1
+    assert f"{months}/{months} [" in err and "month" in err

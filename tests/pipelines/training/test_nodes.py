@@ -277,3 +277,16 @@ def test_candidate_runs_payload(baseline_model, xgboost_model, xgboost_search, s
     assert xgb["params"]["n_estimators"] == xgboost_search[0]["best_n_estimators"]
     assert xgb["metrics"] == {"validation_pr_auc": 0.4}
     assert payload["logging"]["serialization_format"] == "skops"
+
+
+def test_the_search_shows_one_progress_bar_with_the_best_value(
+    splits, specs, cfg, monkeypatch, capsys
+):
+    from churn_mlops.progress import PROGRESS_ENV
+
+    monkeypatch.setenv(PROGRESS_ENV, "1")
+    search, _ = nodes.tune_xgboost(splits[0], splits[1], specs, cfg)
+    err = capsys.readouterr().err
+    assert err.count("tuning: 100%") == 1
+    assert "2/2 [" in err and "trial" in err
+    assert f"best {cfg.selection_metric} {search['best_value']:.4f}" in err

@@ -32,6 +32,7 @@ from churn_mlops.pipelines.monitoring.common import (
 )
 from churn_mlops.pipelines.monitoring.params import MonitoringParams, parse_monitoring_params
 from churn_mlops.pipelines.monitoring.window import assemble_monitoring_rows
+from churn_mlops.progress import progress
 
 __all__ = [
     "IN_WINDOW",
@@ -449,6 +450,11 @@ def build_evidently_report(
         )
         return Dataset.from_pandas(typed, data_definition=definition)
 
-    report = Report([DataDriftPreset(), DataSummaryPreset()])
-    snapshot = report.run(reference_data=as_dataset(reference), current_data=as_dataset(current))
-    return snapshot.get_html_str(as_iframe=False)
+    with progress(3, "monitoring report", "step") as bar:
+        datasets = {"reference_data": as_dataset(reference), "current_data": as_dataset(current)}
+        bar.update(1)
+        snapshot = Report([DataDriftPreset(), DataSummaryPreset()]).run(**datasets)
+        bar.update(1)
+        html: str = snapshot.get_html_str(as_iframe=False)
+        bar.update(1)
+    return html

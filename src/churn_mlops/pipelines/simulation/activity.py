@@ -34,6 +34,7 @@ from churn_mlops.pipelines.simulation.common import (
     _rng,
 )
 from churn_mlops.pipelines.simulation.params import HazardParameters, SimulationParameters
+from churn_mlops.progress import progress
 
 logger = logging.getLogger(__name__)
 
@@ -458,17 +459,19 @@ def simulate_monthly_activity(
     history = _History.empty(len(customer_profiles))
     monthly_events: list[_EventPart] = []
     truth: list[pd.DataFrame] = []
-    for k in range(-burn_in, config.n_months):
-        start, end = bounds[k + burn_in], bounds[k + burn_in + 1]
-        month = _draw_month(rngs, config, customers, history, start, end)
-        if k >= 0:
-            monthly_events.append(_month_events(rngs, config, customers, month))
-        _remember(history, month)
-        if 0 <= k + 1 < config.n_months:
-            next_bounds = (bounds[k + 1 + burn_in], bounds[k + 2 + burn_in])
-            truth.append(
-                _draw_churn(rngs[0], config, customers, history, month, next_bounds, k + 1)
-            )
+    with progress(burn_in + config.n_months, "simulation", "month") as bar:
+        for k in range(-burn_in, config.n_months):
+            start, end = bounds[k + burn_in], bounds[k + burn_in + 1]
+            month = _draw_month(rngs, config, customers, history, start, end)
+            if k >= 0:
+                monthly_events.append(_month_events(rngs, config, customers, month))
+            _remember(history, month)
+            if 0 <= k + 1 < config.n_months:
+                next_bounds = (bounds[k + 1 + burn_in], bounds[k + 2 + burn_in])
+                truth.append(
+                    _draw_churn(rngs[0], config, customers, history, month, next_bounds, k + 1)
+                )
+            bar.update(1)
     churned = np.flatnonzero(history.churn_ns != _NEVER)
     churned = churned[np.argsort(history.churn_ns[churned], kind="stable")]
     churn_records = pd.DataFrame(

@@ -30,6 +30,7 @@ from churn_mlops.pipelines.training.search import (
     suggest_hyperparameters,
     summarise_search,
 )
+from churn_mlops.progress import progress
 
 logger = logging.getLogger(__name__)
 
@@ -296,11 +297,23 @@ def tune_xgboost(
         trial.set_user_attr("fit_seconds", round(time.perf_counter() - started, 3))
         return value
 
+    # One progress bar instead of Optuna's log line per trial (the trials go to MLflow).
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(
         direction="maximize", sampler=optuna.samplers.TPESampler(seed=cfg.seed)
     )
     study.enqueue_trial(midpoint(space))
-    study.optimize(objective, n_trials=xgb_cfg.search.n_trials, timeout=xgb_cfg.search.timeout_s)
+    n_trials = xgb_cfg.search.n_trials
+    with progress(n_trials, "tuning", "trial") as bar:
+
+        def show(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+            bar.update(1)
+            if any(t.value is not None for t in study.trials):
+                bar.set_postfix_str(f"best {metric} {study.best_value:.4f}", refresh=False)
+
+        study.optimize(
+            objective, n_trials=n_trials, timeout=xgb_cfg.search.timeout_s, callbacks=[show]
+        )
     return summarise_search(study, metric, weight, constraints)
 
 
