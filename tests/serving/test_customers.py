@@ -50,20 +50,29 @@ def repo_root(tmp_path: Path, table: pd.DataFrame, store_yaml: str) -> Path:
 
 
 @pytest.fixture
-def customers_client(
+def customers_settings(
     xgb_bundle: Path,
     make_settings: Callable[..., ServingSettings],
     repo_root: Path,
     store_yaml: str,
-) -> Iterator[TestClient]:
+) -> Callable[..., ServingSettings]:
+    """Settings of the XGBoost demo bundle with the feature repository configured."""
+
+    def settings(feature_max_age_s: float = 365 * 86400.0) -> ServingSettings:
+        return make_settings(
+            xgb_bundle,
+            feature_repo=repo_root / "feature_repo",
+            feature_store_yaml=store_yaml,
+            feature_max_age_s=feature_max_age_s,
+        )
+
+    return settings
+
+
+@pytest.fixture
+def customers_client(customers_settings: Callable[..., ServingSettings]) -> Iterator[TestClient]:
     """The app serving the XGBoost demo bundle with the feature repository configured."""
-    settings = make_settings(
-        xgb_bundle,
-        feature_repo=repo_root / "feature_repo",
-        feature_store_yaml=store_yaml,
-        feature_max_age_s=365 * 86400.0,
-    )
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(customers_settings())) as client:
         yield client
 
 
@@ -136,18 +145,10 @@ def test_offline_online_and_vector_endpoint_agree(
 
 
 def test_stale_features_are_flagged_and_counted(
-    xgb_bundle: Path,
-    make_settings: Callable[..., ServingSettings],
-    repo_root: Path,
-    store_yaml: str,
-    auth: dict[str, str],
+    customers_settings: Callable[..., ServingSettings], auth: dict[str, str]
 ):
-    settings = make_settings(
-        xgb_bundle,
-        feature_repo=repo_root / "feature_repo",
-        feature_store_yaml=store_yaml,
-        feature_max_age_s=86400.0,  # the synthetic snapshots are from 2023: all stale
-    )
+    # the synthetic snapshots are from 2023: all stale
+    settings = customers_settings(feature_max_age_s=86400.0)
     with TestClient(create_app(settings)) as client:
         body = client.post(
             "/v1/customers/predict", json={"customer_ids": [1, 2, 999999]}, headers=auth
@@ -252,23 +253,13 @@ def test_openapi_documents_the_routes_only_with_a_feature_store(
 
 
 def test_concurrent_requests_share_online_reads_and_get_their_own_customers(
-    xgb_bundle: Path,
-    make_settings: Callable[..., ServingSettings],
-    repo_root: Path,
-    store_yaml: str,
-    auth: dict[str, str],
+    customers_settings: Callable[..., ServingSettings], auth: dict[str, str]
 ):
     import asyncio
 
     import httpx
 
-    settings = make_settings(
-        xgb_bundle,
-        feature_repo=repo_root / "feature_repo",
-        feature_store_yaml=store_yaml,
-        feature_max_age_s=365 * 86400.0,
-    )
-    app = create_app(settings)
+    app = create_app(customers_settings())
     state = app.state.churn
     asks = [[cid, 424242 + cid] if cid % 3 == 0 else [cid] for cid in range(1, 17)]
 
