@@ -43,8 +43,15 @@ def test_a_jupyter_kernel_gets_the_bar_without_a_terminal(
     import sys
     import types
 
+    class RunningKernel:
+        @staticmethod
+        def initialized() -> bool:
+            return True
+
+    kernelapp = types.ModuleType("ipykernel.kernelapp")
+    kernelapp.IPKernelApp = RunningKernel  # type: ignore[attr-defined]
     monkeypatch.delenv(PROGRESS_ENV, raising=False)
-    monkeypatch.setitem(sys.modules, "ipykernel", types.ModuleType("ipykernel"))
+    monkeypatch.setitem(sys.modules, "ipykernel.kernelapp", kernelapp)
     _count_to(3)
     assert "3/3" in capsys.readouterr().err
 

@@ -37,9 +37,15 @@ def _disable() -> bool | None:
             f"{PROGRESS_ENV}={os.environ[PROGRESS_ENV]!r} is not a progress setting: "
             "use auto (on a terminal or in Jupyter), 1 (always) or 0 (never)"
         )
-    if "ipykernel" in sys.modules:  # Jupyter: stderr is no terminal, but someone watches
+    if _in_jupyter_kernel():  # stderr is no terminal there, but someone watches
         return False
     return None
+
+
+def _in_jupyter_kernel() -> bool:
+    """Whether this process is a running Jupyter kernel (not merely one that imported it)."""
+    kernelapp = sys.modules.get("ipykernel.kernelapp")
+    return kernelapp is not None and bool(kernelapp.IPKernelApp.initialized())
 
 
 def progress(total: int | None, description: str, unit: str) -> Any:
