@@ -97,7 +97,8 @@ class MicroBatcher:
             self._start(loop)
         assert self._queue is not None
         future: asyncio.Future[Any] = loop.create_future()
-        self._queue.put_nowait(_Item(function, list(rows), future))
+        rows = rows if isinstance(rows, list) else list(rows)
+        self._queue.put_nowait(_Item(function, rows, future))
         return await future
 
     def _start(self, loop: asyncio.AbstractEventLoop) -> None:
