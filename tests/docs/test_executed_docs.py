@@ -195,6 +195,8 @@ NOTEBOOK_WORKFLOW = Page(
     substitutions={"/tmp/": "{tmp}/", "/path/to/churn-mlops": "{tmp}/project"},
     files={
         ".venv/bin/kedro run": ["mlflow.db", "data/08_reporting/promotion_decision.json"],
+        # The kernel that loads the project, in JUPYTER_DATA_DIR (next to the copy: run_in_copy).
+        ".venv/bin/kedro jupyter lab": ["../jupyter/kernels/kedro_churn_mlops/kernel.json"],
         ".venv/bin/kedro viz build": ["build/index.html"],
         ".venv/bin/nbstripout --install": [".git/config"],
     },
