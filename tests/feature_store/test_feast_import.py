@@ -47,3 +47,26 @@ def test_feast_alone_would_share_counters_between_registries() -> None:
     """The control: what the project's import prevents still happens without it."""
     left, counts = _run("").split(" [", 1)
     assert "PROMETHEUS_MULTIPROC_DIR" in left and counts != "1, 1]", (left, counts)
+
+
+def test_importing_mlflow_tracking_does_not_import_feast() -> None:
+    """Every `kedro` command imports MLflow's tracking client (kedro-mlflow); Feast must not ride in.
+
+    Feast 0.67 registers an `mlflow.request_header_provider` entry point that MLflow loads at
+    that import, and loading it imports all of Feast: 3-4 s on every command, and Feast's
+    PROMETHEUS_MULTIPROC_DIR side effect without the project's guard. pyproject.toml holds Feast
+    below 0.67 for that; this fails if an upgrade brings the entry point back.
+    """
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, mlflow.tracking.request_header.registry; "
+            "print(sorted(m for m in sys.modules if m == 'feast' or m.startswith('feast.')))",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip().splitlines()[-1] == "[]", proc.stdout[-2000:]
