@@ -50,7 +50,7 @@ def test_feast_alone_would_share_counters_between_registries() -> None:
 
 
 def test_importing_mlflow_tracking_does_not_import_feast() -> None:
-    """Every `kedro` command imports MLflow's tracking client (kedro-mlflow); Feast must not ride in.
+    """Every `kedro` command imports MLflow's tracking client; Feast must not ride along.
 
     Feast 0.67 registers an `mlflow.request_header_provider` entry point that MLflow loads at
     that import, and loading it imports all of Feast: 3-4 s on every command, and Feast's
