@@ -49,24 +49,25 @@ def test_feast_alone_would_share_counters_between_registries() -> None:
     assert "PROMETHEUS_MULTIPROC_DIR" in left and counts != "1, 1]", (left, counts)
 
 
-def test_importing_mlflow_tracking_does_not_import_feast() -> None:
-    """Every `kedro` command imports MLflow's tracking client; Feast must not ride along.
+def test_what_every_kedro_command_imports_does_not_import_feast() -> None:
+    """Every `kedro` command loads kedro-mlflow's CLI and hooks; Feast must not ride along.
 
-    Feast 0.67 registers an `mlflow.request_header_provider` entry point that MLflow loads at
-    that import, and loading it imports all of Feast: 3-4 s on every command, and Feast's
-    PROMETHEUS_MULTIPROC_DIR side effect without the project's guard. pyproject.toml holds Feast
-    below 0.67 for that; this fails if an upgrade brings the entry point back.
+    Feast 0.67 registers an `mlflow.request_header_provider` entry point that MLflow loads when
+    its tracking client is imported, and loading it imports all of Feast: 3-5 s on every
+    command, and Feast's PROMETHEUS_MULTIPROC_DIR side effect without the project's guard.
+    pyproject.toml holds Feast below 0.67 for that; this fails if an upgrade brings it back.
     """
+    script = (
+        "import sys, kedro_mlflow.framework.cli.cli, kedro_mlflow.framework.hooks; "
+        "print('mlflow.tracking.request_header.registry' in sys.modules, "
+        "sorted(m for m in sys.modules if m == 'feast' or m.startswith('feast.')))"
+    )
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "import sys, mlflow.tracking.request_header.registry; "
-            "print(sorted(m for m in sys.modules if m == 'feast' or m.startswith('feast.')))",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.strip().splitlines()[-1] == "[]", proc.stdout[-2000:]
+    providers_loaded, feast_modules = proc.stdout.strip().splitlines()[-1].split(" ", 1)
+    # MLflow loads its request-header plugins there; if it stops doing so, this test must be
+    # revisited rather than pass without having loaded any plugin.
+    assert providers_loaded == "True", proc.stdout[-2000:]
+    assert feast_modules == "[]", feast_modules[:2000]
